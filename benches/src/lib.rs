@@ -1,0 +1,1 @@
+//! Benchmarks and report binaries for the `call` engine.

@@ -1,0 +1,1 @@
+//! H.264 encoder/decoder on openh264.

@@ -1,0 +1,8 @@
+//! Audio and video codecs behind our own small API, so the rest of the engine never sees libopus or openh264 directly.
+
+mod error;
+pub mod h264;
+pub mod opus;
+pub mod pcm;
+
+pub use error::CodecError;

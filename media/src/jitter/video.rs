@@ -1,0 +1,1 @@
+//! H.264 RTP frame assembly with NACK/PLI.

@@ -1,0 +1,15 @@
+//! `media`: the latency-critical path of `call`.
+//!
+//! Distance from the wire, outermost first: [`session`] is the one place that touches webrtc-rs
+//! (ICE, DTLS, SRTP, data channels); [`jitter`] turns arriving RTP into a steady playout;
+//! [`codec`] encodes and decodes Opus and H.264; [`netsim`] impairs packets in tests and benches;
+//! [`stats`] is plain data describing a call.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod chat;
+pub mod codec;
+pub mod jitter;
+pub mod netsim;
+pub mod session;
+pub mod stats;

@@ -1,0 +1,50 @@
+//! Errors of the webrtc-rs shell.
+
+use std::time::Duration;
+
+/// What went wrong in a peer connection.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// webrtc-rs refused an operation.
+    #[error("webrtc: could not {what}: {source}")]
+    WebRtc {
+        /// What we were doing.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: webrtc::Error,
+    },
+    /// No local description after gathering (should not happen; report a bug).
+    #[error("no local SDP after ICE gathering")]
+    NoLocalDescription,
+    /// ICE or DTLS failed.
+    #[error("connection failed: ICE or DTLS could not be established (check that the peer and TURN server are reachable)")]
+    ConnectionFailed,
+    /// The connection was closed before it was up.
+    #[error("connection closed before it was established")]
+    Closed,
+    /// Not connected within the timeout.
+    #[error("not connected within {0:?} (peer or TURN server unreachable? try --relay-only or a longer --connect-timeout)")]
+    ConnectTimeout(Duration),
+    /// DTLS finished without a peer certificate.
+    #[error("the peer presented no DTLS certificate")]
+    NoRemoteCertificate,
+    /// The certificate presented in DTLS is not the one in the peer's signed SDP.
+    #[error("DTLS certificate fingerprint {presented} does not match the signed fingerprint {signed}: possible man-in-the-middle, call refused")]
+    FingerprintMismatch {
+        /// Fingerprint from the signed SDP.
+        signed: String,
+        /// Fingerprint of the certificate presented in the handshake.
+        presented: String,
+    },
+    /// The chat data channel is not open (yet, or any more).
+    #[error("the chat channel is not open")]
+    ChatNotOpen,
+}
+
+impl SessionError {
+    pub(crate) fn webrtc(what: &'static str) -> impl FnOnce(webrtc::Error) -> SessionError {
+        move |source| SessionError::WebRtc { what, source }
+    }
+}

@@ -1,0 +1,495 @@
+//! The one place that touches webrtc-rs: a peer connection with an Opus audio track and a
+//! reliable, ordered `chat` data channel, ICE over host and TURN relay candidates, DTLS/SRTP.
+//!
+//! This is the async shell around the network: it moves RTP packets and data-channel messages
+//! in and out as [`SessionEvent`]s stamped with their arrival time, and takes Opus packets to send.
+//! Everything that decides (jitter buffers, codecs, signaling checks) lives elsewhere, so the
+//! webrtc-rs line can change without touching them (see `docs/decisions.md`).
+
+mod config;
+mod error;
+mod fingerprint;
+
+pub use config::{CandidateScope, IceServer, SessionConfig};
+pub use error::SessionError;
+pub use fingerprint::{certificate_fingerprint, fingerprints_equal};
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS};
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::api::APIBuilder;
+use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::interceptor::registry::Registry;
+use webrtc::media::Sample;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::{
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+};
+use webrtc::stats::StatsReportType;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+use webrtc::track::track_local::TrackLocal;
+use webrtc::track::track_remote::TrackRemote;
+
+/// Label of the reliable, ordered data channel that carries chat and file frames.
+pub const CHAT_CHANNEL_LABEL: &str = "chat";
+/// RTP payload type we register for Opus.
+const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Events queued between webrtc-rs callbacks and the call loop; audio beyond this is dropped
+/// (and counted) rather than buffered without bound.
+const EVENT_QUEUE: usize = 1024;
+
+/// One RTP packet of the remote audio track, as it left SRTP, stamped with its arrival time.
+#[derive(Clone, Debug)]
+pub struct ReceivedRtp {
+    /// RTP sequence number.
+    pub seq: u16,
+    /// RTP timestamp (48 kHz clock for Opus).
+    pub timestamp: u32,
+    /// Synchronisation source.
+    pub ssrc: u32,
+    /// RTP marker bit.
+    pub marker: bool,
+    /// Codec payload (one Opus packet).
+    pub payload: Bytes,
+    /// When the shell received it.
+    pub arrival: Instant,
+}
+
+/// What the session reports to its owner.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// An audio RTP packet arrived.
+    Audio(ReceivedRtp),
+    /// The chat data channel is open in both directions.
+    ChatOpen,
+    /// A message arrived on the chat data channel (a frame, see `media::chat`).
+    Chat(Bytes),
+    /// The chat data channel closed (the peer hung up or the transport failed).
+    ChatClosed,
+}
+
+/// Transport-level statistics read from webrtc-rs.
+#[derive(Clone, Debug, Default)]
+pub struct TransportStats {
+    /// Round-trip time of the selected ICE candidate pair, from STUN consent checks.
+    pub rtt: Option<Duration>,
+    /// Bytes sent on the selected candidate pair.
+    pub bytes_sent: u64,
+    /// Bytes received on the selected candidate pair.
+    pub bytes_received: u64,
+    /// Local candidate type of the selected pair ("host", "relay", ...), if known.
+    pub local_candidate_type: Option<String>,
+}
+
+/// A peer connection with one outgoing Opus track, the incoming remote track and a chat channel.
+///
+/// Dropping a `Session` without [`Session::close`] still releases everything once webrtc-rs'
+/// own tasks notice; call `close` to do it now.
+pub struct Session {
+    pc: Arc<RTCPeerConnection>,
+    audio: Arc<TrackLocalStaticSample>,
+    chat: Arc<Mutex<Option<Arc<RTCDataChannel>>>>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    events: mpsc::Sender<SessionEvent>,
+    dropped_events: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Session {
+    /// Creates the peer connection. Returns the session and the stream of its events.
+    pub async fn new(
+        cfg: &SessionConfig,
+    ) -> Result<(Session, mpsc::Receiver<SessionEvent>), SessionError> {
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    capability: opus_capability(),
+                    payload_type: OPUS_PAYLOAD_TYPE,
+                    ..Default::default()
+                },
+                RTPCodecType::Audio,
+            )
+            .map_err(SessionError::webrtc("register the Opus codec"))?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(SessionError::webrtc("register interceptors"))?;
+
+        let mut settings = SettingEngine::default();
+        // mDNS candidates would leave loopback and hide the real address we want to sign.
+        settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+        settings.set_network_types(vec![NetworkType::Udp4]);
+        if cfg.candidate_scope == CandidateScope::LoopbackOnly {
+            settings.set_include_loopback_candidate(true);
+            settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+        }
+        settings.set_ice_timeouts(
+            Some(cfg.ice_disconnected_timeout),
+            Some(cfg.ice_failed_timeout),
+            Some(Duration::from_secs(1)),
+        );
+        // Never relax this: it is what binds the DTLS certificate to the signed SDP.
+        settings.disable_certificate_fingerprint_verification(false);
+
+        let api = APIBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .build();
+        let rtc_config = RTCConfiguration {
+            ice_servers: cfg
+                .ice_servers
+                .iter()
+                .map(|s| RTCIceServer {
+                    urls: s.urls.clone(),
+                    username: s.username.clone(),
+                    credential: s.credential.clone(),
+                })
+                .collect(),
+            ice_transport_policy: if cfg.relay_only {
+                RTCIceTransportPolicy::Relay
+            } else {
+                RTCIceTransportPolicy::All
+            },
+            ..Default::default()
+        };
+        let pc = Arc::new(
+            api.new_peer_connection(rtc_config)
+                .await
+                .map_err(SessionError::webrtc("create the peer connection"))?,
+        );
+
+        let audio = Arc::new(TrackLocalStaticSample::new(
+            opus_capability(),
+            "audio".to_owned(),
+            "call".to_owned(),
+        ));
+        let sender = pc
+            .add_track(Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>)
+            .await
+            .map_err(SessionError::webrtc("add the audio track"))?;
+        // RTCP must be read for interceptors (NACK, reports) to run.
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 1500];
+            while sender.read(&mut buf).await.is_ok() {}
+        });
+
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        pc.on_peer_connection_state_change(Box::new(move |s| {
+            tracing::debug!(state = %s, "peer connection state");
+            let _ = state_tx.send(s);
+            Box::pin(async {})
+        }));
+
+        {
+            let events = events.clone();
+            let dropped = Arc::clone(&dropped_events);
+            pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+                let events = events.clone();
+                let dropped = Arc::clone(&dropped);
+                tokio::spawn(read_remote_track(track, events, dropped));
+                Box::pin(async {})
+            }));
+        }
+
+        let chat = Arc::new(Mutex::new(None));
+        {
+            let events = events.clone();
+            let chat = Arc::clone(&chat);
+            pc.on_data_channel(Box::new(move |dc| {
+                let events = events.clone();
+                let chat = Arc::clone(&chat);
+                Box::pin(async move {
+                    if dc.label() == CHAT_CHANNEL_LABEL {
+                        wire_chat_channel(dc, chat, events);
+                    }
+                })
+            }));
+        }
+
+        Ok((
+            Session {
+                pc,
+                audio,
+                chat,
+                state,
+                events,
+                dropped_events,
+            },
+            events_rx,
+        ))
+    }
+
+    /// Creates the offer (with the chat channel) and returns its SDP once ICE gathering is
+    /// complete, so every candidate is inside the signed SDP.
+    pub async fn create_offer(&self) -> Result<String, SessionError> {
+        let dc = self
+            .pc
+            .create_data_channel(
+                CHAT_CHANNEL_LABEL,
+                Some(RTCDataChannelInit {
+                    ordered: Some(true),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(SessionError::webrtc("create the chat data channel"))?;
+        wire_chat_channel(dc, Arc::clone(&self.chat), self.events.clone());
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(SessionError::webrtc("create the offer"))?;
+        self.set_local_and_gather(offer).await
+    }
+
+    /// Applies the peer's offer and returns our answer SDP once ICE gathering is complete.
+    pub async fn accept_offer(&self, offer_sdp: &str) -> Result<String, SessionError> {
+        let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
+            .map_err(SessionError::webrtc("parse the offer SDP"))?;
+        self.pc
+            .set_remote_description(offer)
+            .await
+            .map_err(SessionError::webrtc("apply the offer"))?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(SessionError::webrtc("create the answer"))?;
+        self.set_local_and_gather(answer).await
+    }
+
+    /// Applies the peer's answer.
+    pub async fn accept_answer(&self, answer_sdp: &str) -> Result<(), SessionError> {
+        let answer = RTCSessionDescription::answer(answer_sdp.to_owned())
+            .map_err(SessionError::webrtc("parse the answer SDP"))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(SessionError::webrtc("apply the answer"))
+    }
+
+    async fn set_local_and_gather(
+        &self,
+        desc: RTCSessionDescription,
+    ) -> Result<String, SessionError> {
+        let mut gathered = self.pc.gathering_complete_promise().await;
+        self.pc
+            .set_local_description(desc)
+            .await
+            .map_err(SessionError::webrtc("apply the local description"))?;
+        let _ = gathered.recv().await;
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or(SessionError::NoLocalDescription)
+    }
+
+    /// Waits until ICE and DTLS are up, then checks that the certificate the peer presented in
+    /// the DTLS handshake has `expected_fingerprint` (the one in the peer's signed SDP).
+    ///
+    /// webrtc-rs already refuses a certificate that does not match the remote SDP; this second,
+    /// explicit check makes the binding visible here and keeps it if the stack ever changes.
+    pub async fn wait_connected(
+        &self,
+        timeout: Duration,
+        expected_fingerprint: &str,
+    ) -> Result<(), SessionError> {
+        let mut state = self.state.clone();
+        let wait = async {
+            loop {
+                let s = *state.borrow_and_update();
+                match s {
+                    RTCPeerConnectionState::Connected => return Ok(()),
+                    RTCPeerConnectionState::Failed => return Err(SessionError::ConnectionFailed),
+                    RTCPeerConnectionState::Closed => return Err(SessionError::Closed),
+                    _ => {}
+                }
+                if state.changed().await.is_err() {
+                    return Err(SessionError::Closed);
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| SessionError::ConnectTimeout(timeout))??;
+        let der = self.pc.sctp().transport().get_remote_certificate().await;
+        if der.is_empty() {
+            return Err(SessionError::NoRemoteCertificate);
+        }
+        let presented = certificate_fingerprint(&der);
+        if !fingerprints_equal(&presented, expected_fingerprint) {
+            return Err(SessionError::FingerprintMismatch {
+                signed: expected_fingerprint.to_owned(),
+                presented,
+            });
+        }
+        Ok(())
+    }
+
+    /// Current connection state, for loops that watch for the peer going away.
+    pub fn is_failed_or_closed(&self) -> bool {
+        matches!(
+            *self.state.borrow(),
+            RTCPeerConnectionState::Failed
+                | RTCPeerConnectionState::Closed
+                | RTCPeerConnectionState::Disconnected
+        )
+    }
+
+    /// A receiver that changes whenever the connection state does.
+    pub fn state_changes(&self) -> watch::Receiver<RTCPeerConnectionState> {
+        self.state.clone()
+    }
+
+    /// Sends one encoded Opus packet covering `duration` of audio.
+    pub async fn send_audio(&self, packet: Bytes, duration: Duration) -> Result<(), SessionError> {
+        self.audio
+            .write_sample(&Sample {
+                data: packet,
+                timestamp: SystemTime::now(),
+                duration,
+                ..Default::default()
+            })
+            .await
+            .map_err(SessionError::webrtc("send audio"))
+    }
+
+    /// Sends one message on the chat data channel. Fails if the channel is not open yet.
+    pub async fn send_chat(&self, frame: Bytes) -> Result<(), SessionError> {
+        let dc = self
+            .chat
+            .lock()
+            .map_err(|_| SessionError::ChatNotOpen)?
+            .clone()
+            .ok_or(SessionError::ChatNotOpen)?;
+        dc.send(&frame)
+            .await
+            .map(|_| ())
+            .map_err(SessionError::webrtc("send on the chat channel"))
+    }
+
+    /// Reads the selected candidate pair's statistics.
+    pub async fn transport_stats(&self) -> TransportStats {
+        let report = self.pc.get_stats().await;
+        let mut out = TransportStats::default();
+        let mut local_id = None;
+        for stat in report.reports.values() {
+            if let StatsReportType::CandidatePair(p) = stat {
+                if p.nominated {
+                    if p.current_round_trip_time > 0.0 {
+                        out.rtt = Some(Duration::from_secs_f64(p.current_round_trip_time));
+                    }
+                    out.bytes_sent = p.bytes_sent;
+                    out.bytes_received = p.bytes_received;
+                    local_id = Some(p.local_candidate_id.clone());
+                }
+            }
+        }
+        if let Some(id) = local_id {
+            if let Some(StatsReportType::LocalCandidate(c)) = report.reports.get(&id) {
+                out.local_candidate_type = Some(c.candidate_type.to_string());
+            }
+        }
+        out
+    }
+
+    /// Audio packets dropped because the owner did not keep up with the event queue.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Closes the chat channel and the peer connection, releasing sockets and tasks.
+    pub async fn close(&self) {
+        let dc = self.chat.lock().ok().and_then(|mut c| c.take());
+        if let Some(dc) = dc {
+            let _ = dc.close().await;
+        }
+        if let Err(e) = self.pc.close().await {
+            tracing::debug!(error = %e, "closing the peer connection");
+        }
+    }
+}
+
+fn opus_capability() -> RTCRtpCodecCapability {
+    RTCRtpCodecCapability {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: vec![],
+    }
+}
+
+async fn read_remote_track(
+    track: Arc<TrackRemote>,
+    events: mpsc::Sender<SessionEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+) {
+    while let Ok((pkt, _)) = track.read_rtp().await {
+        let ev = SessionEvent::Audio(ReceivedRtp {
+            seq: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            ssrc: pkt.header.ssrc,
+            marker: pkt.header.marker,
+            payload: pkt.payload,
+            arrival: Instant::now(),
+        });
+        match events.try_send(ev) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+        }
+    }
+}
+
+fn wire_chat_channel(
+    dc: Arc<RTCDataChannel>,
+    slot: Arc<Mutex<Option<Arc<RTCDataChannel>>>>,
+    events: mpsc::Sender<SessionEvent>,
+) {
+    let weak = Arc::downgrade(&dc);
+    {
+        let events = events.clone();
+        dc.on_open(Box::new(move || {
+            if let (Some(dc), Ok(mut s)) = (weak.upgrade(), slot.lock()) {
+                *s = Some(dc);
+            }
+            Box::pin(async move {
+                let _ = events.send(SessionEvent::ChatOpen).await;
+            })
+        }));
+    }
+    {
+        let events = events.clone();
+        dc.on_message(Box::new(move |msg| {
+            let events = events.clone();
+            Box::pin(async move {
+                let _ = events.send(SessionEvent::Chat(msg.data)).await;
+            })
+        }));
+    }
+    dc.on_close(Box::new(move || {
+        let events = events.clone();
+        Box::pin(async move {
+            let _ = events.send(SessionEvent::ChatClosed).await;
+        })
+    }));
+}

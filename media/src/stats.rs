@@ -1,0 +1,208 @@
+//! Call statistics as plain data, and the sans-IO receive-side accounting that fills them.
+//!
+//! [`ReceiveCounter`] follows RFC 3550 (appendix A.1 and A.8): extended sequence numbers for
+//! expected/lost counts and the interarrival jitter estimate. The call loop feeds it every RTP
+//! packet with its arrival time; webrtc-rs supplies the round-trip time.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// A snapshot of one call's statistics, printed live and written by `--stats-json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CallStats {
+    /// Seconds since the call connected.
+    pub elapsed_s: f64,
+    /// Round-trip time of the selected ICE pair, milliseconds.
+    pub rtt_ms: Option<f64>,
+    /// Local candidate type in use ("host", "relay").
+    pub candidate_type: Option<String>,
+    /// Audio packets sent.
+    pub packets_sent: u64,
+    /// Audio packets received.
+    pub packets_received: u64,
+    /// Audio packets lost (expected minus received, RFC 3550).
+    pub packets_lost: i64,
+    /// Fraction of expected packets lost, 0..1.
+    pub loss_fraction: f64,
+    /// RFC 3550 interarrival jitter, milliseconds.
+    pub jitter_ms: f64,
+    /// Send bitrate over the last interval, kbit/s (RTP payload).
+    pub send_kbps: f64,
+    /// Receive bitrate over the last interval, kbit/s (RTP payload).
+    pub recv_kbps: f64,
+    /// Level of the audio we play, dBFS (RMS of the last frame).
+    pub audio_level_dbfs: f32,
+    /// Audio frames decoded normally.
+    pub frames_decoded: u64,
+    /// Audio frames recovered from in-band FEC.
+    pub frames_fec: u64,
+    /// Audio frames concealed (PLC).
+    pub frames_concealed: u64,
+    /// Current jitter-buffer delay, milliseconds.
+    pub jitter_buffer_ms: f64,
+    /// Target jitter-buffer delay, milliseconds.
+    pub jitter_target_ms: f64,
+    /// Time from the start of dialing (or of answering) to the first decoded audio frame, ms.
+    pub first_audio_ms: Option<f64>,
+}
+
+impl CallStats {
+    /// One line for a terminal.
+    pub fn line(&self) -> String {
+        let rtt = self
+            .rtt_ms
+            .map(|r| format!("{r:.1} ms"))
+            .unwrap_or_else(|| "-".into());
+        format!(
+            "[{:>5.1}s] rtt {rtt} | rx {} pkts, lost {} ({:.1}%), jitter {:.1} ms | {:.1} kbps up, {:.1} kbps down | level {:.1} dBFS | buffer {:.0}/{:.0} ms | fec {} plc {}",
+            self.elapsed_s,
+            self.packets_received,
+            self.packets_lost,
+            self.loss_fraction * 100.0,
+            self.jitter_ms,
+            self.send_kbps,
+            self.recv_kbps,
+            self.audio_level_dbfs,
+            self.jitter_buffer_ms,
+            self.jitter_target_ms,
+            self.frames_fec,
+            self.frames_concealed,
+        )
+    }
+}
+
+/// Receive-side RTP accounting for one stream (RFC 3550 A.1, A.8).
+#[derive(Clone, Debug)]
+pub struct ReceiveCounter {
+    clock_rate: u32,
+    base_seq: Option<u32>,
+    max_ext_seq: u32,
+    received: u64,
+    bytes: u64,
+    jitter: f64,
+    last_transit: Option<i64>,
+    origin: Option<Instant>,
+}
+
+impl ReceiveCounter {
+    /// A counter for a stream with RTP clock `clock_rate` Hz.
+    pub fn new(clock_rate: u32) -> Self {
+        Self {
+            clock_rate,
+            base_seq: None,
+            max_ext_seq: 0,
+            received: 0,
+            bytes: 0,
+            jitter: 0.0,
+            last_transit: None,
+            origin: None,
+        }
+    }
+
+    /// Accounts one packet that arrived at `arrival`.
+    pub fn on_packet(&mut self, seq: u16, rtp_ts: u32, payload_len: usize, arrival: Instant) {
+        self.received += 1;
+        self.bytes += payload_len as u64;
+        match self.base_seq {
+            None => {
+                self.base_seq = Some(u32::from(seq));
+                self.max_ext_seq = u32::from(seq);
+            }
+            Some(_) => {
+                let cycles = self.max_ext_seq & !0xFFFF;
+                let max16 = self.max_ext_seq as u16;
+                let delta = seq.wrapping_sub(max16);
+                if delta != 0 && delta < 0x8000 {
+                    // Newer than anything seen; may have wrapped.
+                    let ext = if seq < max16 { cycles + 0x1_0000 } else { cycles } | u32::from(seq);
+                    self.max_ext_seq = ext;
+                }
+            }
+        }
+        let origin = *self.origin.get_or_insert(arrival);
+        let arrival_units =
+            (arrival.duration_since(origin).as_secs_f64() * f64::from(self.clock_rate)) as i64;
+        let transit = arrival_units - i64::from(rtp_ts);
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs() as f64;
+            self.jitter += (d - self.jitter) / 16.0;
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// Packets received so far (duplicates included, as RFC 3550 counts them).
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Payload bytes received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Packets expected from the first to the highest sequence number seen.
+    pub fn expected(&self) -> u64 {
+        match self.base_seq {
+            None => 0,
+            Some(base) => u64::from(self.max_ext_seq - base) + 1,
+        }
+    }
+
+    /// Cumulative packets lost (may be negative with duplicates, as in RFC 3550).
+    pub fn lost(&self) -> i64 {
+        self.expected() as i64 - self.received as i64
+    }
+
+    /// Interarrival jitter.
+    pub fn jitter(&self) -> Duration {
+        Duration::from_secs_f64(self.jitter / f64::from(self.clock_rate))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_loss_across_wraparound() {
+        let t0 = Instant::now();
+        let mut c = ReceiveCounter::new(48_000);
+        let mut seq = 65_530u16;
+        for i in 0..20u32 {
+            if i != 7 && i != 8 {
+                c.on_packet(seq, i * 960, 100, t0 + Duration::from_millis(u64::from(i) * 20));
+            }
+            seq = seq.wrapping_add(1);
+        }
+        assert_eq!(c.expected(), 20);
+        assert_eq!(c.received(), 18);
+        assert_eq!(c.lost(), 2);
+    }
+
+    #[test]
+    fn jitter_is_zero_for_perfect_pacing_and_grows_with_variation() {
+        let t0 = Instant::now();
+        let mut even = ReceiveCounter::new(48_000);
+        let mut uneven = ReceiveCounter::new(48_000);
+        for i in 0..100u32 {
+            let at = t0 + Duration::from_millis(u64::from(i) * 20);
+            even.on_packet(i as u16, i * 960, 10, at);
+            let wobble = if i % 2 == 0 { 0 } else { 10 };
+            uneven.on_packet(i as u16, i * 960, 10, at + Duration::from_millis(wobble));
+        }
+        assert!(even.jitter() < Duration::from_micros(100));
+        assert!(uneven.jitter() > Duration::from_millis(5));
+    }
+
+    #[test]
+    fn reordered_packet_does_not_move_highest_backwards() {
+        let t0 = Instant::now();
+        let mut c = ReceiveCounter::new(48_000);
+        c.on_packet(10, 0, 1, t0);
+        c.on_packet(12, 1920, 1, t0);
+        c.on_packet(11, 960, 1, t0);
+        assert_eq!(c.expected(), 3);
+        assert_eq!(c.lost(), 0);
+    }
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build needs (idempotent). Safe to run repeatedly.
+#   cmake          -> opus (audiopus_sys builds libopus)
+#   nasm           -> openh264 fast assembly paths (without it the encoder is ~3.5x slower)
+#   libclang-dev   -> nokhwa (bindgen)
+#   libasound2-dev -> cpal (ALSA)
+#   pkg-config     -> finding the above
+set -euo pipefail
+pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing system packages: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

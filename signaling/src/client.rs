@@ -1,0 +1,1 @@
+//! Async signaling client.

@@ -1,0 +1,604 @@
+//! Ed25519 identities, call IDs, safety numbers, key files.
+//!
+//! This is the innermost layer of the signaling plane: an [`Identity`] (an ed25519 signing key)
+//! is the account, and its public half, the [`CallId`], is what people exchange to reach each
+//! other. Everything above ([`crate::envelope`], [`crate::offer`], the server's challenge) signs
+//! with an `Identity` and verifies against a `CallId`.
+//!
+//! * Text form of a call ID: `base32(pk || checksum)`, RFC 4648 alphabet, lowercase, no padding
+//!   (58 characters), where `checksum = SHA-256("call-id/v1" || pk)[..4]`. Parsing ignores case,
+//!   spaces and dashes and rejects bad length, bad characters, a bad checksum, keys that are not
+//!   valid canonical curve points, and small-order ("weak") keys, each with a typed [`IdError`].
+//! * [`safety_number`]: 30 digits derived from both public keys, the same on both sides.
+//! * X25519 keys for `crypto_box` are derived from the ed25519 keys exactly as libsodium's
+//!   `crypto_sign_ed25519_pk_to_curve25519` / `crypto_sign_ed25519_sk_to_curve25519` do.
+//! * Key files ([`Identity::save`] / [`Identity::load`]): mode 0600 in a 0700 directory; loading
+//!   refuses a file readable by group or others.
+//!
+//! No clocks, no sockets: the only I/O here is the key file, in `save`/`load`.
+
+use std::fmt;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use base64::Engine as _;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use sha2::{Digest, Sha256, Sha512};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Number of characters in the canonical text form of a [`CallId`].
+pub const CALL_ID_TEXT_LEN: usize = 58;
+/// Domain-separation prefix of the call ID checksum.
+pub const CALL_ID_CHECKSUM_DOMAIN: &[u8] = b"call-id/v1";
+/// Number of checksum bytes appended to the public key in the text form.
+pub const CALL_ID_CHECKSUM_LEN: usize = 4;
+/// File name of the identity key inside the config directory.
+pub const IDENTITY_FILE_NAME: &str = "identity.key";
+/// First line of an identity key file.
+pub const KEY_FILE_HEADER: &str = "call-identity-v1";
+/// Largest identity key file [`Identity::load`] reads.
+pub const MAX_KEY_FILE_BYTES: u64 = 1024;
+/// Domain-separation prefix of the safety number hash.
+pub const SAFETY_NUMBER_DOMAIN: &[u8] = b"call-safety-number/v1";
+/// Number of SHA-512 iterations of the safety number (slows down searching for a colliding key).
+pub const SAFETY_NUMBER_ITERATIONS: u32 = 4096;
+
+/// Why a text or binary call ID was rejected. The messages are shown to users as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// Wrong number of characters after removing spaces and dashes.
+    #[error("call ID has {got} characters, expected {CALL_ID_TEXT_LEN}: check that it was copied completely")]
+    BadLength {
+        /// Characters found (spaces and dashes not counted).
+        got: usize,
+    },
+    /// A character outside the base32 alphabet (a-z, 2-7).
+    #[error("call ID contains {ch:?}, which is not one of a-z, 2-7: check for typos (0/o, 1/l, 8/b)")]
+    BadCharacter {
+        /// The offending character.
+        ch: char,
+    },
+    /// The checksum does not match: a typo, or a different ID.
+    #[error("call ID checksum does not match: the ID was mistyped; copy it again from its owner")]
+    BadChecksum,
+    /// The 32 bytes are not a canonical encoding of a curve point.
+    #[error("call ID is not a valid ed25519 public key")]
+    InvalidKey,
+    /// The key is a small-order point, which would let anyone forge signatures.
+    #[error("call ID is a weak (small-order) key and is refused")]
+    WeakKey,
+}
+
+impl IdError {
+    /// Stable machine-readable code, for logs and the wire (`docs/protocol.md`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdError::BadLength { .. } => "id_bad_length",
+            IdError::BadCharacter { .. } => "id_bad_character",
+            IdError::BadChecksum => "id_bad_checksum",
+            IdError::InvalidKey => "id_invalid_key",
+            IdError::WeakKey => "id_weak_key",
+        }
+    }
+}
+
+/// A signature did not verify under [`verify_strict`] rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("signature does not verify for this call ID")]
+pub struct BadSignature;
+
+/// The public identity of a party: a validated ed25519 public key.
+///
+/// Construction always checks the key (canonical encoding, not small order), so holding a
+/// `CallId` means holding a key that [`verify_strict`] can use.
+#[derive(Clone, Copy)]
+pub struct CallId {
+    key: VerifyingKey,
+}
+
+impl CallId {
+    /// Checks 32 raw public-key bytes.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<CallId, IdError> {
+        let key = VerifyingKey::from_bytes(bytes).map_err(|_| IdError::InvalidKey)?;
+        // `from_bytes` accepts non-canonical y coordinates; one key must have one text form.
+        if key.to_edwards().compress().to_bytes() != *bytes {
+            return Err(IdError::InvalidKey);
+        }
+        if key.is_weak() {
+            return Err(IdError::WeakKey);
+        }
+        Ok(CallId { key })
+    }
+
+    /// The 32-byte ed25519 public key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// The ed25519 verifying key.
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        &self.key
+    }
+
+    /// The X25519 public key for `crypto_box`, as libsodium's
+    /// `crypto_sign_ed25519_pk_to_curve25519` computes it (birational map to Montgomery u).
+    pub fn to_x25519(&self) -> crypto_box::PublicKey {
+        crypto_box::PublicKey::from(self.key.to_montgomery().to_bytes())
+    }
+
+    /// The 4-byte checksum of the text form.
+    fn checksum(&self) -> [u8; CALL_ID_CHECKSUM_LEN] {
+        checksum_of(self.as_bytes())
+    }
+}
+
+fn checksum_of(pk: &[u8; 32]) -> [u8; CALL_ID_CHECKSUM_LEN] {
+    let digest = Sha256::new()
+        .chain_update(CALL_ID_CHECKSUM_DOMAIN)
+        .chain_update(pk)
+        .finalize();
+    let mut out = [0u8; CALL_ID_CHECKSUM_LEN];
+    out.copy_from_slice(&digest[..CALL_ID_CHECKSUM_LEN]);
+    out
+}
+
+impl PartialEq for CallId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+impl Eq for CallId {}
+
+impl std::hash::Hash for CallId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for CallId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for CallId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl fmt::Display for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut raw = [0u8; 32 + CALL_ID_CHECKSUM_LEN];
+        raw[..32].copy_from_slice(self.as_bytes());
+        raw[32..].copy_from_slice(&self.checksum());
+        let text = data_encoding::BASE32_NOPAD.encode(&raw).to_ascii_lowercase();
+        f.write_str(&text)
+    }
+}
+
+impl fmt::Debug for CallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CallId({self})")
+    }
+}
+
+impl FromStr for CallId {
+    type Err = IdError;
+
+    fn from_str(s: &str) -> Result<CallId, IdError> {
+        let mut cleaned = String::with_capacity(CALL_ID_TEXT_LEN);
+        let mut count = 0usize;
+        for ch in s.chars() {
+            if ch.is_whitespace() || ch == '-' {
+                continue;
+            }
+            count += 1;
+            if count <= CALL_ID_TEXT_LEN {
+                let up = ch.to_ascii_uppercase();
+                if !(up.is_ascii_uppercase() || ('2'..='7').contains(&up)) {
+                    return Err(IdError::BadCharacter { ch });
+                }
+                cleaned.push(up);
+            }
+        }
+        if count != CALL_ID_TEXT_LEN {
+            return Err(IdError::BadLength { got: count });
+        }
+        // The alphabet was checked above; a decode error here means non-zero trailing bits,
+        // i.e. a typo in the last character.
+        let raw = data_encoding::BASE32_NOPAD
+            .decode(cleaned.as_bytes())
+            .map_err(|_| IdError::BadChecksum)?;
+        let (pk, sum) = raw.split_at(32);
+        let mut pk_arr = [0u8; 32];
+        pk_arr.copy_from_slice(pk);
+        if checksum_of(&pk_arr) != sum {
+            return Err(IdError::BadChecksum);
+        }
+        CallId::from_bytes(&pk_arr)
+    }
+}
+
+impl serde::Serialize for CallId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CallId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<CallId, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = CallId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a call ID (58 base32 characters)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CallId, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Checks `sig` over `msg` by `id` with ed25519-dalek's `verify_strict` (rejects small-order
+/// keys and `R` values and non-canonical `s`).
+pub fn verify_strict(id: &CallId, msg: &[u8], sig: &Signature) -> Result<(), BadSignature> {
+    id.key.verify_strict(msg, sig).map_err(|_| BadSignature)
+}
+
+/// Why an identity key file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// `save` without `force` found an existing file.
+    #[error("{path} already exists; refusing to overwrite an identity (use --force to replace it, which loses the old ID)")]
+    AlreadyExists {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// No key file at the path.
+    #[error("no identity at {path}: create one with `call id new`")]
+    NotFound {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The key file is readable or writable by group or others.
+    #[error("{path} has mode {mode:03o}, readable by other users; run `chmod 600 {path}` (and consider the key compromised if others could read it)")]
+    InsecurePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a key file in the expected format.
+    #[error("{path} is not a call identity file: {reason}")]
+    BadFormat {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong (never contains key material).
+        reason: &'static str,
+    },
+    /// Any other I/O error.
+    #[error("identity file {path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The local party: an ed25519 signing key. `Debug` shows only the public call ID; the secret
+/// is zeroized on drop.
+pub struct Identity {
+    key: SigningKey,
+    id: CallId,
+}
+
+impl Identity {
+    /// A fresh random identity (OS randomness).
+    pub fn generate() -> Identity {
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        Identity::from_signing_key(key)
+    }
+
+    /// The identity whose ed25519 seed (the 32-byte secret key of RFC 8032) is `seed`.
+    pub fn from_seed(mut seed: [u8; 32]) -> Identity {
+        let key = SigningKey::from_bytes(&seed);
+        seed.zeroize();
+        Identity::from_signing_key(key)
+    }
+
+    fn from_signing_key(key: SigningKey) -> Identity {
+        // A key derived from a seed is never small order or non-canonical.
+        let id = CallId {
+            key: key.verifying_key(),
+        };
+        Identity { key, id }
+    }
+
+    /// The public call ID.
+    pub fn call_id(&self) -> CallId {
+        self.id
+    }
+
+    /// Ed25519 signature (RFC 8032, pure) over `msg`.
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        self.key.sign(msg)
+    }
+
+    /// The X25519 secret key for `crypto_box`, as libsodium's `crypto_sign_ed25519_sk_to_curve25519`
+    /// computes it: `SHA-512(seed)[..32]`, clamped.
+    pub fn to_x25519(&self) -> crypto_box::SecretKey {
+        let mut bytes = Zeroizing::new(self.key.to_scalar_bytes());
+        bytes[0] &= 248;
+        bytes[31] &= 127;
+        bytes[31] |= 64;
+        crypto_box::SecretKey::from(*bytes)
+    }
+
+    /// Reads a key file written by [`Identity::save`]. Refuses files readable or writable by
+    /// group or others, and files larger than [`MAX_KEY_FILE_BYTES`].
+    pub fn load(path: &Path) -> Result<Identity, IdentityError> {
+        let io = |source| IdentityError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bad = |reason| IdentityError::BadFormat {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let file = match fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(IdentityError::NotFound {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(bad("not a regular file"));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(IdentityError::InsecurePermissions {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+        }
+        if meta.len() > MAX_KEY_FILE_BYTES {
+            return Err(bad("file too large"));
+        }
+        let mut text = Zeroizing::new(String::new());
+        file.take(MAX_KEY_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    bad("not UTF-8 text")
+                } else {
+                    io(e)
+                }
+            })?;
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        if lines.next() != Some(KEY_FILE_HEADER) {
+            return Err(bad("missing the `call-identity-v1` header line"));
+        }
+        let encoded = lines.next().ok_or(bad("missing the key line"))?;
+        if lines.next().is_some() {
+            return Err(bad("unexpected extra lines"));
+        }
+        let mut seed = Zeroizing::new([0u8; 32]);
+        let decoded = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|_| bad("key line is not base64"))?,
+        );
+        if decoded.len() != 32 {
+            return Err(bad("key is not 32 bytes"));
+        }
+        seed.copy_from_slice(&decoded);
+        Ok(Identity::from_seed(*seed))
+    }
+
+    /// Writes the key file with mode 0600, creating missing parent directories with mode 0700.
+    /// Without `force`, an existing file is never touched ([`IdentityError::AlreadyExists`]);
+    /// with `force` it is replaced atomically (write to a temporary file, then rename).
+    pub fn save(&self, path: &Path, force: bool) -> Result<(), IdentityError> {
+        let io = |p: &Path| {
+            let p = p.to_path_buf();
+            move |source| IdentityError::Io { path: p, source }
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir).map_err(io(dir))?;
+        }
+        let mut contents = Zeroizing::new(String::new());
+        contents.push_str(KEY_FILE_HEADER);
+        contents.push('\n');
+        contents.push_str(&base64::engine::general_purpose::STANDARD.encode(self.key.as_bytes()));
+        contents.push('\n');
+        if !force {
+            let mut file = match open_private(path, true) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    return Err(IdentityError::AlreadyExists {
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) => return Err(io(path)(e)),
+            };
+            file.write_all(contents.as_bytes()).map_err(io(path))?;
+            file.sync_all().map_err(io(path))?;
+            return Ok(());
+        }
+        write_private_atomic(path, contents.as_bytes())
+            .map_err(|(p, source)| IdentityError::Io { path: p, source })
+    }
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("call_id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Creates `dir` and missing parents with mode 0700 (existing directories are left as they are).
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Opens `path` for writing with mode 0600; `create_new` refuses an existing file.
+fn open_private(path: &Path, create_new: bool) -> std::io::Result<fs::File> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true);
+    if create_new {
+        opts.create_new(true);
+    } else {
+        opts.create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+/// Writes `bytes` to `path` atomically with mode 0600: a fresh temporary file in the same
+/// directory, fsync, rename over `path`. On error the temporary file is removed.
+pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_owned());
+    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    let mut suffix = [0u8; 8];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut suffix);
+    let tmp = dir.join(format!(
+        ".{file_name}.tmp-{}",
+        data_encoding::HEXLOWER.encode(&suffix)
+    ));
+    let result = (|| {
+        let mut file = open_private(&tmp, true)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err((path.to_path_buf(), e));
+    }
+    Ok(())
+}
+
+/// The config directory: `$CALL_CONFIG_DIR`, else `$XDG_CONFIG_HOME/call`, else
+/// `$HOME/.config/call` (empty or relative `XDG_CONFIG_HOME` is ignored, as the XDG spec says).
+pub fn default_config_dir() -> PathBuf {
+    config_dir_from(
+        std::env::var_os("CALL_CONFIG_DIR"),
+        std::env::var_os("XDG_CONFIG_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+/// [`default_config_dir`] with the environment passed in (for tests and callers that
+/// resolve the environment themselves).
+pub fn config_dir_from(
+    call_config_dir: Option<std::ffi::OsString>,
+    xdg_config_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> PathBuf {
+    if let Some(dir) = call_config_dir.filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = xdg_config_home
+        .map(PathBuf::from)
+        .filter(|d| d.is_absolute())
+    {
+        return xdg.join("call");
+    }
+    match home.filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".config").join("call"),
+        None => PathBuf::from(".config").join("call"),
+    }
+}
+
+/// A short code both parties compute from their two call IDs and compare by voice: equal
+/// numbers mean each side holds the other's real key. See [`safety_number`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SafetyNumber([u32; 6]);
+
+impl SafetyNumber {
+    /// The six 5-digit groups (each `< 100000`).
+    pub fn groups(&self) -> [u32; 6] {
+        self.0
+    }
+}
+
+impl fmt::Display for SafetyNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, g) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{g:05}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for SafetyNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SafetyNumber({self})")
+    }
+}
+
+/// The safety number of a pair of call IDs, the same whichever order they are given in.
+///
+/// `lo, hi` = the two 32-byte public keys sorted bytewise;
+/// `h = SHA-512(SAFETY_NUMBER_DOMAIN || lo || hi)`, then `SAFETY_NUMBER_ITERATIONS - 1` times
+/// `h = SHA-512(h || lo || hi)`; group `i` (0..6) = big-endian `h[5i..5i+5]` mod 100000.
+pub fn safety_number(a: &CallId, b: &CallId) -> SafetyNumber {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut h = Sha512::new()
+        .chain_update(SAFETY_NUMBER_DOMAIN)
+        .chain_update(lo.as_bytes())
+        .chain_update(hi.as_bytes())
+        .finalize();
+    for _ in 1..SAFETY_NUMBER_ITERATIONS {
+        h = Sha512::new()
+            .chain_update(h)
+            .chain_update(lo.as_bytes())
+            .chain_update(hi.as_bytes())
+            .finalize();
+    }
+    let mut groups = [0u32; 6];
+    for (i, g) in groups.iter_mut().enumerate() {
+        let chunk = &h[5 * i..5 * i + 5];
+        let n = chunk.iter().fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte));
+        // n < 2^40, so n % 100000 fits u32.
+        *g = (n % 100_000) as u32;
+    }
+    SafetyNumber(groups)
+}

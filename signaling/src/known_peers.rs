@@ -1,0 +1,1 @@
+//! Trust-on-first-use store of known peers.

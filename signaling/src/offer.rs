@@ -1,0 +1,554 @@
+//! Signed SDP offers/answers binding a DTLS fingerprint to an identity.
+//!
+//! These are the plaintexts carried inside envelopes (one layer inside [`crate::envelope`]):
+//! a [`SignedSdp`] for `offer`/`answer`, a [`CandidateBody`] for `candidate`, a [`HangupBody`]
+//! for `hangup`/`reject`. The envelope already authenticates the sender; the separate signature
+//! on the SDP binds the DTLS certificate fingerprint to both IDs, the call, the role and an
+//! expiry, so that a signed SDP cannot be replayed into another call or direction, and the
+//! media layer can check the certificate the DTLS handshake presents against
+//! [`SignedSdp::fingerprint`]. Sans-IO: `now` is an argument.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine as _;
+use ed25519_dalek::Signature;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::envelope::MAX_PLAINTEXT_BYTES;
+use crate::identity::{verify_strict, CallId, Identity};
+
+/// Domain-separation prefix of the SDP signature (see [`SignedSdp::signed_bytes`]).
+pub const SDP_SIG_DOMAIN: &[u8] = b"call-sdp/v1";
+/// Largest SDP accepted or signed, bytes (leaves room for the other fields in one envelope).
+pub const MAX_SDP_BYTES: usize = 40 * 1024;
+/// Largest `reason` in a [`HangupBody`], bytes.
+pub const MAX_REASON_BYTES: usize = 256;
+/// The only fingerprint hash accepted.
+pub const FINGERPRINT_HASH: &str = "sha-256";
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Why a signed SDP (or another envelope body) was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfferError {
+    /// The signature does not verify for `from`.
+    #[error("SDP signature does not verify: the offer/answer was forged or altered")]
+    BadSignature,
+    /// Signed by someone other than the peer we are calling / expecting.
+    #[error("SDP is signed by {got}, not by the expected peer {expected}: refusing the call")]
+    WrongSigner {
+        /// The peer we expected.
+        expected: CallId,
+        /// Who signed.
+        got: CallId,
+    },
+    /// Addressed to another ID.
+    #[error("SDP is addressed to another call ID")]
+    WrongRecipient,
+    /// An offer where an answer was expected, or the reverse.
+    #[error("SDP has role {got}, expected {expected}")]
+    WrongRole {
+        /// Expected role.
+        expected: Role,
+        /// Role found.
+        got: Role,
+    },
+    /// Belongs to another call.
+    #[error("SDP belongs to call {got}, expected {expected}")]
+    WrongCall {
+        /// Expected call token.
+        expected: CallToken,
+        /// Call token found.
+        got: CallToken,
+    },
+    /// Past its expiry.
+    #[error("SDP expired {ago} s ago: the peer took too long, or a clock is wrong")]
+    Expired {
+        /// Seconds since expiry.
+        ago: u64,
+    },
+    /// The SDP's `a=fingerprint` differs from the signed fingerprint.
+    #[error("the SDP's DTLS fingerprint differs from the signed fingerprint: refusing the call")]
+    FingerprintMismatch,
+    /// The SDP has no `a=fingerprint` line.
+    #[error("SDP has no a=fingerprint line (DTLS is required)")]
+    NoFingerprint,
+    /// The SDP has several distinct fingerprints.
+    #[error("SDP has {0} distinct a=fingerprint values; exactly one is allowed")]
+    MultipleFingerprints(usize),
+    /// A fingerprint with a hash other than sha-256.
+    #[error("SDP fingerprint uses hash {0:?}; only sha-256 is accepted")]
+    UnsupportedFingerprintHash(String),
+    /// Not valid JSON of the expected shape, or a malformed field.
+    #[error("malformed signaling body: {0}")]
+    Malformed(String),
+    /// Over the size limit.
+    #[error("signaling body of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Size found.
+        size: usize,
+        /// Limit.
+        max: usize,
+    },
+}
+
+impl OfferError {
+    /// Stable machine-readable code, for logs and docs (`docs/protocol.md`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            OfferError::BadSignature => "sdp_bad_signature",
+            OfferError::WrongSigner { .. } => "sdp_wrong_signer",
+            OfferError::WrongRecipient => "sdp_wrong_recipient",
+            OfferError::WrongRole { .. } => "sdp_wrong_role",
+            OfferError::WrongCall { .. } => "sdp_wrong_call",
+            OfferError::Expired { .. } => "sdp_expired",
+            OfferError::FingerprintMismatch => "sdp_fingerprint_mismatch",
+            OfferError::NoFingerprint => "sdp_no_fingerprint",
+            OfferError::MultipleFingerprints(_) => "sdp_multiple_fingerprints",
+            OfferError::UnsupportedFingerprintHash(_) => "sdp_unsupported_fingerprint_hash",
+            OfferError::Malformed(_) => "body_malformed",
+            OfferError::TooLarge { .. } => "body_too_large",
+        }
+    }
+}
+
+fn short(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(MAX).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// Direction of a signed SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sent by the caller.
+    Offer,
+    /// Sent by the callee.
+    Answer,
+}
+
+impl Role {
+    /// Wire name: `"offer"` or `"answer"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Offer => "offer",
+            Role::Answer => "answer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identifies one call attempt (16 random bytes, lowercase hex on the wire). Chosen by the
+/// caller; every envelope body of the call carries it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallToken([u8; 16]);
+
+impl CallToken {
+    /// A fresh random token (OS randomness).
+    pub fn random() -> CallToken {
+        let mut b = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+        CallToken(b)
+    }
+
+    /// The token with these bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> CallToken {
+        CallToken(bytes)
+    }
+
+    /// The 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for CallToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&data_encoding::HEXLOWER.encode(&self.0))
+    }
+}
+
+impl fmt::Debug for CallToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CallToken({self})")
+    }
+}
+
+impl FromStr for CallToken {
+    type Err = OfferError;
+
+    fn from_str(s: &str) -> Result<CallToken, OfferError> {
+        let bytes = data_encoding::HEXLOWER_PERMISSIVE
+            .decode(s.as_bytes())
+            .map_err(|_| OfferError::Malformed("call_id is not hex".into()))?;
+        let arr: [u8; 16] = bytes
+            .try_into()
+            .map_err(|_| OfferError::Malformed("call_id is not 16 bytes (32 hex digits)".into()))?;
+        Ok(CallToken(arr))
+    }
+}
+
+impl serde::Serialize for CallToken {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for CallToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+mod sig_base64 {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(sig: &Signature, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&B64.encode(sig.to_bytes()))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Signature, D::Error> {
+        let text: std::borrow::Cow<'de, str> = serde::Deserialize::deserialize(d)?;
+        let bytes = B64
+            .decode(text.as_bytes())
+            .map_err(|_| serde::de::Error::custom("`sig` is not canonical padded base64"))?;
+        let arr: [u8; 64] = bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("`sig` is not 64 bytes"))?;
+        Ok(Signature::from_bytes(&arr))
+    }
+}
+
+/// An SDP offer or answer signed by its author, bound to both IDs, one call, a role and an
+/// expiry. Serializes to the JSON of `docs/protocol.md`.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedSdp {
+    /// The call this SDP belongs to.
+    pub call_id: CallToken,
+    /// Offer or answer.
+    pub role: Role,
+    /// Author (signer).
+    pub from: CallId,
+    /// Intended peer.
+    pub to: CallId,
+    /// Unix seconds after which the SDP is refused.
+    pub expires: u64,
+    /// The SDP's DTLS fingerprint, normalized: `"sha-256 AB:CD:…"` (uppercase hex).
+    pub fingerprint: String,
+    /// The SDP itself.
+    pub sdp: String,
+    /// Ed25519 signature by `from` over [`SignedSdp::signed_bytes`].
+    #[serde(with = "sig_base64")]
+    pub sig: Signature,
+}
+
+impl fmt::Debug for SignedSdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignedSdp")
+            .field("call_id", &self.call_id)
+            .field("role", &self.role)
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("expires", &self.expires)
+            .field("fingerprint", &self.fingerprint)
+            .field("sdp_len", &self.sdp.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SignedSdp {
+    /// Signs `sdp` for `peer`. The fingerprint is taken from the SDP's `a=fingerprint` lines
+    /// (exactly one distinct sha-256 value, else an error).
+    pub fn sign(
+        me: &Identity,
+        peer: &CallId,
+        call_id: CallToken,
+        role: Role,
+        sdp: &str,
+        expires_unix: u64,
+    ) -> Result<SignedSdp, OfferError> {
+        if sdp.len() > MAX_SDP_BYTES {
+            return Err(OfferError::TooLarge {
+                size: sdp.len(),
+                max: MAX_SDP_BYTES,
+            });
+        }
+        let fingerprint = sdp_fingerprint(sdp)?;
+        Ok(SignedSdp::sign_parts(
+            me,
+            peer,
+            call_id,
+            role,
+            sdp,
+            expires_unix,
+            fingerprint,
+        ))
+    }
+
+    fn sign_parts(
+        me: &Identity,
+        peer: &CallId,
+        call_id: CallToken,
+        role: Role,
+        sdp: &str,
+        expires_unix: u64,
+        fingerprint: String,
+    ) -> SignedSdp {
+        let mut s = SignedSdp {
+            call_id,
+            role,
+            from: me.call_id(),
+            to: *peer,
+            expires: expires_unix,
+            fingerprint,
+            sdp: sdp.to_owned(),
+            sig: Signature::from_bytes(&[0u8; 64]),
+        };
+        s.sig = me.sign(&s.signed_bytes());
+        s
+    }
+
+    /// The exact bytes the signature covers:
+    /// `"call-sdp/v1" || call_id:16 || len(role):u8 || role (ASCII) || from:32 || to:32 ||
+    /// expires:u64be || len(fingerprint):u8 || fingerprint (ASCII) || SHA-256(sdp):32`.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let role = self.role.as_str().as_bytes();
+        let fp = self.fingerprint.as_bytes();
+        let mut out = Vec::with_capacity(SDP_SIG_DOMAIN.len() + 16 + 1 + 6 + 64 + 8 + 1 + 103 + 32);
+        out.extend_from_slice(SDP_SIG_DOMAIN);
+        out.extend_from_slice(self.call_id.as_bytes());
+        out.push(role.len() as u8);
+        out.extend_from_slice(role);
+        out.extend_from_slice(self.from.as_bytes());
+        out.extend_from_slice(self.to.as_bytes());
+        out.extend_from_slice(&self.expires.to_be_bytes());
+        // A fingerprint that does not fit a u8 length is refused by `verify` before it matters;
+        // saturate here so the encoding stays defined for any value.
+        out.push(u8::try_from(fp.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(fp);
+        out.extend_from_slice(&Sha256::digest(self.sdp.as_bytes()));
+        out
+    }
+
+    /// Checks everything and returns the SDP: signed by `expected_from` (verify_strict),
+    /// addressed to `me`, the expected `role`, the expected call (if `call_id` is given; the
+    /// callee learns it from the offer), not expired at `now_unix`, and the SDP's fingerprint
+    /// equal to the signed one.
+    pub fn verify(
+        &self,
+        expected_from: &CallId,
+        me: &CallId,
+        call_id: Option<&CallToken>,
+        role: Role,
+        now_unix: u64,
+    ) -> Result<&str, OfferError> {
+        if self.sdp.len() > MAX_SDP_BYTES {
+            return Err(OfferError::TooLarge {
+                size: self.sdp.len(),
+                max: MAX_SDP_BYTES,
+            });
+        }
+        if self.from != *expected_from {
+            return Err(OfferError::WrongSigner {
+                expected: *expected_from,
+                got: self.from,
+            });
+        }
+        if self.to != *me {
+            return Err(OfferError::WrongRecipient);
+        }
+        if self.fingerprint.len() > usize::from(u8::MAX) {
+            return Err(OfferError::Malformed("fingerprint too long".into()));
+        }
+        verify_strict(&self.from, &self.signed_bytes(), &self.sig)
+            .map_err(|_| OfferError::BadSignature)?;
+        if self.role != role {
+            return Err(OfferError::WrongRole {
+                expected: role,
+                got: self.role,
+            });
+        }
+        if let Some(expected) = call_id {
+            if self.call_id != *expected {
+                return Err(OfferError::WrongCall {
+                    expected: *expected,
+                    got: self.call_id,
+                });
+            }
+        }
+        if now_unix > self.expires {
+            return Err(OfferError::Expired {
+                ago: now_unix - self.expires,
+            });
+        }
+        if sdp_fingerprint(&self.sdp)? != self.fingerprint {
+            return Err(OfferError::FingerprintMismatch);
+        }
+        Ok(&self.sdp)
+    }
+
+    /// Parses untrusted bytes (an envelope plaintext) into a `SignedSdp`; no checks beyond shape.
+    pub fn parse(bytes: &[u8]) -> Result<SignedSdp, OfferError> {
+        parse_body(bytes)
+    }
+
+    /// The JSON text (an envelope plaintext).
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain strings and integers: serialization cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Parses an envelope plaintext of type `T` with the size limit ([`MAX_PLAINTEXT_BYTES`])
+/// first; unknown fields are refused. Never panics.
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OfferError> {
+    if bytes.len() > MAX_PLAINTEXT_BYTES {
+        return Err(OfferError::TooLarge {
+            size: bytes.len(),
+            max: MAX_PLAINTEXT_BYTES,
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| OfferError::Malformed(short(&e.to_string())))
+}
+
+/// The single DTLS fingerprint of an SDP, normalized to `"sha-256 AB:CD:…"` (lowercase hash
+/// name, uppercase hex, 32 colon-separated bytes). All `a=fingerprint:` lines (session and
+/// media level) are read; they must all be sha-256 and all equal.
+pub fn sdp_fingerprint(sdp: &str) -> Result<String, OfferError> {
+    let mut found: Vec<String> = Vec::new();
+    for line in sdp.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let Some(value) = line.strip_prefix("a=fingerprint:") else {
+            continue;
+        };
+        let mut parts = value.split_ascii_whitespace();
+        let (Some(hash), Some(hex), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(OfferError::Malformed(
+                "a=fingerprint line is not `<hash> <hex>`".into(),
+            ));
+        };
+        if !hash.eq_ignore_ascii_case(FINGERPRINT_HASH) {
+            return Err(OfferError::UnsupportedFingerprintHash(short(hash)));
+        }
+        let normalized = normalize_hex_fingerprint(hex)?;
+        if !found.contains(&normalized) {
+            found.push(normalized);
+        }
+    }
+    match found.len() {
+        0 => Err(OfferError::NoFingerprint),
+        1 => Ok(found.swap_remove(0)),
+        n => Err(OfferError::MultipleFingerprints(n)),
+    }
+}
+
+fn normalize_hex_fingerprint(hex: &str) -> Result<String, OfferError> {
+    let bad = || OfferError::Malformed("a=fingerprint value is not 32 colon-separated hex bytes".into());
+    let mut out = String::with_capacity(FINGERPRINT_HASH.len() + 1 + 95);
+    out.push_str(FINGERPRINT_HASH);
+    out.push(' ');
+    let mut count = 0;
+    for byte in hex.split(':') {
+        if byte.len() != 2 || !byte.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        count += 1;
+        if count > 32 {
+            return Err(bad());
+        }
+        if count > 1 {
+            out.push(':');
+        }
+        out.push_str(&byte.to_ascii_uppercase());
+    }
+    if count != 32 {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// An ICE candidate as the browser / webrtc-rs `RTCIceCandidateInit` JSON spells it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IceCandidate {
+    /// The `candidate:` attribute line (empty for end-of-candidates).
+    pub candidate: String,
+    /// Media stream identification tag.
+    #[serde(default)]
+    pub sdp_mid: Option<String>,
+    /// Index of the media description.
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_mline_index: Option<u16>,
+    /// ICE username fragment.
+    #[serde(default)]
+    pub username_fragment: Option<String>,
+}
+
+/// Plaintext of a `candidate` envelope: one trickled ICE candidate of a call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateBody {
+    /// The call.
+    pub call_id: CallToken,
+    /// The candidate.
+    pub candidate: IceCandidate,
+}
+
+impl CandidateBody {
+    /// Parses an envelope plaintext (size limit, shape).
+    pub fn parse(bytes: &[u8]) -> Result<CandidateBody, OfferError> {
+        parse_body(bytes)
+    }
+
+    /// The JSON text (an envelope plaintext).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Plaintext of a `hangup` or `reject` envelope. `reason` is free text shown to the user
+/// (at most [`MAX_REASON_BYTES`]); suggested values: `"hangup"`, `"declined"`, `"busy"`,
+/// `"timeout"`, `"verification_failed"`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HangupBody {
+    /// The call.
+    pub call_id: CallToken,
+    /// Why.
+    pub reason: String,
+}
+
+impl HangupBody {
+    /// Parses an envelope plaintext (size limits on the body and the reason).
+    pub fn parse(bytes: &[u8]) -> Result<HangupBody, OfferError> {
+        let body: HangupBody = parse_body(bytes)?;
+        if body.reason.len() > MAX_REASON_BYTES {
+            return Err(OfferError::TooLarge {
+                size: body.reason.len(),
+                max: MAX_REASON_BYTES,
+            });
+        }
+        Ok(body)
+    }
+
+    /// The JSON text (an envelope plaintext).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,4 @@
+//! axum WebSocket signaling server with embedded TURN.
+
+pub mod peer_policy;
+pub mod turn;

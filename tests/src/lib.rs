@@ -1,0 +1,1 @@
+//! End-to-end tests of `call` on loopback live in `tests/tests/`.
