@@ -1,1 +1,192 @@
-fn main() {}
+//! `call`: end-to-end verified voice calls and chat from a terminal or a script.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use call_cli::call::{dial, listen, CallOptions, ChatInput, IncomingDecision};
+use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction};
+use call_cli::{config, demo, id};
+use clap::Parser;
+use media::session::CandidateScope;
+use native::{AudioInSpec, AudioOutSpec};
+use signaling::identity::CallId;
+use signaling::known_peers::{KnownPeers, Trust};
+use tokio::sync::mpsc;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    // Do not wait for a blocked stdin reader: everything else has been closed already.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let dir = config::config_dir(cli.config_dir.as_deref());
+    match cli.command {
+        Command::Id { action: IdAction::New { force } } => {
+            let id = id::new_identity(&dir, force)?;
+            eprintln!("created {}", config::identity_path(&dir).display());
+            println!("{id}");
+        }
+        Command::Id { action: IdAction::Show } => {
+            let me = id::load_identity(&dir)?;
+            println!("{}", me.call_id());
+        }
+        Command::Verify { id: text } => {
+            let me = id::load_identity(&dir)?;
+            let peer = resolve_peer(&dir, &text)?;
+            for line in id::verify_lines(&me.call_id(), &peer) {
+                println!("{line}");
+            }
+        }
+        Command::Devices => {
+            let devices = native::list_audio_devices()?;
+            if devices.is_empty() {
+                println!("no audio devices; use --audio-in sine:440 / FILE.wav and --audio-out FILE.wav / null");
+            }
+            for d in devices {
+                println!("{d:?}");
+            }
+        }
+        Command::Listen(args) => {
+            let me = Arc::new(id::load_identity(&dir)?);
+            let opts = call_options(&args.conn, Some(&args.audio))?;
+            let decision = if args.auto_accept {
+                IncomingDecision::AutoAccept
+            } else {
+                IncomingDecision::Prompt
+            };
+            eprintln!("listening as {} on {}", me.call_id(), args.conn.server);
+            listen(me, decision, opts).await?;
+        }
+        Command::Dial(args) => {
+            let me = Arc::new(id::load_identity(&dir)?);
+            let peer = trusted_peer(&dir, &args.peer, args.name.as_deref(), args.accept_changed_key)?;
+            let opts = call_options(&args.conn, Some(&args.audio))?;
+            dial(me, peer, opts).await?;
+        }
+        Command::Chat(args) => {
+            let me = Arc::new(id::load_identity(&dir)?);
+            let peer = trusted_peer(&dir, &args.peer, args.name.as_deref(), args.accept_changed_key)?;
+            let mut opts = call_options(&args.conn, None)?;
+            opts.audio_out = AudioOutSpec::Null;
+            dial(me, peer, opts).await?;
+        }
+        Command::Demo(args) => {
+            demo::run(&args).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds call options from flags; chat lines come from stdin.
+fn call_options(conn: &ConnArgs, audio: Option<&AudioArgs>) -> Result<CallOptions> {
+    let mut opts = CallOptions::scripted(&conn.server);
+    opts.ca_cert = conn.ca_cert.clone();
+    opts.audio_in = match audio {
+        Some(a) => Some(a.audio_in.parse::<AudioInSpec>()?),
+        None => None,
+    };
+    if let Some(a) = audio {
+        opts.audio_out = a.audio_out.parse::<AudioOutSpec>()?;
+    }
+    opts.duration = conn.duration.map(secs).transpose()?;
+    opts.connect_timeout = secs(conn.connect_timeout)?;
+    opts.relay_only = conn.relay_only;
+    opts.candidate_scope = match conn.ice_scope {
+        IceScope::Auto => None,
+        IceScope::Loopback => Some(CandidateScope::LoopbackOnly),
+        IceScope::All => Some(CandidateScope::All),
+    };
+    opts.stats_json = conn.stats_json.clone();
+    opts.live_stats = !conn.quiet;
+    opts.say = conn.say.clone();
+    opts.print_chat = true;
+    opts.record_trace = conn.record_trace.clone();
+    opts.chat_input = ChatInput::Lines(stdin_lines());
+    Ok(opts)
+}
+
+fn secs(v: f64) -> Result<Duration> {
+    if !(v.is_finite() && v > 0.0) {
+        bail!("durations must be positive numbers of seconds, got {v}");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// Reads stdin lines on a plain thread, so a pending read never holds up exit.
+fn stdin_lines() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if !line.trim().is_empty() && tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A call ID or a name from known_peers.
+fn resolve_peer(dir: &std::path::Path, text: &str) -> Result<CallId> {
+    if let Ok(id) = text.parse::<CallId>() {
+        return Ok(id);
+    }
+    let peers = KnownPeers::load(&KnownPeers::default_path(dir))?;
+    match peers.get(text) {
+        Some(id) => Ok(*id),
+        None => id::parse_call_id(text),
+    }
+}
+
+/// Resolves the peer and applies trust on first use when a name is given.
+fn trusted_peer(dir: &std::path::Path, text: &str, name: Option<&str>, accept_changed: bool) -> Result<CallId> {
+    let peer = resolve_peer(dir, text)?;
+    let Some(name) = name else { return Ok(peer) };
+    let path = KnownPeers::default_path(dir);
+    let mut peers = KnownPeers::load(&path)?;
+    match peers.check(name, &peer) {
+        Trust::Known => {}
+        Trust::New => {
+            peers.remember(name, peer)?;
+            peers.save().context("could not save known_peers")?;
+            eprintln!("saved {name} = {peer} (trust on first use)");
+        }
+        Trust::Changed { previous } => {
+            eprintln!("WARNING: the key for `{name}` CHANGED");
+            eprintln!("  saved: {previous}");
+            eprintln!("  now:   {peer}");
+            if !accept_changed {
+                bail!(call_cli::call::CallError::KeyChanged { name: name.to_owned(), previous, new: peer });
+            }
+            peers.remember(name, peer)?;
+            peers.save().context("could not save known_peers")?;
+        }
+    }
+    Ok(peer)
+}

@@ -61,6 +61,21 @@ impl SampleQueue {
         }
     }
 
+    /// Run `f` with a push function (drops the oldest sample when full). Used by capture
+    /// callbacks to push resampler output without allocating.
+    pub fn with_pusher<R>(&self, f: impl FnOnce(&mut dyn FnMut(i16)) -> R) -> R {
+        let mut inner = self.lock();
+        let capacity = self.capacity;
+        let mut push = |s: i16| {
+            if inner.samples.len() >= capacity {
+                inner.samples.pop_front();
+                inner.counters.dropped_samples += 1;
+            }
+            inner.samples.push_back(s);
+        };
+        f(&mut push)
+    }
+
     /// Fill `out` from the front of the queue; pad with silence and count an underrun if short.
     /// Returns how many real samples were copied.
     pub fn pop_into(&self, out: &mut [i16]) -> usize {

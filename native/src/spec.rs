@@ -66,7 +66,10 @@ pub enum VideoInSpec {
 
 fn non_empty<'a>(rest: &'a str, what: &str, s: &str) -> Result<&'a str, String> {
     if rest.trim().is_empty() {
-        Err(format!("empty {what} after `{}`", &s[..s.len() - rest.len()]))
+        Err(format!(
+            "empty {what} after `{}`",
+            &s[..s.len() - rest.len()]
+        ))
     } else {
         Ok(rest)
     }
@@ -224,7 +227,10 @@ mod tests {
     fn audio_in_forms() {
         let cases: &[(&str, AudioInSpec)] = &[
             ("device", AudioInSpec::Device(None)),
-            ("device:USB Mic", AudioInSpec::Device(Some("USB Mic".into()))),
+            (
+                "device:USB Mic",
+                AudioInSpec::Device(Some("USB Mic".into())),
+            ),
             ("device:x.wav", AudioInSpec::Device(Some("x.wav".into()))),
             ("sine:440", AudioInSpec::Sine(440.0)),
             ("sine:1000.5", AudioInSpec::Sine(1000.5)),
@@ -245,8 +251,19 @@ mod tests {
     #[test]
     fn audio_in_errors() {
         for text in [
-            "", "mic", "device:", "sine:", "sine:abc", "sine:0", "sine:-5", "sine:24000",
-            "sine:NaN", "sine:inf", "file:", ".wav", "null",
+            "",
+            "mic",
+            "device:",
+            "sine:",
+            "sine:abc",
+            "sine:0",
+            "sine:-5",
+            "sine:24000",
+            "sine:NaN",
+            "sine:inf",
+            "file:",
+            ".wav",
+            "null",
         ] {
             let err = text.parse::<AudioInSpec>().unwrap_err();
             assert!(matches!(err, AudioError::BadSpec { .. }), "{text}: {err:?}");
@@ -259,7 +276,10 @@ mod tests {
     fn audio_out_forms_and_errors() {
         let cases: &[(&str, AudioOutSpec)] = &[
             ("device", AudioOutSpec::Device(None)),
-            ("device:Speakers", AudioOutSpec::Device(Some("Speakers".into()))),
+            (
+                "device:Speakers",
+                AudioOutSpec::Device(Some("Speakers".into())),
+            ),
             ("null", AudioOutSpec::Null),
             ("out.wav", AudioOutSpec::File("out.wav".into())),
             ("file:out.raw", AudioOutSpec::File("out.raw".into())),
@@ -280,7 +300,10 @@ mod tests {
     fn video_in_forms_and_errors() {
         let cases: &[(&str, VideoInSpec)] = &[
             ("camera", VideoInSpec::Camera(None)),
-            ("camera:0", VideoInSpec::Camera(Some(CameraSelector::Index(0)))),
+            (
+                "camera:0",
+                VideoInSpec::Camera(Some(CameraSelector::Index(0))),
+            ),
             (
                 "camera:HD Webcam",
                 VideoInSpec::Camera(Some(CameraSelector::Name("HD Webcam".into()))),

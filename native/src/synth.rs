@@ -91,3 +91,86 @@ impl AudioSink for NullSink {
         StreamCounters::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FRAME_SAMPLES;
+
+    /// Power at `hz` by the Goertzel algorithm.
+    fn goertzel(samples: &[i16], hz: f64) -> f64 {
+        let w = std::f64::consts::TAU * hz / f64::from(SAMPLE_RATE);
+        let coeff = 2.0 * w.cos();
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in samples {
+            let s0 = f64::from(x) + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        s1 * s1 + s2 * s2 - coeff * s1 * s2
+    }
+
+    fn frames(source: &mut dyn AudioSource, n: usize) -> Vec<i16> {
+        let mut out = Vec::new();
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for _ in 0..n {
+            assert!(source.read_frame(&mut frame).unwrap());
+            out.extend_from_slice(&frame);
+        }
+        out
+    }
+
+    #[test]
+    fn sine_dominant_frequency_and_level() {
+        for hz in [440.0f32, 1000.0, 3150.0] {
+            let samples = frames(&mut SineSource::new(hz), 50);
+            let target = goertzel(&samples, f64::from(hz));
+            // Scan 100 Hz .. 8 kHz in 50 Hz steps: the target bin must dominate.
+            for probe in (2..160).map(|k| f64::from(k) * 50.0) {
+                if (probe - f64::from(hz)).abs() > 60.0 {
+                    assert!(
+                        goertzel(&samples, probe) * 100.0 < target,
+                        "{hz} Hz vs {probe} Hz"
+                    );
+                }
+            }
+            let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
+            // -12 dBFS peak is about 8231.
+            assert!((8100..=8300).contains(&peak), "peak {peak}");
+        }
+    }
+
+    #[test]
+    fn sine_is_phase_continuous_and_deterministic() {
+        // Reading 960 at a time gives the same samples as reading odd-sized chunks.
+        let whole = frames(&mut SineSource::new(440.0), 10);
+        let mut chunked = Vec::new();
+        let mut src = SineSource::new(440.0);
+        let mut buf = [0i16; 7];
+        while chunked.len() < whole.len() {
+            src.read_frame(&mut buf).unwrap();
+            chunked.extend_from_slice(&buf);
+        }
+        assert_eq!(&chunked[..whole.len()], &whole[..]);
+        // No jump at frame boundaries: consecutive samples differ by at most the max slope.
+        let max_step = (std::f64::consts::TAU * 440.0 / 48_000.0 * 8231.0).ceil() as i32 + 1;
+        for pair in whole.windows(2) {
+            assert!((i32::from(pair[1]) - i32::from(pair[0])).abs() <= max_step);
+        }
+    }
+
+    #[test]
+    fn silence_and_null() {
+        let mut frame = [5i16; FRAME_SAMPLES];
+        assert!(SilenceSource.read_frame(&mut frame).unwrap());
+        assert!(frame.iter().all(|&s| s == 0));
+        let mut sink = NullSink::default();
+        for _ in 0..3 {
+            sink.write_frame(&frame).unwrap();
+        }
+        assert_eq!(sink.frames(), 3);
+        sink.finish().unwrap();
+        sink.finish().unwrap();
+        assert!(sink.describe().contains("null"));
+    }
+}

@@ -48,7 +48,7 @@ pub struct WavSource {
     pending: VecDeque<i16>,
     channel_buf: Vec<f32>,
     ended: bool,
-    total_samples: u32,
+    produced_since_rewind: bool,
 }
 
 impl std::fmt::Debug for WavSource {
@@ -124,7 +124,6 @@ impl WavSource {
                 WAV_RATE_RANGE.end()
             )));
         }
-        let total_samples = reader.len();
         Ok(Self {
             path: name.to_owned(),
             reader,
@@ -134,7 +133,7 @@ impl WavSource {
             pending: VecDeque::with_capacity(4 * READ_CHUNK),
             channel_buf: Vec::with_capacity(usize::from(spec.channels)),
             ended: false,
-            total_samples,
+            produced_since_rewind: false,
         })
     }
 
@@ -159,9 +158,15 @@ impl WavSource {
         match item {
             None => Ok(None),
             Some(Ok(x)) => Ok(Some(if x.is_finite() { x } else { 0.0 })),
+            // A file cut short (declared data longer than the file, or a partial last
+            // sample, which hound reports as `Other`) plays what it has and then ends.
             Some(Err(hound::Error::IoError(e)))
-                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::Other
+                ) =>
             {
+                tracing::warn!(path = %self.path.display(), error = %e, "WAV data ends early");
                 Ok(None)
             }
             Some(Err(e)) => Err(file_error(&self.path, e)),
@@ -181,7 +186,10 @@ impl WavSource {
             }
             if self.channel_buf.len() < channels {
                 // End of data (a partial last frame is dropped).
-                if self.looping && self.total_samples >= self.spec.channels.into() {
+                // Loop only if the pass that just ended produced audio; otherwise (declared
+                // data that is not there) a rewind would spin forever.
+                if self.looping && self.produced_since_rewind {
+                    self.produced_since_rewind = false;
                     self.reader
                         .seek(0)
                         .map_err(|e| file_error(&self.path, hound::Error::IoError(e)))?;
@@ -190,9 +198,11 @@ impl WavSource {
                 self.ended = true;
                 return Ok(());
             }
+            self.produced_since_rewind = true;
             let mono = downmix(&self.channel_buf);
             let pending = &mut self.pending;
-            self.resampler.push(mono, |y| pending.push_back(f32_to_i16(y)));
+            self.resampler
+                .push(mono, |y| pending.push_back(f32_to_i16(y)));
         }
         Ok(())
     }
@@ -310,6 +320,351 @@ impl Drop for WavSink {
     fn drop(&mut self) {
         if let Err(e) = self.finish() {
             tracing::warn!(error = %e, "could not finalize WAV file on drop");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{SineSource, FRAME_SAMPLES};
+    use proptest::prelude::*;
+    use std::io::Cursor;
+
+    fn read_all(source: &mut dyn AudioSource) -> Vec<i16> {
+        let mut out = Vec::new();
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut guard = 0;
+        while source.read_frame(&mut frame).unwrap() {
+            out.extend_from_slice(&frame);
+            guard += 1;
+            assert!(guard < 100_000, "source never ended");
+        }
+        out
+    }
+
+    #[test]
+    fn sink_source_round_trip_is_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rt.wav");
+        let mut sine = SineSource::new(440.0);
+        let mut written = Vec::new();
+        let mut sink = crate::open_sink(&crate::AudioOutSpec::File(path.clone())).unwrap();
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for i in 0..120 {
+            sine.read_frame(&mut frame).unwrap();
+            frame[0] = if i % 2 == 0 { i16::MIN } else { i16::MAX }; // extremes survive too
+            sink.write_frame(&frame).unwrap();
+            written.extend_from_slice(&frame);
+        }
+        sink.finish().unwrap();
+        sink.finish().unwrap(); // idempotent
+        assert!(matches!(
+            sink.write_frame(&frame),
+            Err(AudioError::Finished(_))
+        ));
+        drop(sink);
+
+        let reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.spec(), WavSink::SPEC);
+        let mut source = crate::open_source(&crate::AudioInSpec::File(path)).unwrap();
+        assert!(source.describe().contains("48000 Hz, 1 ch"));
+        assert_eq!(read_all(source.as_mut()), written);
+    }
+
+    #[test]
+    fn drop_finalizes_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("drop.wav");
+        {
+            let mut sink = WavSink::create(&path).unwrap();
+            sink.write_frame(&[7i16; FRAME_SAMPLES]).unwrap();
+        }
+        let reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.len() as usize, FRAME_SAMPLES);
+    }
+
+    #[test]
+    fn partial_last_frame_is_padded_then_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.wav");
+        let mut w = hound::WavWriter::create(&path, WavSink::SPEC).unwrap();
+        for i in 0..1000i16 {
+            w.write_sample(i + 1).unwrap();
+        }
+        w.finalize().unwrap();
+        let mut src = WavSource::open(&path, false).unwrap();
+        let out = read_all(&mut src);
+        assert_eq!(out.len(), 2 * FRAME_SAMPLES);
+        assert_eq!(out[999], 1000);
+        assert!(out[1000..].iter().all(|&s| s == 0));
+        // Ended sources stay ended.
+        assert!(!src.read_frame(&mut [0i16; FRAME_SAMPLES]).unwrap());
+    }
+
+    #[test]
+    fn looping_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loop.wav");
+        let mut w = hound::WavWriter::create(&path, WavSink::SPEC).unwrap();
+        for i in 0..FRAME_SAMPLES as i16 {
+            w.write_sample(i).unwrap();
+        }
+        w.finalize().unwrap();
+        let mut src = WavSource::open(&path, true).unwrap();
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for _ in 0..5 {
+            assert!(src.read_frame(&mut frame).unwrap());
+            assert_eq!(frame[0], 0);
+            assert_eq!(frame[FRAME_SAMPLES - 1], FRAME_SAMPLES as i16 - 1);
+        }
+    }
+
+    fn write_file(path: &Path, spec: WavSpec, frames: usize, sample: impl Fn(usize, u16) -> f32) {
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for i in 0..frames {
+            for ch in 0..spec.channels {
+                let x = sample(i, ch);
+                match (spec.sample_format, spec.bits_per_sample) {
+                    (SampleFormat::Float, _) => w.write_sample(x).unwrap(),
+                    (SampleFormat::Int, bits) => {
+                        let scale = (1i64 << (bits - 1)) as f32;
+                        let v = (x * scale).round().clamp(-scale, scale - 1.0) as i32;
+                        w.write_sample(v).unwrap()
+                    }
+                }
+            }
+        }
+        w.finalize().unwrap();
+    }
+
+    #[test]
+    fn resamples_44k1_stereo_to_48k_mono() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cd.wav");
+        let spec = WavSpec {
+            channels: 2,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: SampleFormat::Int,
+        };
+        let frames = 44_100 * 3 / 2; // 1.5 s
+                                     // Left carries a 1 kHz tone, right is silent: mono is the tone at half amplitude.
+        write_file(&path, spec, frames, |i, ch| {
+            if ch == 0 {
+                0.5 * (std::f32::consts::TAU * 1000.0 * i as f32 / 44_100.0).sin()
+            } else {
+                0.0
+            }
+        });
+        let mut src = WavSource::open(&path, false).unwrap();
+        let out = read_all(&mut src);
+        let expected = frames as f64 * 48_000.0 / 44_100.0;
+        assert!(
+            (out.len() as f64 - expected).abs() <= FRAME_SAMPLES as f64,
+            "{} vs {expected}",
+            out.len()
+        );
+        let peak = out.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!((7900..=8300).contains(&peak), "peak {peak}"); // 0.25 of full scale
+                                                               // Zero crossings of the resampled signal give about 1 kHz.
+        let crossings = out[..48_000]
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        assert!((1990..=2010).contains(&crossings), "{crossings}");
+    }
+
+    #[test]
+    fn reads_24_bit_and_float() {
+        let dir = tempfile::tempdir().unwrap();
+        for (bits, format) in [
+            (24u16, SampleFormat::Int),
+            (32, SampleFormat::Float),
+            (8, SampleFormat::Int),
+            (32, SampleFormat::Int),
+        ] {
+            let path = dir.path().join(format!("f{bits}{format:?}.wav"));
+            let spec = WavSpec {
+                channels: 1,
+                sample_rate: 48_000,
+                bits_per_sample: bits,
+                sample_format: format,
+            };
+            write_file(&path, spec, FRAME_SAMPLES, |_, _| 0.5);
+            let mut src = WavSource::open(&path, false).unwrap();
+            let out = read_all(&mut src);
+            assert_eq!(out.len(), FRAME_SAMPLES);
+            assert!(
+                out.iter().all(|&s| (i32::from(s) - 16_384).abs() <= 1),
+                "{bits} {format:?}: {}",
+                out[0]
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_and_missing_files_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.wav");
+        assert!(matches!(
+            WavSource::open(&missing, false),
+            Err(AudioError::File { .. })
+        ));
+        let garbage = dir.path().join("garbage.wav");
+        std::fs::write(&garbage, b"RIFF\x10\x00\x00\x00WAVEfmt nonsense").unwrap();
+        let err = crate::open_source(&crate::AudioInSpec::File(garbage))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                AudioError::File { .. } | AudioError::UnsupportedFormat { .. }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("garbage.wav"));
+        let empty = dir.path().join("empty.wav");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(WavSource::open(&empty, false).is_err());
+        // Unwritable sink path.
+        let err = WavSink::create(&dir.path().join("no/such/dir/out.wav"))
+            .err()
+            .unwrap();
+        assert!(matches!(err, AudioError::File { .. }));
+    }
+
+    #[test]
+    fn truncated_data_ends_cleanly() {
+        let mut bytes = Cursor::new(Vec::new());
+        {
+            let mut w = hound::WavWriter::new(&mut bytes, WavSink::SPEC).unwrap();
+            for i in 0..3000i16 {
+                w.write_sample(i).unwrap();
+            }
+            w.finalize().unwrap();
+        }
+        let mut bytes = bytes.into_inner();
+        bytes.truncate(bytes.len() - 1001); // cut mid-sample
+        let mut src =
+            WavSource::from_reader(Box::new(Cursor::new(bytes)), Path::new("cut.wav"), false)
+                .unwrap();
+        let out = read_all(&mut src);
+        assert_eq!(out.len(), 3 * FRAME_SAMPLES);
+        assert_eq!(out[2000], 2000);
+    }
+
+    #[test]
+    fn looping_over_missing_data_ends() {
+        // A header that declares data the file does not have must not loop forever.
+        let mut bytes = Cursor::new(Vec::new());
+        {
+            let mut w = hound::WavWriter::new(&mut bytes, WavSink::SPEC).unwrap();
+            for _ in 0..100 {
+                w.write_sample(1i16).unwrap();
+            }
+            w.finalize().unwrap();
+        }
+        let mut bytes = bytes.into_inner();
+        bytes.truncate(44); // header only
+        let mut src =
+            WavSource::from_reader(Box::new(Cursor::new(bytes)), Path::new("h.wav"), true).unwrap();
+        assert!(!src.read_frame(&mut [0i16; FRAME_SAMPLES]).unwrap());
+    }
+
+    #[test]
+    fn too_large_is_refused() {
+        // A sparse stream whose length exceeds the limit; nothing is read.
+        struct Huge;
+        impl Read for Huge {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Ok(0)
+            }
+        }
+        impl Seek for Huge {
+            fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+                Ok(match pos {
+                    SeekFrom::End(_) => MAX_WAV_BYTES + 1,
+                    _ => 0,
+                })
+            }
+        }
+        let err = WavSource::from_reader(Box::new(Huge), Path::new("big.wav"), false).unwrap_err();
+        assert!(matches!(err, AudioError::TooLarge { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unsupported_layouts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rate.wav");
+        // hound writes a 500 Hz file happily; we refuse it.
+        let spec = WavSpec {
+            channels: 1,
+            sample_rate: 500,
+            bits_per_sample: 16,
+            sample_format: SampleFormat::Int,
+        };
+        write_file(&path, spec, 10, |_, _| 0.0);
+        assert!(matches!(
+            WavSource::open(&path, false),
+            Err(AudioError::UnsupportedFormat { .. })
+        ));
+        let path = dir.path().join("chans.wav");
+        let spec = WavSpec {
+            channels: 40,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: SampleFormat::Int,
+        };
+        write_file(&path, spec, 10, |_, _| 0.0);
+        assert!(matches!(
+            WavSource::open(&path, false),
+            Err(AudioError::UnsupportedFormat { .. })
+        ));
+    }
+
+    fn valid_wav_bytes() -> Vec<u8> {
+        let mut bytes = Cursor::new(Vec::new());
+        let spec = WavSpec {
+            channels: 2,
+            sample_rate: 22_050,
+            bits_per_sample: 24,
+            sample_format: SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::new(&mut bytes, spec).unwrap();
+        for i in 0..200 {
+            w.write_sample(i * 1000).unwrap();
+        }
+        w.finalize().unwrap();
+        bytes.into_inner()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {
+            if let Ok(mut src) = WavSource::from_reader(Box::new(Cursor::new(bytes)), Path::new("fuzz.wav"), false) {
+                let mut frame = [0i16; FRAME_SAMPLES];
+                for _ in 0..8 {
+                    if !matches!(src.read_frame(&mut frame), Ok(true)) { break; }
+                }
+            }
+        }
+
+        #[test]
+        fn mutated_valid_files_never_panic(flips in proptest::collection::vec((0usize..1300, any::<u8>()), 1..8)) {
+            let mut bytes = valid_wav_bytes();
+            for (at, value) in flips {
+                let i = at % bytes.len();
+                bytes[i] = value;
+            }
+            if let Ok(mut src) = WavSource::from_reader(Box::new(Cursor::new(bytes)), Path::new("fuzz.wav"), true) {
+                let mut frame = [0i16; FRAME_SAMPLES];
+                for _ in 0..8 {
+                    if !matches!(src.read_frame(&mut frame), Ok(true)) { break; }
+                }
+            }
         }
     }
 }

@@ -56,7 +56,9 @@ pub enum IdError {
         got: usize,
     },
     /// A character outside the base32 alphabet (a-z, 2-7).
-    #[error("call ID contains {ch:?}, which is not one of a-z, 2-7: check for typos (0/o, 1/l, 8/b)")]
+    #[error(
+        "call ID contains {ch:?}, which is not one of a-z, 2-7: check for typos (0/o, 1/l, 8/b)"
+    )]
     BadCharacter {
         /// The offending character.
         ch: char,
@@ -93,10 +95,11 @@ pub struct BadSignature;
 /// The public identity of a party: a validated ed25519 public key.
 ///
 /// Construction always checks the key (canonical encoding, not small order), so holding a
-/// `CallId` means holding a key that [`verify_strict`] can use.
-#[derive(Clone, Copy)]
+/// `CallId` means holding a key that [`verify_strict`] can use. Stored as the 32 compressed
+/// bytes (small, cheap to copy, hash and compare); the curve point is decoded when needed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallId {
-    key: VerifyingKey,
+    bytes: [u8; 32],
 }
 
 impl CallId {
@@ -110,23 +113,25 @@ impl CallId {
         if key.is_weak() {
             return Err(IdError::WeakKey);
         }
-        Ok(CallId { key })
+        Ok(CallId { bytes: *bytes })
     }
 
     /// The 32-byte ed25519 public key.
     pub fn as_bytes(&self) -> &[u8; 32] {
-        self.key.as_bytes()
+        &self.bytes
     }
 
-    /// The ed25519 verifying key.
-    pub fn verifying_key(&self) -> &VerifyingKey {
-        &self.key
+    /// The ed25519 verifying key (decoded from the validated bytes).
+    pub fn verifying_key(&self) -> VerifyingKey {
+        // Invariant: the bytes were validated as a canonical curve point in `from_bytes` or
+        // derived from a signing key, so decoding cannot fail.
+        VerifyingKey::from_bytes(&self.bytes).expect("CallId holds a key validated at construction")
     }
 
     /// The X25519 public key for `crypto_box`, as libsodium's
     /// `crypto_sign_ed25519_pk_to_curve25519` computes it (birational map to Montgomery u).
     pub fn to_x25519(&self) -> crypto_box::PublicKey {
-        crypto_box::PublicKey::from(self.key.to_montgomery().to_bytes())
+        crypto_box::PublicKey::from(self.verifying_key().to_montgomery().to_bytes())
     }
 
     /// The 4-byte checksum of the text form.
@@ -145,36 +150,14 @@ fn checksum_of(pk: &[u8; 32]) -> [u8; CALL_ID_CHECKSUM_LEN] {
     out
 }
 
-impl PartialEq for CallId {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-impl Eq for CallId {}
-
-impl std::hash::Hash for CallId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_bytes().hash(state);
-    }
-}
-
-impl PartialOrd for CallId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for CallId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
-
 impl fmt::Display for CallId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut raw = [0u8; 32 + CALL_ID_CHECKSUM_LEN];
         raw[..32].copy_from_slice(self.as_bytes());
         raw[32..].copy_from_slice(&self.checksum());
-        let text = data_encoding::BASE32_NOPAD.encode(&raw).to_ascii_lowercase();
+        let text = data_encoding::BASE32_NOPAD
+            .encode(&raw)
+            .to_ascii_lowercase();
         f.write_str(&text)
     }
 }
@@ -247,7 +230,9 @@ impl<'de> serde::Deserialize<'de> for CallId {
 /// Checks `sig` over `msg` by `id` with ed25519-dalek's `verify_strict` (rejects small-order
 /// keys and `R` values and non-canonical `s`).
 pub fn verify_strict(id: &CallId, msg: &[u8], sig: &Signature) -> Result<(), BadSignature> {
-    id.key.verify_strict(msg, sig).map_err(|_| BadSignature)
+    VerifyingKey::from_bytes(id.as_bytes())
+        .and_then(|key| key.verify_strict(msg, sig))
+        .map_err(|_| BadSignature)
 }
 
 /// Why an identity key file could not be read or written.
@@ -317,7 +302,7 @@ impl Identity {
     fn from_signing_key(key: SigningKey) -> Identity {
         // A key derived from a seed is never small order or non-canonical.
         let id = CallId {
-            key: key.verifying_key(),
+            bytes: key.verifying_key().to_bytes(),
         };
         Identity { key, id }
     }
@@ -437,8 +422,15 @@ impl Identity {
                 }
                 Err(e) => return Err(io(path)(e)),
             };
-            file.write_all(contents.as_bytes()).map_err(io(path))?;
-            file.sync_all().map_err(io(path))?;
+            let written = file
+                .write_all(contents.as_bytes())
+                .and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                // Do not leave a truncated key file behind (it would block the next attempt).
+                drop(file);
+                let _ = fs::remove_file(path);
+                return Err(io(path)(e));
+            }
             return Ok(());
         }
         write_private_atomic(path, contents.as_bytes())
@@ -486,7 +478,10 @@ fn open_private(path: &Path, create_new: bool) -> std::io::Result<fs::File> {
 
 /// Writes `bytes` to `path` atomically with mode 0600: a fresh temporary file in the same
 /// directory, fsync, rename over `path`. On error the temporary file is removed.
-pub(crate) fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+pub(crate) fn write_private_atomic(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), (PathBuf, std::io::Error)> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -596,9 +591,414 @@ pub fn safety_number(a: &CallId, b: &CallId) -> SafetyNumber {
     let mut groups = [0u32; 6];
     for (i, g) in groups.iter_mut().enumerate() {
         let chunk = &h[5 * i..5 * i + 5];
-        let n = chunk.iter().fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte));
+        let n = chunk
+            .iter()
+            .fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte));
         // n < 2^40, so n % 100000 fits u32.
         *g = (n % 100_000) as u32;
     }
     SafetyNumber(groups)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex32(s: &str) -> [u8; 32] {
+        let v = data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap();
+        v.try_into().unwrap()
+    }
+
+    /// Text form of arbitrary 32 bytes with a correct checksum (no key validation).
+    fn encode_raw(pk: &[u8; 32]) -> String {
+        let mut raw = pk.to_vec();
+        raw.extend_from_slice(&checksum_of(pk));
+        data_encoding::BASE32_NOPAD
+            .encode(&raw)
+            .to_ascii_lowercase()
+    }
+
+    fn alice() -> Identity {
+        Identity::from_seed([0x11; 32])
+    }
+
+    #[test]
+    fn text_form_round_trips() {
+        for seed in [[0u8; 32], [0x11; 32], [0xff; 32]] {
+            let id = Identity::from_seed(seed).call_id();
+            let text = id.to_string();
+            assert_eq!(text.len(), CALL_ID_TEXT_LEN);
+            assert!(text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)));
+            assert_eq!(text.parse::<CallId>().unwrap(), id);
+        }
+        let random = Identity::generate().call_id();
+        assert_eq!(random.to_string().parse::<CallId>().unwrap(), random);
+    }
+
+    #[test]
+    fn every_single_character_typo_is_detected() {
+        let text = alice().call_id().to_string();
+        let alphabet = "abcdefghijklmnopqrstuvwxyz234567";
+        let mut checked = 0;
+        for (pos, orig) in text.char_indices() {
+            for sub in alphabet.chars().filter(|&c| c != orig) {
+                let mut typo = text.clone();
+                typo.replace_range(pos..pos + 1, &sub.to_string());
+                let err = typo.parse::<CallId>().unwrap_err();
+                assert!(
+                    matches!(
+                        err,
+                        IdError::BadChecksum | IdError::InvalidKey | IdError::WeakKey
+                    ),
+                    "{typo}: {err:?}"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 58 * 31);
+    }
+
+    #[test]
+    fn adjacent_swaps_are_detected() {
+        let text = alice().call_id().to_string();
+        let chars: Vec<char> = text.chars().collect();
+        for i in 0..chars.len() - 1 {
+            if chars[i] == chars[i + 1] {
+                continue;
+            }
+            let mut swapped = chars.clone();
+            swapped.swap(i, i + 1);
+            let s: String = swapped.into_iter().collect();
+            assert!(s.parse::<CallId>().is_err(), "swap at {i} accepted");
+        }
+    }
+
+    #[test]
+    fn parsing_tolerates_case_spaces_and_dashes() {
+        let id = alice().call_id();
+        let text = id.to_string();
+        assert_eq!(text.to_uppercase().parse::<CallId>().unwrap(), id);
+        let grouped: String = text
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| {
+                let sep = if i > 0 && i % 4 == 0 {
+                    Some(if i % 8 == 0 { '-' } else { ' ' })
+                } else {
+                    None
+                };
+                sep.into_iter().chain(std::iter::once(c))
+            })
+            .collect();
+        assert_eq!(format!("  {grouped}\n").parse::<CallId>().unwrap(), id);
+    }
+
+    #[test]
+    fn parsing_errors_are_typed() {
+        let text = alice().call_id().to_string();
+        assert_eq!(
+            "".parse::<CallId>().unwrap_err(),
+            IdError::BadLength { got: 0 }
+        );
+        assert_eq!(
+            text[..57].parse::<CallId>().unwrap_err(),
+            IdError::BadLength { got: 57 }
+        );
+        assert_eq!(
+            format!("{text}a").parse::<CallId>().unwrap_err(),
+            IdError::BadLength { got: 59 }
+        );
+        for bad in ['0', '1', '8', '9', '!', 'é'] {
+            let mut s = text.clone();
+            s.replace_range(10..11, &bad.to_string());
+            assert_eq!(
+                s.parse::<CallId>().unwrap_err(),
+                IdError::BadCharacter { ch: bad }
+            );
+        }
+        // A non-canonical last character (non-zero trailing bits).
+        let mut s = text.clone();
+        let last = s.pop().unwrap();
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz234567";
+        let idx = alphabet.iter().position(|&c| c == last as u8).unwrap();
+        s.push(alphabet[idx ^ 1] as char);
+        assert_eq!(s.parse::<CallId>().unwrap_err(), IdError::BadChecksum);
+    }
+
+    #[test]
+    fn weak_and_invalid_keys_are_refused() {
+        // The neutral element (y = 1) has order 1.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        assert_eq!(
+            encode_raw(&identity_point).parse::<CallId>().unwrap_err(),
+            IdError::WeakKey
+        );
+        assert_eq!(
+            CallId::from_bytes(&identity_point).unwrap_err(),
+            IdError::WeakKey
+        );
+        // y = p + 1: a non-canonical encoding of the same point.
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert_eq!(
+            CallId::from_bytes(&non_canonical).unwrap_err(),
+            IdError::InvalidKey
+        );
+        // A y with no matching x (not on the curve).
+        let not_on_curve = (2u8..=255)
+            .map(|b| {
+                let mut k = [0u8; 32];
+                k[0] = b;
+                k
+            })
+            .find(|k| VerifyingKey::from_bytes(k).is_err())
+            .unwrap();
+        assert_eq!(
+            encode_raw(&not_on_curve).parse::<CallId>().unwrap_err(),
+            IdError::InvalidKey
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_documented() {
+        let all = [
+            IdError::BadLength { got: 0 },
+            IdError::BadCharacter { ch: '0' },
+            IdError::BadChecksum,
+            IdError::InvalidKey,
+            IdError::WeakKey,
+        ];
+        let codes: std::collections::BTreeSet<_> = all.iter().map(|e| e.code()).collect();
+        assert_eq!(codes.len(), all.len());
+        let doc = include_str!("../../docs/protocol.md");
+        for e in &all {
+            assert!(
+                doc.contains(&format!("`{}`", e.code())),
+                "{} undocumented",
+                e.code()
+            );
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_text_form() {
+        let id = alice().call_id();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<CallId>(&json).unwrap(), id);
+        assert!(serde_json::from_str::<CallId>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<CallId>("42").is_err());
+    }
+
+    #[test]
+    fn sign_and_verify_strict() {
+        let a = alice();
+        let b = Identity::from_seed([0x22; 32]);
+        let sig = a.sign(b"hello");
+        assert_eq!(verify_strict(&a.call_id(), b"hello", &sig), Ok(()));
+        assert_eq!(
+            verify_strict(&a.call_id(), b"hellO", &sig),
+            Err(BadSignature)
+        );
+        assert_eq!(
+            verify_strict(&b.call_id(), b"hello", &sig),
+            Err(BadSignature)
+        );
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        let a = alice();
+        let dbg = format!("{a:?}");
+        assert!(dbg.contains(&a.call_id().to_string()));
+        assert!(!dbg.contains(&base64::engine::general_purpose::STANDARD.encode([0x11u8; 32])));
+        assert!(!dbg.contains("1111"));
+    }
+
+    /// libsodium test/default/ed25519_convert.c and .exp: seed 421151a4…, expected
+    /// `crypto_sign_ed25519_pk_to_curve25519` and `crypto_sign_ed25519_sk_to_curve25519` outputs.
+    #[test]
+    fn x25519_conversion_matches_libsodium() {
+        let id = Identity::from_seed(hex32(
+            "421151a459faeade3d247115f94aedae42318124095afabe4d1451a559faedee",
+        ));
+        assert_eq!(
+            id.call_id().to_x25519().to_bytes(),
+            hex32("f1814f0e8ff1043d8a44d25babff3cedcae6c22c3edaa48f857ae70de2baae50")
+        );
+        assert_eq!(
+            id.to_x25519().to_bytes(),
+            hex32("8052030376d47112be7f73ed7a019293dd12ad910b654455798b4667d73de166")
+        );
+        // And the two halves agree: X25519(sk) base point multiplication gives pk.
+        assert_eq!(id.to_x25519().public_key(), id.call_id().to_x25519());
+    }
+
+    /// NaCl / libsodium `crypto_box` vector (tests box.c / box_easy.c: alicesk, bobpk, nonce,
+    /// 131-byte message; `crypto_box_easy` output = 16-byte MAC || ciphertext).
+    #[test]
+    fn crypto_box_matches_libsodium() {
+        use crypto_box::aead::Aead;
+        let alicesk = hex32("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        let bobpk = hex32("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        let nonce: [u8; 24] = data_encoding::HEXLOWER
+            .decode(b"69696ee955b62b73cd62bda875fc73d68219e0036b7a0b37")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let m = data_encoding::HEXLOWER
+            .decode(
+                b"be075fc53c81f2d5cf141316ebeb0c7b5228c52a4c62cbd44b66849b64244ffc\
+e5ecbaaf33bd751a1ac728d45e6c61296cdc3c01233561f41db66cce314adb31\
+0e3be8250c46f06dceea3a7fa1348057e2f6556ad6b1318a024a838f21af1fde\
+048977eb48f59ffd4924ca1c60902e52f0a089bc76897040e082f93776384864\
+5e0705",
+            )
+            .unwrap();
+        let expected = data_encoding::HEXLOWER
+            .decode(
+                b"f3ffc7703f9400e52a7dfb4b3d3305d9\
+8e993b9f48681273c29650ba32fc76ce48332ea7164d96a4476fb8c531a1186a\
+c0dfc17c98dce87b4da7f011ec48c97271d2c20f9b928fe2270d6fb863d51738\
+b48eeee314a7cc8ab932164548e526ae90224368517acfeabd6bb3732bc0e9da\
+99832b61ca01b6de56244a9e88d5f9b37973f622a43d14a6599b1f654cb45a74\
+e355a5",
+            )
+            .unwrap();
+        let sealed = crypto_box::SalsaBox::new(
+            &crypto_box::PublicKey::from(bobpk),
+            &crypto_box::SecretKey::from(alicesk),
+        )
+        .encrypt(&nonce.into(), m.as_slice())
+        .unwrap();
+        assert_eq!(sealed, expected);
+    }
+
+    #[test]
+    fn safety_number_is_symmetric_and_pair_specific() {
+        let a = alice().call_id();
+        let b = Identity::from_seed([0x22; 32]).call_id();
+        let c = Identity::from_seed([0x33; 32]).call_id();
+        let ab = safety_number(&a, &b);
+        assert_eq!(ab, safety_number(&b, &a));
+        assert_ne!(ab, safety_number(&a, &c));
+        assert_ne!(ab, safety_number(&b, &c));
+        let text = ab.to_string();
+        assert_eq!(text.len(), 6 * 5 + 5);
+        let groups: Vec<&str> = text.split(' ').collect();
+        assert_eq!(groups.len(), 6);
+        assert!(groups
+            .iter()
+            .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())));
+    }
+
+    #[test]
+    fn config_dir_precedence() {
+        use std::ffi::OsString;
+        let s = |v: &str| Some(OsString::from(v));
+        assert_eq!(
+            config_dir_from(s("/c"), s("/x"), s("/h")),
+            PathBuf::from("/c")
+        );
+        assert_eq!(
+            config_dir_from(None, s("/x"), s("/h")),
+            PathBuf::from("/x/call")
+        );
+        assert_eq!(
+            config_dir_from(s(""), s("rel"), s("/h")),
+            PathBuf::from("/h/.config/call")
+        );
+        assert_eq!(
+            config_dir_from(None, None, s("/h")),
+            PathBuf::from("/h/.config/call")
+        );
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_is_private_and_not_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cfg").join("call");
+        let path = dir.join(IDENTITY_FILE_NAME);
+        let a = alice();
+        a.save(&path, false).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(Identity::load(&path).unwrap().call_id(), a.call_id());
+
+        let b = Identity::from_seed([0x22; 32]);
+        assert!(matches!(
+            b.save(&path, false),
+            Err(IdentityError::AlreadyExists { .. })
+        ));
+        assert_eq!(Identity::load(&path).unwrap().call_id(), a.call_id());
+        b.save(&path, true).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(Identity::load(&path).unwrap().call_id(), b.call_id());
+        // No temporary files left behind.
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Identity::load(&path).unwrap_err();
+        assert!(
+            matches!(err, IdentityError::InsecurePermissions { mode: 0o644, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chmod 600"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::InsecurePermissions { .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_format_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("k");
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::NotFound { .. })
+        ));
+        let write = |text: &[u8]| {
+            let _ = fs::remove_file(&path);
+            let mut f = open_private(&path, true).unwrap();
+            f.write_all(text).unwrap();
+        };
+        for bad in [
+            &b""[..],
+            b"call-identity-v1\n",
+            b"call-identity-v2\nERERERERERERERERERERERERERERERERERERERERERE=\n",
+            b"call-identity-v1\nnot base64!\n",
+            b"call-identity-v1\nERER\n",
+            b"call-identity-v1\nERERERERERERERERERERERERERERERERERERERERERE=\nextra\n",
+            b"\xff\xfe",
+        ] {
+            write(bad);
+            assert!(
+                matches!(Identity::load(&path), Err(IdentityError::BadFormat { .. })),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        write(&vec![b'a'; 2000]);
+        assert!(matches!(
+            Identity::load(&path),
+            Err(IdentityError::BadFormat { .. })
+        ));
+        write(b"call-identity-v1\nERERERERERERERERERERERERERERERERERERERERERE=\n");
+        assert_eq!(Identity::load(&path).unwrap().call_id(), alice().call_id());
+    }
 }

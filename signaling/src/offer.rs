@@ -459,7 +459,8 @@ pub fn sdp_fingerprint(sdp: &str) -> Result<String, OfferError> {
 }
 
 fn normalize_hex_fingerprint(hex: &str) -> Result<String, OfferError> {
-    let bad = || OfferError::Malformed("a=fingerprint value is not 32 colon-separated hex bytes".into());
+    let bad =
+        || OfferError::Malformed("a=fingerprint value is not 32 colon-separated hex bytes".into());
     let mut out = String::with_capacity(FINGERPRINT_HASH.len() + 1 + 95);
     out.push_str(FINGERPRINT_HASH);
     out.push(' ');
@@ -550,5 +551,437 @@ impl HangupBody {
     /// The JSON text (an envelope plaintext).
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: u64 = 1_700_000_000;
+    const FP: &str = "sha-256 1C:7E:31:9A:0B:44:5D:E2:68:F0:93:AA:17:C6:5B:0D:88:29:4E:F1:3A:B7:60:D5:92:0C:E4:7F:16:A3:BD:58";
+
+    fn seq(start: u8) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = start.wrapping_add(i as u8);
+        }
+        out
+    }
+    fn alice() -> Identity {
+        Identity::from_seed(seq(0x00))
+    }
+    fn bob() -> Identity {
+        Identity::from_seed(seq(0x20))
+    }
+    fn carol() -> Identity {
+        Identity::from_seed(seq(0x80))
+    }
+    fn token() -> CallToken {
+        "00112233445566778899aabbccddeeff".parse().unwrap()
+    }
+
+    fn sdp_with(fps: &[&str]) -> String {
+        let mut s = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+        for fp in fps {
+            s.push_str("a=fingerprint:");
+            s.push_str(fp);
+            s.push_str("\r\n");
+        }
+        s.push_str("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n");
+        s
+    }
+
+    fn signed() -> SignedSdp {
+        SignedSdp::sign(
+            &alice(),
+            &bob().call_id(),
+            token(),
+            Role::Offer,
+            &sdp_with(&[FP]),
+            NOW + 60,
+        )
+        .unwrap()
+    }
+
+    fn verify(s: &SignedSdp) -> Result<&str, OfferError> {
+        s.verify(
+            &alice().call_id(),
+            &bob().call_id(),
+            Some(&token()),
+            Role::Offer,
+            NOW,
+        )
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let s = signed();
+        assert_eq!(s.fingerprint, FP);
+        assert_eq!(verify(&s).unwrap(), sdp_with(&[FP]));
+        // The callee does not know the call token yet.
+        assert!(s
+            .verify(&alice().call_id(), &bob().call_id(), None, Role::Offer, NOW)
+            .is_ok());
+        // Through JSON.
+        let back = SignedSdp::parse(&s.to_json()).unwrap();
+        assert_eq!(back, s);
+        assert!(verify(&back).is_ok());
+        // Answer direction.
+        let ans = SignedSdp::sign(
+            &bob(),
+            &alice().call_id(),
+            token(),
+            Role::Answer,
+            &sdp_with(&[FP]),
+            NOW,
+        )
+        .unwrap();
+        assert!(ans
+            .verify(
+                &bob().call_id(),
+                &alice().call_id(),
+                Some(&token()),
+                Role::Answer,
+                NOW
+            )
+            .is_ok());
+    }
+
+    #[test]
+    fn each_rejection() {
+        let s = signed();
+        let me = bob().call_id();
+        let a = alice().call_id();
+        assert_eq!(
+            s.verify(&carol().call_id(), &me, Some(&token()), Role::Offer, NOW),
+            Err(OfferError::WrongSigner {
+                expected: carol().call_id(),
+                got: a
+            })
+        );
+        assert_eq!(
+            s.verify(&a, &carol().call_id(), Some(&token()), Role::Offer, NOW),
+            Err(OfferError::WrongRecipient)
+        );
+        assert_eq!(
+            s.verify(&a, &me, Some(&token()), Role::Answer, NOW),
+            Err(OfferError::WrongRole {
+                expected: Role::Answer,
+                got: Role::Offer
+            })
+        );
+        let other = CallToken::from_bytes([9; 16]);
+        assert_eq!(
+            s.verify(&a, &me, Some(&other), Role::Offer, NOW),
+            Err(OfferError::WrongCall {
+                expected: other,
+                got: token()
+            })
+        );
+        assert!(s
+            .verify(&a, &me, Some(&token()), Role::Offer, NOW + 60)
+            .is_ok());
+        assert_eq!(
+            s.verify(&a, &me, Some(&token()), Role::Offer, NOW + 61),
+            Err(OfferError::Expired { ago: 1 })
+        );
+
+        // Tampering with each signed field.
+        let other_fp = FP.replace("1C:7E", "1C:7F");
+        let mut cases: Vec<(&str, SignedSdp)> = Vec::new();
+        let mut t = s.clone();
+        t.call_id = other;
+        cases.push(("call_id", t));
+        let mut t = s.clone();
+        t.role = Role::Answer;
+        cases.push(("role", t));
+        let mut t = s.clone();
+        t.expires += 1;
+        cases.push(("expires", t));
+        let mut t = s.clone();
+        t.fingerprint = other_fp.clone();
+        cases.push(("fingerprint", t));
+        let mut t = s.clone();
+        t.sdp = sdp_with(&[&other_fp]);
+        cases.push(("sdp fingerprint", t));
+        let mut t = s.clone();
+        t.sdp.push_str("a=x\r\n");
+        cases.push(("sdp", t));
+        let mut t = s.clone();
+        let mut b = t.sig.to_bytes();
+        b[0] ^= 1;
+        t.sig = Signature::from_bytes(&b);
+        cases.push(("sig", t));
+        for (field, t) in cases {
+            assert_eq!(
+                t.verify(&a, &me, None, t.role, NOW),
+                Err(OfferError::BadSignature),
+                "{field}"
+            );
+        }
+        // `to` swapped: the new recipient sees a bad signature.
+        let mut t = s.clone();
+        t.to = carol().call_id();
+        assert_eq!(
+            t.verify(&a, &carol().call_id(), None, Role::Offer, NOW),
+            Err(OfferError::BadSignature)
+        );
+        // Re-signed by another key claiming to be Alice.
+        let mut t = s.clone();
+        t.sig = carol().sign(&t.signed_bytes());
+        assert_eq!(verify(&t), Err(OfferError::BadSignature));
+        // Signed by a (buggy or hostile) peer with a fingerprint that is not the SDP's.
+        let t = SignedSdp::sign_parts(
+            &alice(),
+            &me,
+            token(),
+            Role::Offer,
+            &sdp_with(&[FP]),
+            NOW + 60,
+            other_fp.clone(),
+        );
+        assert_eq!(verify(&t), Err(OfferError::FingerprintMismatch));
+        let t = SignedSdp::sign_parts(
+            &alice(),
+            &me,
+            token(),
+            Role::Offer,
+            "v=0\r\n",
+            NOW + 60,
+            other_fp,
+        );
+        assert_eq!(verify(&t), Err(OfferError::NoFingerprint));
+        // Oversize SDP.
+        let mut t = s.clone();
+        t.sdp = "a".repeat(MAX_SDP_BYTES + 1);
+        assert!(matches!(verify(&t), Err(OfferError::TooLarge { .. })));
+        assert!(matches!(
+            SignedSdp::sign(&alice(), &me, token(), Role::Offer, &t.sdp, NOW),
+            Err(OfferError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn fingerprint_extraction() {
+        assert_eq!(sdp_fingerprint(&sdp_with(&[FP])).unwrap(), FP);
+        // Lowercase input, repeated at media level, LF-only line ends: one distinct value.
+        let lower = FP.to_lowercase().replace("sha-256", "SHA-256");
+        let sdp = sdp_with(&[&lower, FP]).replace("\r\n", "\n");
+        assert_eq!(sdp_fingerprint(&sdp).unwrap(), FP);
+        assert_eq!(sdp_fingerprint("v=0\r\n"), Err(OfferError::NoFingerprint));
+        let other = FP.replace("58", "59");
+        assert_eq!(
+            sdp_fingerprint(&sdp_with(&[FP, &other])),
+            Err(OfferError::MultipleFingerprints(2))
+        );
+        assert_eq!(
+            sdp_fingerprint(&sdp_with(&["sha-1 AA:BB"])),
+            Err(OfferError::UnsupportedFingerprintHash("sha-1".into()))
+        );
+        for bad in [
+            "sha-256",
+            "sha-256 AA:BB",
+            "sha-256 1C:7E extra",
+            &FP.replace("1C:", "1C::"),
+            &FP.replace("1C", "1G"),
+            &FP.replace("1C", "1C1"),
+            &format!("{FP}:00"),
+        ] {
+            assert_eq!(
+                sdp_fingerprint(&sdp_with(&[bad])).unwrap_err().code(),
+                "body_malformed",
+                "{bad}"
+            );
+        }
+        // Signing refuses SDPs without exactly one fingerprint.
+        let me = bob().call_id();
+        assert_eq!(
+            SignedSdp::sign(&alice(), &me, token(), Role::Offer, "v=0\r\n", NOW),
+            Err(OfferError::NoFingerprint)
+        );
+        assert_eq!(
+            SignedSdp::sign(
+                &alice(),
+                &me,
+                token(),
+                Role::Offer,
+                &sdp_with(&[FP, &other]),
+                NOW
+            ),
+            Err(OfferError::MultipleFingerprints(2))
+        );
+    }
+
+    #[test]
+    fn call_token_text_form() {
+        let t = CallToken::random();
+        assert_ne!(t, CallToken::random());
+        let text = t.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(text.parse::<CallToken>().unwrap(), t);
+        assert_eq!(text.to_uppercase().parse::<CallToken>().unwrap(), t);
+        for bad in [
+            "",
+            "00",
+            "zz112233445566778899aabbccddeeff",
+            "00112233445566778899aabbccddeeff00",
+        ] {
+            assert!(bad.parse::<CallToken>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::to_string(&token()).unwrap(),
+            "\"00112233445566778899aabbccddeeff\""
+        );
+    }
+
+    #[test]
+    fn bodies_round_trip_and_reject_junk() {
+        let c = CandidateBody {
+            call_id: token(),
+            candidate: IceCandidate {
+                candidate: "candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host".into(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+                username_fragment: None,
+            },
+        };
+        let json = String::from_utf8(c.to_json()).unwrap();
+        assert!(json.contains("\"sdpMLineIndex\":0") && json.contains("\"sdpMid\":\"0\""));
+        assert_eq!(CandidateBody::parse(json.as_bytes()).unwrap(), c);
+        let h = HangupBody {
+            call_id: token(),
+            reason: "hangup".into(),
+        };
+        assert_eq!(
+            String::from_utf8(h.to_json()).unwrap(),
+            r#"{"call_id":"00112233445566778899aabbccddeeff","reason":"hangup"}"#
+        );
+        assert_eq!(HangupBody::parse(&h.to_json()).unwrap(), h);
+        let long = HangupBody {
+            call_id: token(),
+            reason: "x".repeat(MAX_REASON_BYTES + 1),
+        };
+        assert!(matches!(
+            HangupBody::parse(&long.to_json()),
+            Err(OfferError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            SignedSdp::parse(&vec![b' '; MAX_PLAINTEXT_BYTES + 1]),
+            Err(OfferError::TooLarge { .. })
+        ));
+        for junk in [
+            &b"{}"[..],
+            b"[",
+            b"null",
+            br#"{"call_id":"00","reason":"x"}"#,
+        ] {
+            assert_eq!(
+                HangupBody::parse(junk).unwrap_err().code(),
+                "body_malformed"
+            );
+            assert_eq!(SignedSdp::parse(junk).unwrap_err().code(), "body_malformed");
+        }
+        let mut v = serde_json::to_value(signed()).unwrap();
+        v["extra"] = 1.into();
+        assert_eq!(
+            SignedSdp::parse(v.to_string().as_bytes())
+                .unwrap_err()
+                .code(),
+            "body_malformed"
+        );
+        let mut v = serde_json::to_value(signed()).unwrap();
+        v["sig"] = "AAAA".into();
+        assert_eq!(
+            SignedSdp::parse(v.to_string().as_bytes())
+                .unwrap_err()
+                .code(),
+            "body_malformed"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_distinct_and_documented() {
+        let all = [
+            OfferError::BadSignature,
+            OfferError::WrongSigner {
+                expected: alice().call_id(),
+                got: bob().call_id(),
+            },
+            OfferError::WrongRecipient,
+            OfferError::WrongRole {
+                expected: Role::Offer,
+                got: Role::Answer,
+            },
+            OfferError::WrongCall {
+                expected: token(),
+                got: token(),
+            },
+            OfferError::Expired { ago: 1 },
+            OfferError::FingerprintMismatch,
+            OfferError::NoFingerprint,
+            OfferError::MultipleFingerprints(2),
+            OfferError::UnsupportedFingerprintHash(String::new()),
+            OfferError::Malformed(String::new()),
+            OfferError::TooLarge { size: 0, max: 0 },
+        ];
+        let codes: std::collections::BTreeSet<_> = all.iter().map(|e| e.code()).collect();
+        assert_eq!(codes.len(), all.len());
+        let doc = include_str!("../../docs/protocol.md");
+        for e in &all {
+            assert!(
+                doc.contains(&format!("`{}`", e.code())),
+                "{} undocumented",
+                e.code()
+            );
+        }
+    }
+
+    /// The signed-SDP example of docs/protocol.md.
+    #[test]
+    fn protocol_doc_sdp_vector() {
+        let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 1c:7e:31:9a:0b:44:5d:e2:68:f0:93:aa:17:c6:5b:0d:88:29:4e:f1:3a:b7:60:d5:92:0c:e4:7f:16:a3:bd:58\r\n";
+        let s = SignedSdp::sign(
+            &alice(),
+            &bob().call_id(),
+            token(),
+            Role::Offer,
+            sdp,
+            NOW + 30,
+        )
+        .unwrap();
+        let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
+        let doc = include_str!("../../docs/protocol.md");
+        let values = [
+            ("sdp sha-256", hex(&Sha256::digest(sdp.as_bytes()))),
+            ("sdp signed bytes", hex(&s.signed_bytes())),
+            ("signed sdp json", String::from_utf8(s.to_json()).unwrap()),
+        ];
+        let missing: Vec<String> = values
+            .iter()
+            .filter(|(_, v)| !doc.contains(v.as_str()))
+            .map(|(n, v)| format!("{n}: {v}"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/protocol.md lacks:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn fingerprint_parser_never_panics(sdp in ".{0,400}", extra in "[a-zA-Z0-9:= \\-]{0,120}") {
+            let _ = sdp_fingerprint(&sdp);
+            let _ = sdp_fingerprint(&format!("a=fingerprint:{extra}\r\n{sdp}"));
+        }
+
+        #[test]
+        fn body_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
+            let _ = SignedSdp::parse(&bytes);
+            let _ = CandidateBody::parse(&bytes);
+            let _ = HangupBody::parse(&bytes);
+        }
     }
 }

@@ -3,6 +3,7 @@
 mod error;
 pub mod h264;
 pub mod opus;
+pub mod pattern;
 pub mod pcm;
 
 pub use error::CodecError;

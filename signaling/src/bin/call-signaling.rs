@@ -1,1 +1,186 @@
-fn main() {}
+//! `call-signaling`: the signaling server with embedded TURN, as a standalone binary.
+//!
+//! Prints exactly one line on stdout, the WebSocket URL, once it accepts connections
+//! (e.g. `ws://127.0.0.1:8443/ws`); logs go to stderr (`RUST_LOG`, default `info`).
+//! Stops gracefully on SIGINT or SIGTERM.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use signaling::server::{Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig};
+use signaling::turn_credentials::{TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS};
+
+/// End-to-end encrypted signaling server for `call`, with an embedded TURN relay.
+#[derive(Debug, Parser)]
+#[command(name = "call-signaling", version)]
+struct Args {
+    /// TCP address to serve WebSockets on (path /ws). Port 0 picks a free port.
+    #[arg(long, env = "CALL_SIGNALING_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+
+    /// Name put in every auth challenge (clients may insist on it).
+    #[arg(long, env = "CALL_SERVER_NAME", default_value = "call-signaling")]
+    server_name: String,
+
+    /// UDP address of the embedded TURN server.
+    #[arg(long, env = "CALL_TURN_LISTEN", default_value = "127.0.0.1:3478")]
+    turn_listen: SocketAddr,
+
+    /// Address advertised in turn: URLs and relay addresses (required if --turn-listen is a
+    /// wildcard address such as 0.0.0.0).
+    #[arg(long, env = "CALL_TURN_PUBLIC_IP")]
+    turn_public_ip: Option<IpAddr>,
+
+    /// Run no embedded TURN server.
+    #[arg(long)]
+    no_turn: bool,
+
+    /// Shared secret for TURN REST credentials (random if absent; set it to share with coturn).
+    #[arg(long, env = "CALL_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+
+    /// Extra TURN URL to hand out (e.g. a coturn using the same secret); repeatable.
+    #[arg(long = "turn-url", env = "CALL_TURN_URLS", value_delimiter = ',')]
+    turn_urls: Vec<String>,
+
+    /// Lifetime of issued TURN credentials, seconds.
+    #[arg(long, env = "CALL_TURN_TTL", default_value_t = DEFAULT_CREDENTIAL_TTL_SECS)]
+    turn_ttl: u64,
+
+    /// Largest credential lifetime the embedded TURN server accepts, seconds.
+    #[arg(long, env = "CALL_TURN_MAX_TTL", default_value_t = DEFAULT_MAX_TTL_SECS)]
+    turn_max_ttl: u64,
+
+    /// Allow the TURN relay to reach loopback/private/link-local peers (development only).
+    #[arg(long, env = "CALL_ALLOW_LOOPBACK_PEERS")]
+    allow_loopback_peers: bool,
+
+    /// TLS certificate chain (PEM); serves wss:// together with --tls-key.
+    #[arg(long, env = "CALL_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "CALL_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Seconds a connection has to authenticate.
+    #[arg(long, default_value_t = 10)]
+    auth_timeout: u64,
+
+    /// Seconds without any traffic (including pongs) before a connection is closed.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
+
+    /// Sustained frames per second allowed per connection.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+
+    /// Burst of frames allowed per connection.
+    #[arg(long, default_value_t = 50)]
+    burst: u32,
+
+    /// Maximum simultaneous WebSocket connections.
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+}
+
+impl Args {
+    fn into_config(self) -> Result<ServerConfig, String> {
+        let turn_secret = match self.turn_secret {
+            Some(s) => Some(TurnSecret::new(s.into_bytes()).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let limits = Limits {
+            rate: RateLimit {
+                per_second: self.rate,
+                burst: self.burst,
+            },
+            auth_timeout: Duration::from_secs(self.auth_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            ping_interval: Duration::from_secs((self.idle_timeout / 3).max(1)),
+            max_connections: self.max_connections,
+            ..Limits::default()
+        };
+        Ok(ServerConfig {
+            listen: self.listen,
+            server_name: self.server_name,
+            turn: (!self.no_turn).then(|| TurnConfig {
+                listen: self.turn_listen,
+                public_ip: self.turn_public_ip,
+                realm: "call".to_owned(),
+            }),
+            turn_secret,
+            external_turn_urls: self.turn_urls,
+            credential_ttl: self.turn_ttl,
+            max_ttl: self.turn_max_ttl,
+            allow_loopback_peers: self.allow_loopback_peers,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsPaths { cert, key }),
+                _ => None,
+            },
+            limits,
+        })
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = match Args::parse().into_config() {
+        Ok(cfg) => cfg,
+        Err(err) => {
+            eprintln!("call-signaling: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::start(cfg).await {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("call-signaling: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{}", server.url());
+    let _ = stdout.flush();
+    let token = server.shutdown_token();
+    tokio::select! {
+        _ = wait_for_signal() => tracing::info!("signal received; shutting down"),
+        _ = token.cancelled() => {}
+    }
+    server.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,51 @@
+//! Why a call did not happen or ended badly: one clear line for the user.
+
+use signaling::identity::CallId;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The signaling server could not be reached or refused us.
+    #[error("signaling: {0}")]
+    Signaling(String),
+    /// A local audio device or file could not be opened.
+    #[error("audio: {0}")]
+    Audio(#[from] native::AudioError),
+    /// The codec failed.
+    #[error("codec: {0}")]
+    Codec(#[from] media::codec::opus::CodecError),
+    /// webrtc-rs failed or the connection could not be established.
+    #[error("{0}")]
+    Session(#[from] media::session::SessionError),
+    /// The peer's offer or answer failed verification: the call is refused.
+    #[error("call refused: {0}")]
+    Verification(String),
+    /// The answer came from a different identity than the one called.
+    #[error("call refused: the answer was signed by {got}, not by {expected} whom you called (possible man-in-the-middle)")]
+    WrongPeer {
+        /// Whom we called.
+        expected: CallId,
+        /// Who answered.
+        got: CallId,
+    },
+    /// The peer declined.
+    #[error("the peer declined the call: {0}")]
+    Rejected(String),
+    /// No answer in time.
+    #[error("no answer within {0:.0} s (is the peer running `call listen` on the same server?)")]
+    NoAnswer(f64),
+    /// Trust on first use: the key saved for a name changed.
+    #[error("the key saved for `{name}` changed (was {previous}, now {new}); verify the new safety number by voice, then pass --accept-changed-key")]
+    KeyChanged {
+        /// The name.
+        name: String,
+        /// The key saved before.
+        previous: CallId,
+        /// The key offered now.
+        new: CallId,
+    },
+    /// Writing the stats file or similar.
+    #[error("{0}")]
+    Io(String),
+}

@@ -1,0 +1,276 @@
+//! The connected call: sends audio every 20 ms, plays what arrives, carries chat, prints stats,
+//! and ends both sides cleanly on hang-up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use media::chat::ChatFrame;
+use media::codec::opus::{EncoderConfig, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES};
+use media::session::{Session, SessionEvent};
+use media::stats::{CallStats, ReceiveCounter};
+use native::{AudioSink, AudioSource};
+use signaling::client::Client;
+use signaling::envelope::EnvelopeKind;
+use signaling::identity::{safety_number, CallId, Identity};
+use signaling::offer::{CallToken, HangupBody};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use super::playout::Playout;
+use super::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
+
+const FRAME: Duration = Duration::from_millis(20);
+
+/// The local ends of the audio path, opened before dialing so a missing device fails at once.
+pub(crate) struct MediaEnds {
+    source: Option<Box<dyn AudioSource>>,
+    sink: Box<dyn AudioSink>,
+}
+
+impl MediaEnds {
+    pub(crate) fn open(opts: &CallOptions) -> Result<MediaEnds, CallError> {
+        let source = match &opts.audio_in {
+            Some(spec) => Some(native::open_source(spec)?),
+            None => None,
+        };
+        let sink = native::open_sink(&opts.audio_out)?;
+        Ok(MediaEnds { source, sink })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run_media(
+    session: Arc<Session>,
+    mut events: mpsc::Receiver<SessionEvent>,
+    client: &mut Client,
+    identity: &Identity,
+    peer: CallId,
+    call_id: CallToken,
+    opts: &mut CallOptions,
+    ends: MediaEnds,
+    started: Instant,
+) -> Result<CallReport, CallError> {
+    let MediaEnds { mut source, mut sink } = ends;
+    let mut encoder = OpusEncoder::new(&EncoderConfig::default())?;
+    let mut playout = Playout::new()?;
+    let mut counter = ReceiveCounter::new(48_000);
+    let mut pcm = vec![0i16; FRAME_SAMPLES];
+    let mut packet = vec![0u8; MAX_PACKET_BYTES];
+    let mut stats = CallStats::default();
+    let mut chat_received = Vec::new();
+    let mut chat_open = false;
+    let mut pending_say: Vec<String> = std::mem::take(&mut opts.say);
+    let mut chat_input = std::mem::take(&mut opts.chat_input);
+    let mut chat_seq = 0u64;
+    let mut packets_sent = 0u64;
+    let mut bytes_sent = 0u64;
+    let mut last_sent_bytes = 0u64;
+    let mut last_recv_bytes = 0u64;
+    let mut source_done = false;
+
+    let connected_at = Instant::now();
+    let deadline = opts.duration.map(|d| tokio::time::Instant::from_std(connected_at + d));
+    let mut send_tick = tokio::time::interval(FRAME);
+    send_tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+    let mut play_tick = tokio::time::interval(FRAME);
+    play_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+    stats_tick.reset();
+    let mut state = session.state_changes();
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+
+    let end = loop {
+        tokio::select! {
+            _ = send_tick.tick(), if source.is_some() => {
+                let Some(src) = source.as_mut() else { continue };
+                if !source_done {
+                    match src.read_frame(&mut pcm) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            source_done = true;
+                            tracing::info!("audio source ended; sending silence");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "audio source failed; sending silence");
+                            source_done = true;
+                        }
+                    }
+                }
+                if source_done {
+                    pcm.fill(0);
+                }
+                let n = encoder.encode(&pcm, &mut packet)?;
+                if let Err(e) = session.send_audio(Bytes::copy_from_slice(&packet[..n]), FRAME).await {
+                    tracing::debug!(error = %e, "audio send failed");
+                } else {
+                    packets_sent += 1;
+                    bytes_sent += n as u64;
+                }
+            }
+            _ = play_tick.tick() => {
+                if let Some(frame) = playout.pull(Instant::now(), &mut stats)? {
+                    if stats.first_audio_ms.is_none() {
+                        stats.first_audio_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+                    }
+                    stats.audio_level_dbfs = media::codec::pcm::rms_dbfs(frame);
+                    if let Err(e) = sink.write_frame(frame) {
+                        tracing::warn!(error = %e, "audio sink failed");
+                    }
+                }
+            }
+            ev = events.recv() => match ev {
+                Some(SessionEvent::Audio(pkt)) => {
+                    counter.on_packet(pkt.seq, pkt.timestamp, pkt.payload.len(), pkt.arrival);
+                    playout.insert(pkt);
+                }
+                Some(SessionEvent::ChatOpen) => {
+                    chat_open = true;
+                    for text in pending_say.drain(..) {
+                        chat_seq += 1;
+                        send_text(&session, chat_seq, &text).await;
+                    }
+                }
+                Some(SessionEvent::Chat(bytes)) => match ChatFrame::parse(&bytes) {
+                    Ok(ChatFrame::Text { text, ts_ms, .. }) => {
+                        if opts.print_chat {
+                            println!("[{}] {}: {}", clock(ts_ms), short(&peer), text);
+                        }
+                        chat_received.push(text);
+                    }
+                    Ok(ChatFrame::Bye { .. }) => break EndReason::RemoteHangup,
+                    Err(e) => tracing::warn!(error = %e, "dropped a malformed chat frame"),
+                },
+                Some(SessionEvent::ChatClosed) => break EndReason::RemoteHangup,
+                None => break EndReason::ConnectionLost,
+            },
+            incoming = client.recv() => match incoming {
+                Some(Ok(m)) if m.from == peer && matches!(m.kind, EnvelopeKind::Hangup | EnvelopeKind::Reject) => {
+                    match HangupBody::parse(&m.plaintext) {
+                        Ok(h) if h.call_id == call_id => break EndReason::RemoteHangup,
+                        _ => tracing::debug!("hang-up for another call ignored"),
+                    }
+                }
+                Some(Ok(m)) => tracing::debug!(from = %m.from, kind = ?m.kind, "ignored during the call"),
+                Some(Err(e)) => tracing::warn!(error = %e, "rejected a signaling message"),
+                // Losing signaling does not end a connected call: media is peer to peer.
+                None => tracing::warn!("signaling connection lost; the call continues"),
+            },
+            line = next_line(&mut chat_input) => match line {
+                Some(text) if chat_open => {
+                    chat_seq += 1;
+                    send_text(&session, chat_seq, &text).await;
+                }
+                Some(text) => pending_say.push(text),
+                None => {
+                    chat_input = ChatInput::None;
+                    if source.is_none() && opts.duration.is_none() {
+                        break EndReason::LocalHangup;
+                    }
+                }
+            },
+            _ = stats_tick.tick() => {
+                let transport = session.transport_stats().await;
+                stats.elapsed_s = connected_at.elapsed().as_secs_f64();
+                stats.rtt_ms = transport.rtt.map(|r| r.as_secs_f64() * 1e3);
+                stats.candidate_type = transport.local_candidate_type;
+                stats.packets_sent = packets_sent;
+                fill_receive(&mut stats, &counter);
+                stats.send_kbps = (bytes_sent - last_sent_bytes) as f64 * 8.0 / 1e3;
+                stats.recv_kbps = (counter.bytes() - last_recv_bytes) as f64 * 8.0 / 1e3;
+                last_sent_bytes = bytes_sent;
+                last_recv_bytes = counter.bytes();
+                if opts.live_stats {
+                    eprintln!("{}", stats.line());
+                }
+            }
+            _ = sleep_until(deadline) => break EndReason::DurationElapsed,
+            _ = &mut ctrl_c => break EndReason::LocalHangup,
+            _ = state.changed() => {
+                if session.is_failed_or_closed() {
+                    break EndReason::ConnectionLost;
+                }
+            }
+        }
+    };
+
+    if matches!(end, EndReason::DurationElapsed | EndReason::LocalHangup) {
+        // Tell the peer both ways: the data channel is fastest, signaling works if media broke.
+        let bye = ChatFrame::Bye { reason: "hang-up".into() };
+        let _ = session.send_chat(Bytes::from(bye.encode())).await;
+        let body = serde_json::to_vec(&HangupBody { call_id, reason: "hang-up".into() }).unwrap_or_default();
+        let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;
+    }
+    session.close().await;
+    if let Err(e) = sink.finish() {
+        tracing::warn!(error = %e, "finishing the audio sink");
+    }
+
+    stats.elapsed_s = connected_at.elapsed().as_secs_f64();
+    stats.packets_sent = packets_sent;
+    fill_receive(&mut stats, &counter);
+    playout.fill_stats(&mut stats);
+    if let Some(path) = &opts.stats_json {
+        let json = serde_json::to_vec_pretty(&stats).unwrap_or_default();
+        std::fs::write(path, json)
+            .map_err(|e| CallError::Io(format!("could not write stats to {}: {e}", path.display())))?;
+    }
+    if opts.live_stats {
+        eprintln!("call ended ({end:?}): {}", stats.line());
+    }
+    Ok(CallReport {
+        peer,
+        safety_number: safety_number(&identity.call_id(), &peer).to_string(),
+        stats,
+        chat_received,
+        end,
+    })
+}
+
+fn fill_receive(stats: &mut CallStats, counter: &ReceiveCounter) {
+    stats.packets_received = counter.received();
+    stats.packets_lost = counter.lost();
+    stats.loss_fraction = if counter.expected() > 0 {
+        counter.lost().max(0) as f64 / counter.expected() as f64
+    } else {
+        0.0
+    };
+    stats.jitter_ms = counter.jitter().as_secs_f64() * 1e3;
+}
+
+async fn send_text(session: &Session, seq: u64, text: &str) {
+    match ChatFrame::text(seq, now_unix_ms(), text) {
+        Ok(frame) => {
+            if let Err(e) = session.send_chat(Bytes::from(frame.encode())).await {
+                eprintln!("chat message not sent: {e}");
+            }
+        }
+        Err(e) => eprintln!("chat message not sent: {e}"),
+    }
+}
+
+async fn next_line(input: &mut ChatInput) -> Option<String> {
+    match input {
+        ChatInput::None => std::future::pending().await,
+        ChatInput::Lines(rx) => rx.recv().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a Unix-milliseconds timestamp.
+fn clock(ts_ms: u64) -> String {
+    let s = ts_ms / 1000;
+    format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
+}
+
+/// The first characters of an ID, enough to tell peers apart on screen.
+fn short(id: &CallId) -> String {
+    id.to_string().chars().take(8).collect()
+}

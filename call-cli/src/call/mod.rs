@@ -1,0 +1,33 @@
+//! One call, from signaling to hang-up: the wiring between the signaling client, the media
+//! session, the codec, the jitter buffer and the audio devices.
+//!
+//! [`dial`] and [`listen`] do the signed offer/answer exchange ([`setup`]), then hand the
+//! connected session to [`media_loop`], which runs until either side hangs up.
+
+mod error;
+mod media_loop;
+mod options;
+mod playout;
+mod setup;
+
+pub use error::CallError;
+pub use options::{CallOptions, CallReport, ChatInput, EndReason, IncomingDecision};
+pub use setup::{dial, listen};
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock Unix seconds: the shell reads the clock, the signaling cores take it as input.
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Wall-clock Unix milliseconds, for chat timestamps.
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,118 @@
+//! What a call is asked to do, and what it reports at the end.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use media::session::{CandidateScope, IceServer};
+use media::stats::CallStats;
+use native::{AudioInSpec, AudioOutSpec};
+use signaling::identity::CallId;
+use tokio::sync::mpsc;
+
+/// Where chat lines to send come from.
+#[derive(Debug, Default)]
+pub enum ChatInput {
+    /// Nothing to send.
+    #[default]
+    None,
+    /// Lines from a channel (the terminal, or a test).
+    Lines(mpsc::Receiver<String>),
+}
+
+/// How the listener decides about an incoming call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncomingDecision {
+    /// Accept every verified call.
+    AutoAccept,
+    /// Ask on the terminal.
+    Prompt,
+}
+
+/// Everything a call needs besides the identities.
+#[derive(Debug)]
+pub struct CallOptions {
+    /// Signaling server URL.
+    pub server: String,
+    /// Extra root CA (PEM) for wss://.
+    pub ca_cert: Option<PathBuf>,
+    /// Send audio from here; `None` for chat-only calls.
+    pub audio_in: Option<AudioInSpec>,
+    /// Play received audio here.
+    pub audio_out: AudioOutSpec,
+    /// Hang up after this long connected.
+    pub duration: Option<Duration>,
+    /// Give up connecting after this long.
+    pub connect_timeout: Duration,
+    /// TURN relay candidates only.
+    pub relay_only: bool,
+    /// Host candidate scope; `None` = loopback only if the server is on loopback.
+    pub candidate_scope: Option<CandidateScope>,
+    /// Replace the TURN servers the signaling server hands out (tests put an impairment relay here).
+    pub turn_override: Option<Vec<String>>,
+    /// Extra ICE servers.
+    pub extra_ice_servers: Vec<IceServer>,
+    /// Write final stats JSON here.
+    pub stats_json: Option<PathBuf>,
+    /// Print the live stats line on stderr every second.
+    pub live_stats: bool,
+    /// Chat messages to send once the channel opens.
+    pub say: Vec<String>,
+    /// Further chat lines.
+    pub chat_input: ChatInput,
+    /// Print received chat lines on stdout.
+    pub print_chat: bool,
+    /// Record received-audio arrivals here.
+    pub record_trace: Option<PathBuf>,
+}
+
+impl CallOptions {
+    /// Options for a scripted call on `server` with generated audio and no terminal output.
+    pub fn scripted(server: &str) -> CallOptions {
+        CallOptions {
+            server: server.to_owned(),
+            ca_cert: None,
+            audio_in: Some(AudioInSpec::Silence),
+            audio_out: AudioOutSpec::Null,
+            duration: Some(Duration::from_secs(2)),
+            connect_timeout: Duration::from_secs(15),
+            relay_only: false,
+            candidate_scope: None,
+            turn_override: None,
+            extra_ice_servers: Vec::new(),
+            stats_json: None,
+            live_stats: false,
+            say: Vec::new(),
+            chat_input: ChatInput::None,
+            print_chat: false,
+            record_trace: None,
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// `--duration` elapsed.
+    DurationElapsed,
+    /// We hung up (Ctrl-C, end of chat input).
+    LocalHangup,
+    /// The peer hung up.
+    RemoteHangup,
+    /// The connection was lost.
+    ConnectionLost,
+}
+
+/// What a finished call reports.
+#[derive(Debug, Clone)]
+pub struct CallReport {
+    /// The other party.
+    pub peer: CallId,
+    /// Safety number both sides can compare.
+    pub safety_number: String,
+    /// Final statistics.
+    pub stats: CallStats,
+    /// Chat texts received, in order.
+    pub chat_received: Vec<String>,
+    /// Why the call ended.
+    pub end: EndReason,
+}

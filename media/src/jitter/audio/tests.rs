@@ -1,0 +1,417 @@
+//! Behaviour tests for the adaptive audio jitter buffer, on virtual time.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use proptest::prelude::*;
+
+use super::*;
+
+const FRAME: Duration = Duration::from_millis(20);
+const TS_STEP: u32 = 960;
+
+fn pkt(seq: u16, ts: u32) -> AudioPacket {
+    AudioPacket {
+        seq,
+        timestamp: ts,
+        ssrc: 7,
+        payload: Bytes::from(vec![0xAB; 60]),
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Sends `n` packets every 20 ms with `delay(k)` one-way delay (None = lost), pulls every 20 ms,
+/// and returns all playouts in order.
+fn run(
+    buf: &mut AudioJitterBuffer,
+    n: u32,
+    seq0: u16,
+    ts0: u32,
+    delay: impl Fn(u32) -> Option<Duration>,
+) -> Vec<Playout> {
+    let t0 = Instant::now();
+    let mut arrivals: Vec<(Duration, AudioPacket)> = (0..n)
+        .filter_map(|k| {
+            let d = delay(k)?;
+            let p = pkt(seq0.wrapping_add(k as u16), ts0.wrapping_add(k * TS_STEP));
+            Some((FRAME * k + d, p))
+        })
+        .collect();
+    arrivals.sort_by_key(|(t, _)| *t);
+    let mut out = Vec::new();
+    let mut it = arrivals.into_iter().peekable();
+    // Pulls at 20 ms + 7 ms phase, until everything had a chance to play.
+    for step in 0..(n + 40) {
+        let now = FRAME * step + ms(7);
+        while let Some((t, _)) = it.peek() {
+            if *t > now {
+                break;
+            }
+            let (t, p) = it.next().expect("peeked");
+            buf.insert(p, t0 + t);
+        }
+        out.push(buf.pull(t0 + now));
+    }
+    out
+}
+
+fn played_seqs(out: &[Playout]) -> Vec<u16> {
+    out.iter()
+        .filter_map(|p| match p {
+            Playout::Packet { seq, .. } => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn clean_stream_plays_every_packet_in_order_after_initial_delay() {
+    let mut buf = AudioJitterBuffer::default();
+    let out = run(&mut buf, 200, 100, 5000, |_| Some(ms(30)));
+    let seqs = played_seqs(&out);
+    assert_eq!(seqs, (100..300).collect::<Vec<u16>>());
+    let leading_empty = out.iter().take_while(|p| **p == Playout::Empty).count();
+    assert!((3..=5).contains(&leading_empty), "waited {leading_empty} frames");
+    let last_packet = out
+        .iter()
+        .rposition(|p| matches!(p, Playout::Packet { .. }))
+        .expect("packets played");
+    assert!(out[..last_packet]
+        .iter()
+        .all(|p| matches!(p, Playout::Empty | Playout::Packet { .. })));
+    let s = buf.stats();
+    assert_eq!(s.late, 0);
+    assert!(s.target_delay <= ms(60));
+}
+
+#[test]
+fn loss_with_next_packet_buffered_uses_fec_else_conceals() {
+    let mut buf = AudioJitterBuffer::default();
+    let out = run(&mut buf, 100, 0, 0, |k| (k != 50).then_some(ms(30)));
+    assert!(out.contains(&Playout::Fec {
+        timestamp: 50 * TS_STEP,
+        payload: Bytes::from(vec![0xAB; 60]),
+    }));
+    assert_eq!(buf.stats().fec_recovered, 1);
+
+    let mut no_fec = AudioJitterBuffer::new(JitterConfig {
+        use_fec: false,
+        ..JitterConfig::default()
+    });
+    let out = run(&mut no_fec, 100, 0, 0, |k| (k != 50).then_some(ms(30)));
+    let concealed: Vec<_> = out
+        .iter()
+        .filter(|p| matches!(p, Playout::Conceal { timestamp } if *timestamp < 100 * TS_STEP))
+        .collect();
+    assert_eq!(
+        concealed,
+        vec![&Playout::Conceal {
+            timestamp: 50 * TS_STEP
+        }]
+    );
+}
+
+#[test]
+fn reordered_packets_play_in_order() {
+    let mut buf = AudioJitterBuffer::default();
+    // Every 5th packet overtaken by the next one.
+    let out = run(&mut buf, 200, 0, 0, |k| {
+        Some(if k % 5 == 0 { ms(55) } else { ms(30) })
+    });
+    assert_eq!(played_seqs(&out), (0..200).collect::<Vec<u16>>());
+    assert_eq!(buf.stats().late, 0);
+}
+
+#[test]
+fn duplicates_are_dropped_and_never_played_twice() {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    for k in 0..50u32 {
+        let now = t0 + FRAME * k;
+        buf.insert(pkt(k as u16, k * TS_STEP), now);
+        buf.insert(pkt(k as u16, k * TS_STEP), now + ms(1));
+        if k > 3 {
+            buf.insert(pkt(k as u16 - 3, (k - 3) * TS_STEP), now);
+        }
+        out.push(buf.pull(now + ms(2)));
+    }
+    let seqs = played_seqs(&out);
+    let unique: HashSet<u16> = seqs.iter().copied().collect();
+    assert_eq!(unique.len(), seqs.len());
+    assert!(buf.stats().duplicates >= 90);
+}
+
+#[test]
+fn sequence_and_timestamp_wrap_around() {
+    let mut buf = AudioJitterBuffer::default();
+    let out = run(&mut buf, 200, 65_500, u32::MAX - 50 * TS_STEP, |_| Some(ms(30)));
+    let expected: Vec<u16> = (0..200u16).map(|k| 65_500u16.wrapping_add(k)).collect();
+    assert_eq!(played_seqs(&out), expected);
+    assert_eq!(buf.stats().resyncs, 0);
+}
+
+#[test]
+fn ssrc_change_restarts_the_stream() {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    let mut played = Vec::new();
+    for k in 0..100u32 {
+        let now = t0 + FRAME * k;
+        let mut p = pkt(k as u16, k * TS_STEP);
+        if k >= 50 {
+            p.ssrc = 9;
+            p.seq = 40_000 + k as u16;
+            p.timestamp = 1_000_000_000 + k * TS_STEP;
+        }
+        buf.insert(p, now);
+        if let Playout::Packet { seq, .. } = buf.pull(now + ms(1)) {
+            played.push(seq);
+        }
+    }
+    assert_eq!(buf.stats().resyncs, 1);
+    assert!(played.contains(&40_090), "new stream plays: {played:?}");
+}
+
+#[test]
+fn late_packet_is_counted_and_not_played() {
+    let mut buf = AudioJitterBuffer::default();
+    let out = run(&mut buf, 100, 0, 0, |k| {
+        Some(if k == 60 { ms(400) } else { ms(30) })
+    });
+    let s = buf.stats();
+    assert_eq!(s.late, 1);
+    assert!(s.late_loss_rate > 0.0);
+    assert!(!played_seqs(&out).contains(&60));
+    // The late packet still raised the target (fast attack), within the cap.
+    assert!(s.target_delay > ms(150) && s.target_delay <= ms(200));
+}
+
+#[test]
+fn jitter_raises_target_and_avoids_late_loss_after_warmup() {
+    let mut buf = AudioJitterBuffer::default();
+    // Deterministic sawtooth jitter of 0..90 ms.
+    run(&mut buf, 1500, 0, 0, |k| Some(ms(30 + u64::from(k * 37 % 91))));
+    let s = buf.stats();
+    assert!(s.target_delay >= ms(80), "target {:?}", s.target_delay);
+    assert!(s.target_delay <= ms(200));
+    assert!(s.late <= 5, "late {}", s.late);
+}
+
+#[test]
+fn dtx_gap_produces_comfort_noise_not_concealment() {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    // 20 packets, then 30 frames of sender silence (no packets, seq continues), then 20 more.
+    let mut seq = 0u16;
+    for k in 0..80u32 {
+        let now = t0 + FRAME * k;
+        if !(20..50).contains(&k) {
+            let mut p = pkt(seq, k * TS_STEP);
+            if k == 19 {
+                // Opus DTX: the last packet before the pause is a 1-byte silence frame.
+                p.payload = Bytes::from_static(&[0xF8]);
+            }
+            buf.insert(p, now + ms(30));
+            seq += 1;
+        }
+        out.push(buf.pull(now + ms(35)));
+    }
+    let s = buf.stats();
+    assert!(s.dtx >= 25, "dtx {}", s.dtx);
+    assert_eq!(s.concealed + s.fec_recovered, 0);
+    assert_eq!(played_seqs(&out).len(), 50 - 3);
+}
+
+fn drift_run(ppm: i64) -> JitterStats {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    let n = 6_000u32; // 2 minutes
+    let mut next_pull = 0u32;
+    for k in 0..n {
+        // Sender clock: frame k leaves at k * 20 ms * (1 - ppm/1e6) of receiver time.
+        let send_us = i64::from(k) * 20_000 * (1_000_000 - ppm) / 1_000_000;
+        let arrive = t0 + Duration::from_micros((send_us + 30_000) as u64);
+        while t0 + FRAME * next_pull <= arrive {
+            buf.pull(t0 + FRAME * next_pull);
+            next_pull += 1;
+        }
+        // Every 50th..59th packet of 200 is silence, where stretching is free.
+        let mut p = pkt(k as u16, k * TS_STEP);
+        if k % 200 >= 190 {
+            p.payload = Bytes::from_static(&[0xF8]);
+        }
+        buf.insert(p, arrive);
+    }
+    buf.stats()
+}
+
+#[test]
+fn sender_clock_fast_drops_frames_and_keeps_delay_bounded() {
+    let s = drift_run(1_000);
+    assert!(s.accelerated >= 3, "accelerated {}", s.accelerated);
+    assert!(s.current_delay <= ms(120), "delay {:?}", s.current_delay);
+    assert_eq!(s.late, 0);
+}
+
+#[test]
+fn sender_clock_slow_adds_frames_without_late_loss() {
+    let s = drift_run(-1_000);
+    assert!(s.expanded + s.dtx >= 3);
+    assert_eq!(s.late, 0);
+    assert!(s.current_delay <= ms(120), "delay {:?}", s.current_delay);
+}
+
+#[test]
+fn goes_idle_after_the_sender_stops() {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    for k in 0..10u32 {
+        buf.insert(pkt(k as u16, k * TS_STEP), t0 + FRAME * k);
+    }
+    let mut last = Playout::Empty;
+    for k in 0..120u32 {
+        last = buf.pull(t0 + FRAME * k);
+    }
+    assert_eq!(last, Playout::Empty);
+    // A new talk spurt plays again.
+    let restart = t0 + FRAME * 200;
+    for k in 0..10u32 {
+        buf.insert(pkt(200 + k as u16, (200 + k) * TS_STEP), restart + FRAME * k);
+    }
+    let resumed = (0..10u32).any(|k| matches!(buf.pull(restart + FRAME * k), Playout::Packet { .. }));
+    assert!(resumed);
+}
+
+#[test]
+fn flood_of_future_packets_stays_bounded() {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    for k in 0..10_000u32 {
+        buf.insert(pkt(k as u16, k.wrapping_mul(7)), t0);
+        assert!(buf.len() <= buf.config().max_packets);
+    }
+}
+
+#[test]
+fn stats_serialise_with_millisecond_delays() {
+    let buf = AudioJitterBuffer::default();
+    let json = serde_json::to_value(buf.stats()).expect("stats serialise");
+    assert_eq!(json["target_delay_ms"], 60.0);
+    assert!(json.get("late_loss_rate").is_some());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert {
+        seq_step: i16,
+        ts_jitter: i32,
+        dup: bool,
+        new_ssrc: bool,
+        len: u8,
+        arrival_ms: u16,
+    },
+    Pull {
+        advance_ms: u16,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (
+            prop_oneof![8 => -3i16..=4, 1 => any::<i16>()],
+            prop_oneof![8 => Just(0i32), 1 => -2000i32..2000, 1 => any::<i32>()],
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.01),
+            0u8..100,
+            0u16..300,
+        )
+            .prop_map(|(seq_step, ts_jitter, dup, new_ssrc, len, arrival_ms)| Op::Insert {
+                seq_step,
+                ts_jitter,
+                dup,
+                new_ssrc,
+                len,
+                arrival_ms,
+            }),
+        2 => (0u16..60).prop_map(|advance_ms| Op::Pull { advance_ms }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any order, duplicate, wrap-around or loss pattern: no panic, no frame twice, monotonic
+    /// timestamps within a stream, bounded memory, target never above the cap.
+    #[test]
+    fn buffer_invariants_hold_for_any_input(
+        ops in prop::collection::vec(op(), 1..600),
+        seq0: u16,
+        ts0: u32,
+    ) {
+        let cfg = JitterConfig { max_packets: 32, ..JitterConfig::default() };
+        let cap = cfg.max_delay;
+        let mut buf = AudioJitterBuffer::new(cfg);
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut seq = seq0;
+        let mut ssrc = 1u32;
+        let mut last = None::<AudioPacket>;
+        let mut played: HashSet<(u32, u16)> = HashSet::new();
+        let mut last_ts: Option<(u64, i64, bool)> = None; // (resyncs, ext ts, strict)
+        let mut ts_unwrap = unwrap::TimestampUnwrapper::default();
+        for op in ops {
+            match op {
+                Op::Insert { seq_step, ts_jitter, dup, new_ssrc, len, arrival_ms } => {
+                    let p = match (&last, dup) {
+                        (Some(prev), true) => prev.clone(),
+                        _ => {
+                            if new_ssrc { ssrc += 1; }
+                            seq = seq.wrapping_add(seq_step as u16);
+                            let ts = ts0
+                                .wrapping_add(u32::from(seq.wrapping_sub(seq0)) * TS_STEP)
+                                .wrapping_add(ts_jitter as u32);
+                            AudioPacket { seq, timestamp: ts, ssrc, payload: Bytes::from(vec![1; len as usize]) }
+                        }
+                    };
+                    last = Some(p.clone());
+                    let arrival = now.checked_sub(ms(u64::from(arrival_ms) % 50)).unwrap_or(now) + ms(u64::from(arrival_ms));
+                    buf.insert(p, arrival);
+                }
+                Op::Pull { advance_ms } => {
+                    now += ms(u64::from(advance_ms));
+                    let out = buf.pull(now);
+                    let resyncs = buf.stats().resyncs;
+                    if let Playout::Packet { seq, .. } = &out {
+                        prop_assert!(played.insert((ssrc, *seq)) || resyncs > 0, "seq {seq} played twice");
+                    }
+                    if let Some(ts) = out.timestamp() {
+                        let strict = !matches!(out, Playout::Expand { .. } | Playout::Dtx { .. });
+                        match last_ts {
+                            Some((r, prev, prev_strict)) if r == resyncs => {
+                                let ext = ts_unwrap.extend(ts);
+                                if strict && prev_strict {
+                                    prop_assert!(ext > prev, "timestamp {ext} after {prev}");
+                                } else {
+                                    prop_assert!(ext >= prev, "timestamp {ext} after {prev}");
+                                }
+                                last_ts = Some((r, ext, strict));
+                            }
+                            _ => {
+                                ts_unwrap = unwrap::TimestampUnwrapper::default();
+                                last_ts = Some((resyncs, ts_unwrap.extend(ts), strict));
+                            }
+                        }
+                    }
+                }
+            }
+            prop_assert!(buf.len() <= 32);
+            prop_assert!(buf.target_delay() <= cap);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! UDP impairment relay (the tokio shell around [`super::model`]).

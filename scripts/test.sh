@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls this script).
+# Installs what it needs (system packages, pinned cargo-audit), then: format, lints, advisory
+# check, sans-IO check, and every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+./scripts/install-system-deps.sh
+./scripts/install-cargo-audit.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo audit"
+advisory_db="${CALL_ADVISORY_DB:-../shared/advisory-db}"
+cargo audit --no-fetch --db "$advisory_db"
+
+echo "== sans-IO check"
+./scripts/check-sans-io.sh
+
+echo "== tests"
+cargo test --workspace

@@ -1,0 +1,264 @@
+//! The I/O loop of one WebSocket connection (the thin shell around [`Session`]).
+//!
+//! It owns the socket, the connection's bounded outbound queue and its timers: the auth
+//! deadline, the idle deadline (reset by anything received, including pongs), the ping
+//! interval and a per-write timeout. Every exit path unregisters the connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use rand::RngCore;
+use tokio::sync::{mpsc, watch};
+
+use crate::protocol::{ErrorCode, ServerFrame, CHALLENGE_NONCE_LEN};
+
+use super::auth::Challenge;
+use super::routing::{ConnHandle, RouteError};
+use super::session::{Action, Session};
+use super::Shared;
+
+/// WebSocket close code 1008 "policy violation".
+const CLOSE_POLICY: u16 = 1008;
+/// WebSocket close code 1001 "going away".
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code 1009 "message too big".
+const CLOSE_TOO_BIG: u16 = 1009;
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+struct Conn {
+    socket: WebSocket,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    conn_id: u64,
+}
+
+impl Conn {
+    /// Writes one message, bounded by the send timeout. `false` means the socket is unusable.
+    async fn write(&mut self, msg: Message) -> bool {
+        match tokio::time::timeout(self.shared.limits.send_timeout, self.socket.send(msg)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(err)) => {
+                tracing::debug!(conn = self.conn_id, %err, "write failed");
+                false
+            }
+            Err(_) => {
+                tracing::info!(conn = self.conn_id, peer = %self.peer, "write timed out; closing a client that does not read");
+                false
+            }
+        }
+    }
+
+    async fn send_frame(&mut self, frame: &ServerFrame) -> bool {
+        if let ServerFrame::Error { code, message } = frame {
+            tracing::info!(conn = self.conn_id, peer = %self.peer, %code, %message, "error frame");
+        }
+        self.write(Message::Text(frame.to_json().into())).await
+    }
+
+    /// Sends an error frame (best effort), then a close frame.
+    async fn close_with(&mut self, code: ErrorCode, message: &str) {
+        let frame = ServerFrame::error(code, message);
+        if self.send_frame(&frame).await {
+            let ws_code = match code {
+                ErrorCode::ShuttingDown => CLOSE_GOING_AWAY,
+                ErrorCode::TooLarge => CLOSE_TOO_BIG,
+                _ => CLOSE_POLICY,
+            };
+            let _ = self
+                .write(Message::Close(Some(CloseFrame {
+                    code: ws_code,
+                    reason: code.as_str().into(),
+                })))
+                .await;
+        }
+    }
+}
+
+/// Serves one upgraded WebSocket until it closes, errs, times out, is kicked or the server stops.
+pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAddr) {
+    let conn_id = shared.next_conn_id();
+    let mut nonce = [0u8; CHALLENGE_NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let challenge = Challenge::new(shared.server_name.clone(), nonce, unix_now());
+    let start = Instant::now();
+    let mut session = Session::new(challenge.clone(), shared.limits.rate, shared.limits.replay_capacity, start);
+    let mut conn = Conn {
+        socket,
+        shared: shared.clone(),
+        peer,
+        conn_id,
+    };
+    tracing::debug!(conn = conn_id, %peer, "websocket connected");
+
+    let (tx, mut rx) = mpsc::channel::<String>(shared.limits.send_queue.max(1));
+    let (kick_tx, mut kick_rx) = watch::channel::<Option<ErrorCode>>(None);
+    let auth_deadline = tokio::time::Instant::from_std(start + shared.limits.auth_timeout);
+    let mut idle_deadline = tokio::time::Instant::from_std(start + shared.limits.idle_timeout);
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::from_std(start + shared.limits.ping_interval),
+        shared.limits.ping_interval,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    if conn.send_frame(&challenge.frame()).await {
+        loop {
+            let flow = tokio::select! {
+                _ = shared.shutdown.cancelled() => {
+                    conn.close_with(ErrorCode::ShuttingDown, "the server is shutting down").await;
+                    Flow::Stop
+                }
+                _ = tokio::time::sleep_until(auth_deadline), if session.id().is_none() => {
+                    conn.close_with(ErrorCode::AuthTimeout, "no valid auth frame within the auth timeout").await;
+                    Flow::Stop
+                }
+                _ = tokio::time::sleep_until(idle_deadline) => {
+                    conn.close_with(ErrorCode::IdleTimeout, "nothing received within the idle timeout").await;
+                    Flow::Stop
+                }
+                _ = ping.tick() => {
+                    if conn.write(Message::Ping(Default::default())).await { Flow::Continue } else { Flow::Stop }
+                }
+                changed = kick_rx.changed() => {
+                    let code = if changed.is_ok() { *kick_rx.borrow() } else { None };
+                    match code {
+                        Some(code) => {
+                            let message = match code {
+                                ErrorCode::Replaced => "another connection authenticated with this call ID",
+                                ErrorCode::TooSlow => "frames were not read fast enough; the send queue overflowed",
+                                _ => "closed by the server",
+                            };
+                            conn.close_with(code, message).await;
+                            Flow::Stop
+                        }
+                        None => Flow::Continue,
+                    }
+                }
+                Some(text) = rx.recv() => {
+                    if conn.write(Message::Text(text.into())).await { Flow::Continue } else { Flow::Stop }
+                }
+                msg = conn.socket.recv() => {
+                    idle_deadline = tokio::time::Instant::now() + shared.limits.idle_timeout;
+                    handle_message(&mut conn, &mut session, msg, &tx, &kick_tx).await
+                }
+            };
+            if matches!(flow, Flow::Stop) {
+                break;
+            }
+        }
+    }
+
+    if let Some(id) = session.id() {
+        shared.registry.unregister(&id, conn_id);
+        tracing::info!(conn = conn_id, %id, "client disconnected");
+    } else {
+        tracing::debug!(conn = conn_id, %peer, "unauthenticated connection closed");
+    }
+}
+
+async fn handle_message(
+    conn: &mut Conn,
+    session: &mut Session,
+    msg: Option<Result<Message, axum::Error>>,
+    tx: &mpsc::Sender<String>,
+    kick_tx: &watch::Sender<Option<ErrorCode>>,
+) -> Flow {
+    let now = Instant::now();
+    let action = match msg {
+        None | Some(Ok(Message::Close(_))) => return Flow::Stop,
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => return Flow::Continue,
+        Some(Ok(Message::Text(text))) => session.handle_text(text.as_str(), now, unix_now()),
+        Some(Ok(Message::Binary(bytes))) => session.handle_binary(bytes.len(), now),
+        Some(Err(err)) => {
+            // Oversize messages/frames surface here; the stream cannot be resynchronised after
+            // them, so the connection is closed (after a best-effort error frame).
+            let text = err.to_string();
+            if text.contains("Space limit") {
+                conn.close_with(ErrorCode::TooLarge, "message exceeds the 65536-byte limit").await;
+            } else {
+                tracing::info!(conn = conn.conn_id, peer = %conn.peer, %err, "websocket protocol error; closing");
+                conn.close_with(ErrorCode::BadFrame, "websocket protocol error").await;
+            }
+            return Flow::Stop;
+        }
+    };
+    run_action(conn, session, action, tx, kick_tx).await
+}
+
+async fn run_action(
+    conn: &mut Conn,
+    session: &mut Session,
+    action: Action,
+    tx: &mpsc::Sender<String>,
+    kick_tx: &watch::Sender<Option<ErrorCode>>,
+) -> Flow {
+    let ok = match action {
+        Action::Nothing => true,
+        Action::Reply(frame) => conn.send_frame(&frame).await,
+        Action::Close(frame) => {
+            if let ServerFrame::Error { code, message } = &frame {
+                conn.close_with(*code, message).await;
+            }
+            return Flow::Stop;
+        }
+        Action::Authenticated(id) => {
+            session.set_authenticated(id);
+            conn.shared.registry.register(
+                id,
+                ConnHandle {
+                    conn_id: conn.conn_id,
+                    tx: tx.clone(),
+                    kick: kick_tx.clone(),
+                },
+            );
+            tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
+            conn.send_frame(&ServerFrame::Welcome { id }).await
+        }
+        Action::Route { to, envelope } => {
+            let from = envelope.from;
+            let kind = envelope.kind;
+            let frame = ServerFrame::Deliver { envelope }.to_json();
+            match conn.shared.registry.route(&to, frame) {
+                Ok(()) => {
+                    tracing::debug!(%from, %to, %kind, "routed");
+                    true
+                }
+                Err(RouteError::NotOnline) => {
+                    let frame = ServerFrame::error(ErrorCode::NotOnline, format!("{to} is not connected"));
+                    conn.send_frame(&frame).await
+                }
+                Err(RouteError::RecipientBusy) => {
+                    let frame = ServerFrame::error(
+                        ErrorCode::RecipientBusy,
+                        format!("{to} is not reading its messages; it was disconnected"),
+                    );
+                    conn.send_frame(&frame).await
+                }
+            }
+        }
+        Action::IssueTurn(id) => {
+            let frame = match conn.shared.turn_credentials(&id) {
+                Some(creds) => ServerFrame::TurnCredentials(creds),
+                None => ServerFrame::error(ErrorCode::TurnUnavailable, "this server has no TURN service configured"),
+            };
+            conn.send_frame(&frame).await
+        }
+    };
+    if ok {
+        Flow::Continue
+    } else {
+        Flow::Stop
+    }
+}

@@ -1,0 +1,130 @@
+//! The TCP accept loop and HTTP/1.1 layer (hyper), with TLS and timeouts.
+//!
+//! Plain HTTP/1.1 only (no HTTP/2 sniffing, which would wait for a preface without any
+//! timeout). Every stage is bounded: the TLS handshake and the request head must arrive within
+//! `header_read_timeout`, so half-open and slowloris connections are reaped; the number of
+//! open connections is capped; after the WebSocket upgrade the connection loop's own auth and
+//! idle timeouts take over.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_util::task::TaskTracker;
+use tower_service::Service as _;
+
+use super::Shared;
+
+/// Decrements the count of connections in the TCP/TLS/HTTP stage when dropped.
+struct ConnSlot(Arc<Shared>);
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts connections until shutdown.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = shared.shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let open = shared.open_connections.fetch_add(1, Ordering::AcqRel);
+        let slot = ConnSlot(shared.clone());
+        if open >= shared.limits.max_connections {
+            tracing::warn!(%peer, open, "connection limit reached; refusing");
+            drop(stream);
+            drop(slot);
+            continue;
+        }
+        tracker.spawn(serve_tcp(stream, peer, router.clone(), tls.clone(), shared.clone(), slot));
+    }
+    tracing::debug!("accept loop stopped");
+}
+
+async fn serve_tcp(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    shared: Arc<Shared>,
+    slot: ConnSlot,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => serve_http(stream, peer, router, shared, slot).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
+            let stream = tokio::select! {
+                _ = shared.shutdown.cancelled() => return,
+                res = handshake => match res {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        tracing::info!(%peer, %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            serve_http(stream, peer, router, shared, slot).await
+        }
+    }
+}
+
+async fn serve_http<I>(io: I, peer: SocketAddr, router: Router, shared: Arc<Shared>, slot: ConnSlot)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = router.clone();
+        router.call(req)
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.limits.header_read_timeout)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%peer, %err, "HTTP connection ended with an error");
+            }
+        }
+        _ = shared.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn).await;
+        }
+    }
+    // Upgraded WebSockets are counted separately (`Shared::open_websockets`).
+    drop(slot);
+}
