@@ -5,8 +5,9 @@
 #   libclang-dev   -> nokhwa (bindgen)
 #   libasound2-dev -> cpal (ALSA)
 #   pkg-config     -> finding the above
+#   libsodium23, python3 -> the independent libsodium check of docs/protocol.md (tests only)
 set -euo pipefail
-pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config)
+pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

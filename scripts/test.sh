@@ -20,6 +20,9 @@ echo "== cargo audit"
 advisory_db="${CALL_ADVISORY_DB:-../shared/advisory-db}"
 cargo audit --no-fetch --db "$advisory_db"
 
+echo "== protocol.md checked by an independent implementation (libsodium via Python)"
+python3 scripts/interop/libsodium_check.py docs/protocol.md
+
 echo "== sans-IO check"
 ./scripts/check-sans-io.sh
 

@@ -1,1 +1,3 @@
 //! Benchmarks and report binaries for the `call` engine.
+
+pub mod fixed_delay;

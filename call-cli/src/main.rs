@@ -16,12 +16,16 @@ use signaling::identity::CallId;
 use signaling::known_peers::{KnownPeers, Trust};
 use tokio::sync::mpsc;
 
+/// Our warnings, but not webrtc-rs' chatter about sockets it closes during a normal hang-up.
+/// `RUST_LOG` overrides it.
+const DEFAULT_LOG_FILTER: &str = "warn,webrtc=error,webrtc_ice=error,webrtc_sctp=error,webrtc_dtls=error,webrtc_srtp=error,webrtc_data=error,webrtc_mdns=error,turn=error,interceptor=error";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -69,7 +73,7 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("no audio devices; use --audio-in sine:440 / FILE.wav and --audio-out FILE.wav / null");
             }
             for d in devices {
-                println!("{d:?}");
+                println!("{d}");
             }
         }
         Command::Listen(args) => {

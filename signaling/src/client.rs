@@ -20,11 +20,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::envelope::{Envelope, EnvelopeError, EnvelopeKind, ReplayCache, DEFAULT_REPLAY_CAPACITY};
+use crate::envelope::{
+    Envelope, EnvelopeError, EnvelopeKind, ReplayCache, DEFAULT_REPLAY_CAPACITY,
+};
 use crate::identity::{CallId, Identity};
 use crate::protocol::{
-    answer_challenge, decode_nonce, ClientFrame, ErrorCode, FrameError, ServerFrame, MAX_AUTH_SKEW_SECS,
-    MAX_FRAME_BYTES,
+    answer_challenge, decode_nonce, ClientFrame, ErrorCode, FrameError, ServerFrame,
+    MAX_AUTH_SKEW_SECS, MAX_FRAME_BYTES,
 };
 use crate::turn_credentials::TurnCredentials;
 
@@ -44,8 +46,10 @@ pub struct ClientOptions {
     pub recv_queue: usize,
     /// Capacity of the replay cache.
     pub replay_capacity: usize,
-    /// The client pings the server this often (detects a dead server).
+    /// The client pings the server this often.
     pub ping_interval: Duration,
+    /// The connection is dropped when nothing (not even a pong) arrives for this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ClientOptions {
@@ -57,6 +61,7 @@ impl Default for ClientOptions {
             recv_queue: 256,
             replay_capacity: DEFAULT_REPLAY_CAPACITY,
             ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -81,7 +86,9 @@ pub enum ClientError {
     #[error("unexpected handshake from the server: {0}")]
     Handshake(String),
     /// The challenge names a different server than the one expected.
-    #[error("the server calls itself {got:?}, expected {expected:?}: wrong URL or a relaying server")]
+    #[error(
+        "the server calls itself {got:?}, expected {expected:?}: wrong URL or a relaying server"
+    )]
     WrongServer {
         /// The configured name.
         expected: String,
@@ -161,19 +168,25 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("id", &self.id()).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for ClientSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSender").field("id", &self.identity.call_id()).finish_non_exhaustive()
+        f.debug_struct("ClientSender")
+            .field("id", &self.identity.call_id())
+            .finish_non_exhaustive()
     }
 }
 
 impl std::fmt::Debug for ClientReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientReceiver").field("id", &self.identity.call_id()).finish_non_exhaustive()
+        f.debug_struct("ClientReceiver")
+            .field("id", &self.identity.call_id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -188,7 +201,8 @@ fn tls_connector(extra_root_ca: Option<&PathBuf>) -> Result<Connector, ClientErr
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_root_ca {
-        let certs = crate::server::tls::load_certs(path).map_err(|e| ClientError::Tls(e.to_string()))?;
+        let certs =
+            crate::server::tls::load_certs(path).map_err(|e| ClientError::Tls(e.to_string()))?;
         for cert in certs {
             roots
                 .add(cert)
@@ -216,7 +230,11 @@ async fn next_server_frame(ws: &mut Socket) -> Result<ServerFrame, ClientError> 
     }
 }
 
-async fn handshake(url: &str, identity: &Identity, opts: &ClientOptions) -> Result<Socket, ClientError> {
+async fn handshake(
+    url: &str,
+    identity: &Identity,
+    opts: &ClientOptions,
+) -> Result<Socket, ClientError> {
     let connector = if url.starts_with("wss://") {
         tls_connector(opts.extra_root_ca.as_ref())?
     } else if url.starts_with("ws://") {
@@ -227,16 +245,23 @@ async fn handshake(url: &str, identity: &Identity, opts: &ClientOptions) -> Resu
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector))
-        .await
-        .map_err(|e| match e {
-            tokio_tungstenite::tungstenite::Error::Url(_) => ClientError::InvalidUrl(url.to_owned()),
-            other => ClientError::Connect(other.to_string()),
-        })?;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector))
+            .await
+            .map_err(|e| match e {
+                tokio_tungstenite::tungstenite::Error::Url(_) => {
+                    ClientError::InvalidUrl(url.to_owned())
+                }
+                other => ClientError::Connect(other.to_string()),
+            })?;
     let (server, nonce, ts) = match next_server_frame(&mut ws).await? {
         ServerFrame::Challenge { server, nonce, ts } => (server, nonce, ts),
         ServerFrame::Error { code, message } => return Err(ClientError::Server { code, message }),
-        other => return Err(ClientError::Handshake(format!("expected a challenge, got {other:?}"))),
+        other => {
+            return Err(ClientError::Handshake(format!(
+                "expected a challenge, got {other:?}"
+            )))
+        }
     };
     if let Some(expected) = &opts.server_name {
         if *expected != server {
@@ -246,20 +271,32 @@ async fn handshake(url: &str, identity: &Identity, opts: &ClientOptions) -> Resu
             });
         }
     }
-    let nonce = decode_nonce(&nonce)
-        .ok_or_else(|| ClientError::Handshake("challenge nonce is not base64 of 32 bytes".into()))?;
+    let nonce = decode_nonce(&nonce).ok_or_else(|| {
+        ClientError::Handshake("challenge nonce is not base64 of 32 bytes".into())
+    })?;
     let skew = unix_now().abs_diff(ts);
     if skew > MAX_AUTH_SKEW_SECS {
-        tracing::warn!(skew, "the server's clock differs from ours by more than 60 s; envelopes may be refused");
+        tracing::warn!(
+            skew,
+            "the server's clock differs from ours by more than 60 s; envelopes may be refused"
+        );
     }
-    ws.send(Message::Text(answer_challenge(identity, &server, &nonce, ts).to_json().into()))
-        .await
-        .map_err(|e| ClientError::Connect(e.to_string()))?;
+    ws.send(Message::Text(
+        answer_challenge(identity, &server, &nonce, ts)
+            .to_json()
+            .into(),
+    ))
+    .await
+    .map_err(|e| ClientError::Connect(e.to_string()))?;
     match next_server_frame(&mut ws).await? {
         ServerFrame::Welcome { id } if id == identity.call_id() => Ok(ws),
-        ServerFrame::Welcome { id } => Err(ClientError::Handshake(format!("server welcomed {id}, not us"))),
+        ServerFrame::Welcome { id } => Err(ClientError::Handshake(format!(
+            "server welcomed {id}, not us"
+        ))),
         ServerFrame::Error { code, message } => Err(ClientError::Server { code, message }),
-        other => Err(ClientError::Handshake(format!("expected welcome, got {other:?}"))),
+        other => Err(ClientError::Handshake(format!(
+            "expected welcome, got {other:?}"
+        ))),
     }
 }
 
@@ -277,7 +314,13 @@ impl Client {
             .map_err(|_| ClientError::Timeout(opts.connect_timeout))??;
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (ev_tx, ev_rx) = mpsc::channel(opts.recv_queue.max(1));
-        let task = tokio::spawn(run(ws, cmd_rx, ev_tx, opts.ping_interval));
+        let task = tokio::spawn(run(
+            ws,
+            cmd_rx,
+            ev_tx,
+            opts.ping_interval,
+            opts.idle_timeout,
+        ));
         tracing::debug!(id = %identity.call_id(), %url, "connected to signaling server");
         Ok(Client {
             sender: ClientSender {
@@ -299,7 +342,12 @@ impl Client {
     }
 
     /// See [`ClientSender::send`].
-    pub async fn send(&self, to: &CallId, kind: EnvelopeKind, plaintext: &[u8]) -> Result<(), ClientError> {
+    pub async fn send(
+        &self,
+        to: &CallId,
+        kind: EnvelopeKind,
+        plaintext: &[u8],
+    ) -> Result<(), ClientError> {
         self.sender.send(to, kind, plaintext).await
     }
 
@@ -344,25 +392,37 @@ impl ClientSender {
 
     /// Seals `plaintext` to `to`, signs it with the current unix time and queues it.
     /// Returns once queued; a `not_online` answer arrives later through `recv`.
-    pub async fn send(&self, to: &CallId, kind: EnvelopeKind, plaintext: &[u8]) -> Result<(), ClientError> {
+    pub async fn send(
+        &self,
+        to: &CallId,
+        kind: EnvelopeKind,
+        plaintext: &[u8],
+    ) -> Result<(), ClientError> {
         let envelope = Envelope::seal(&self.identity, to, kind, plaintext, unix_now())?;
         self.send_envelope(&envelope).await
     }
 
     /// Queues an already sealed envelope (for relays and tests; the server checks `from`).
     pub async fn send_envelope(&self, envelope: &Envelope) -> Result<(), ClientError> {
-        let value = serde_json::to_value(envelope).map_err(|e| ClientError::Handshake(e.to_string()))?;
+        let value =
+            serde_json::to_value(envelope).map_err(|e| ClientError::Handshake(e.to_string()))?;
         let text = ClientFrame::Send { envelope: value }.to_json();
         if text.len() > MAX_FRAME_BYTES {
             return Err(ClientError::TooLarge { size: text.len() });
         }
-        self.cmd.send(Command::Frame(text)).await.map_err(|_| ClientError::Closed)
+        self.cmd
+            .send(Command::Frame(text))
+            .await
+            .map_err(|_| ClientError::Closed)
     }
 
     /// Asks the server for TURN credentials.
     pub async fn turn_credentials(&self) -> Result<TurnCredentials, ClientError> {
         let (tx, rx) = oneshot::channel();
-        self.cmd.send(Command::Turn(tx)).await.map_err(|_| ClientError::Closed)?;
+        self.cmd
+            .send(Command::Turn(tx))
+            .await
+            .map_err(|_| ClientError::Closed)?;
         rx.await.map_err(|_| ClientError::Closed)?
     }
 }
@@ -378,18 +438,20 @@ impl ClientReceiver {
     pub async fn recv(&mut self) -> Option<Result<Incoming, ClientError>> {
         let event = self.events.recv().await?;
         Some(match event {
-            Event::Deliver(envelope) => match envelope.open(&self.identity, unix_now(), &mut self.replay) {
-                Ok(opened) => Ok(Incoming {
-                    from: opened.from,
-                    kind: opened.kind,
-                    ts: opened.ts,
-                    plaintext: opened.plaintext,
-                }),
-                Err(err) => {
-                    tracing::warn!(from = %envelope.from, code = err.code(), %err, "rejected an incoming envelope");
-                    Err(ClientError::Envelope(err))
+            Event::Deliver(envelope) => {
+                match envelope.open(&self.identity, unix_now(), &mut self.replay) {
+                    Ok(opened) => Ok(Incoming {
+                        from: opened.from,
+                        kind: opened.kind,
+                        ts: opened.ts,
+                        plaintext: opened.plaintext,
+                    }),
+                    Err(err) => {
+                        tracing::warn!(from = %envelope.from, code = err.code(), %err, "rejected an incoming envelope");
+                        Err(ClientError::Envelope(err))
+                    }
                 }
-            },
+            }
             Event::Error(code, message) => Err(ClientError::Server { code, message }),
             Event::BadFrame(err) => Err(ClientError::Frame(err)),
         })
@@ -399,7 +461,10 @@ impl ClientReceiver {
     pub async fn close(mut self) {
         self.events.close();
         if let Some(task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .is_err()
+            {
                 tracing::warn!("signaling client task did not stop within 5 s");
             }
         }
@@ -407,9 +472,17 @@ impl ClientReceiver {
 }
 
 /// The background task: owns the socket.
-async fn run(mut ws: Socket, mut cmds: mpsc::Receiver<Command>, events: mpsc::Sender<Event>, ping_every: Duration) {
-    let mut pending_turn: VecDeque<oneshot::Sender<Result<TurnCredentials, ClientError>>> = VecDeque::new();
+async fn run(
+    mut ws: Socket,
+    mut cmds: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    ping_every: Duration,
+    idle_timeout: Duration,
+) {
+    let mut pending_turn: VecDeque<oneshot::Sender<Result<TurnCredentials, ClientError>>> =
+        VecDeque::new();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_rx = std::time::Instant::now();
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
@@ -432,11 +505,16 @@ async fn run(mut ws: Socket, mut cmds: mpsc::Receiver<Command>, events: mpsc::Se
                 }
             },
             _ = ping.tick() => {
+                if last_rx.elapsed() > idle_timeout {
+                    tracing::info!(?idle_timeout, "nothing heard from the signaling server; dropping the connection");
+                    break;
+                }
                 if ws.send(Message::Ping(Default::default())).await.is_err() {
                     break;
                 }
             }
             msg = ws.next() => {
+                last_rx = std::time::Instant::now();
                 let text = match msg {
                     None | Some(Ok(Message::Close(_))) => break,
                     Some(Err(err)) => {

@@ -229,9 +229,18 @@ struct TypeOnly {
 }
 
 const CLIENT_TYPES: [&str; 3] = ["auth", "send", "turn"];
-const SERVER_TYPES: [&str; 5] = ["challenge", "welcome", "deliver", "turn_credentials", "error"];
+const SERVER_TYPES: [&str; 5] = [
+    "challenge",
+    "welcome",
+    "deliver",
+    "turn_credentials",
+    "error",
+];
 
-fn parse_tagged<T: serde::de::DeserializeOwned>(text: &str, known: &[&str]) -> Result<T, FrameError> {
+fn parse_tagged<T: serde::de::DeserializeOwned>(
+    text: &str,
+    known: &[&str],
+) -> Result<T, FrameError> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(text.len()));
     }
@@ -352,7 +361,8 @@ mod tests {
     fn server_frames_round_trip() {
         let a = Identity::from_seed([1; 32]);
         let b = Identity::from_seed([2; 32]);
-        let env = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"hi", 1_700_000_000).unwrap();
+        let env =
+            Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"hi", 1_700_000_000).unwrap();
         let frames = [
             ServerFrame::Challenge {
                 server: "s".into(),
@@ -374,7 +384,10 @@ mod tests {
             assert_eq!(ServerFrame::parse(&text).unwrap(), f, "{text}");
         }
         let text = ServerFrame::error(ErrorCode::SpoofedFrom, "x").to_json();
-        assert_eq!(text, r#"{"type":"error","code":"spoofed_from","message":"x"}"#);
+        assert_eq!(
+            text,
+            r#"{"type":"error","code":"spoofed_from","message":"x"}"#
+        );
         let tc = ServerFrame::TurnCredentials(TurnCredentials {
             urls: vec![],
             username: "u".into(),
@@ -419,9 +432,18 @@ mod tests {
 
     #[test]
     fn bad_frames_are_typed() {
-        assert!(matches!(ClientFrame::parse("not json"), Err(FrameError::NotJson(_))));
-        assert!(matches!(ClientFrame::parse("[1,2]"), Err(FrameError::NotJson(_))));
-        assert!(matches!(ClientFrame::parse(r#"{"type":5}"#), Err(FrameError::NotJson(_))));
+        assert!(matches!(
+            ClientFrame::parse("not json"),
+            Err(FrameError::NotJson(_))
+        ));
+        assert!(matches!(
+            ClientFrame::parse("[1,2]"),
+            Err(FrameError::NotJson(_))
+        ));
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":5}"#),
+            Err(FrameError::NotJson(_))
+        ));
         assert_eq!(
             ClientFrame::parse(r#"{"type":"dance"}"#),
             Err(FrameError::UnknownType("dance".into()))
@@ -431,12 +453,24 @@ mod tests {
             Err(FrameError::Malformed { .. })
         ));
         // Unknown fields are ignored (forward compatibility).
-        assert_eq!(ClientFrame::parse(r#"{"type":"turn","extra":1}"#), Ok(ClientFrame::Turn));
-        assert!(matches!(ClientFrame::parse(r#"{"type":"send"}"#), Err(FrameError::Malformed { .. })));
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"turn","extra":1}"#),
+            Ok(ClientFrame::Turn)
+        );
+        assert!(matches!(
+            ClientFrame::parse(r#"{"type":"send"}"#),
+            Err(FrameError::Malformed { .. })
+        ));
         let big = format!(r#"{{"type":"turn","x":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
-        assert_eq!(ClientFrame::parse(&big).unwrap_err().code(), ErrorCode::TooLarge);
+        assert_eq!(
+            ClientFrame::parse(&big).unwrap_err().code(),
+            ErrorCode::TooLarge
+        );
         // Server frames a client does not accept.
-        assert!(matches!(ServerFrame::parse(r#"{"type":"auth"}"#), Err(FrameError::UnknownType(_))));
+        assert!(matches!(
+            ServerFrame::parse(r#"{"type":"auth"}"#),
+            Err(FrameError::UnknownType(_))
+        ));
     }
 
     #[test]
@@ -470,5 +504,53 @@ mod tests {
             let _ = ClientFrame::parse(&text);
             let _ = ServerFrame::parse(&text);
         }
+    }
+}
+
+#[cfg(test)]
+mod doc_vectors {
+    //! The worked example of `docs/protocol-server.md`; keeps the document and the code in step.
+    use super::*;
+    use crate::identity::Identity;
+    use crate::turn_credentials::{CredentialPolicy, TurnSecret};
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn protocol_server_doc_vectors() {
+        let alice = Identity::from_seed(std::array::from_fn(|i| i as u8));
+        let nonce: [u8; 32] = std::array::from_fn(|i| 0x60 + i as u8);
+        let ts = 1_700_000_000;
+        assert_eq!(
+            hex(&auth_message("call-signaling", &nonce, ts)),
+            "63616c6c2d617574682f7631000e63616c6c2d7369676e616c696e67\
+             606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f000000006553f100"
+        );
+        let challenge = ServerFrame::Challenge {
+            server: "call-signaling".into(),
+            nonce: encode_nonce(&nonce),
+            ts,
+        };
+        assert_eq!(
+            challenge.to_json(),
+            r#"{"type":"challenge","server":"call-signaling","nonce":"YGFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6e3x9fn8=","ts":1700000000}"#
+        );
+        assert_eq!(
+            answer_challenge(&alice, "call-signaling", &nonce, ts).to_json(),
+            r#"{"type":"auth","id":"aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4bkaedp4","sig":"B1JoLtFsDjrMt/Zt0K+kVpg7kizh9dlJO+vIGiwpxAJDsPnkaw93n40c3+4yYXSLc7Q7PefPQ3+enWAmzuJXCQ=="}"#
+        );
+        let policy =
+            CredentialPolicy::new(TurnSecret::new(b"north".to_vec()).unwrap(), 600, 3600).unwrap();
+        let creds = policy.issue(
+            &alice.call_id().to_string(),
+            ts,
+            vec!["turn:127.0.0.1:3478?transport=udp".into()],
+        );
+        assert_eq!(
+            ServerFrame::TurnCredentials(creds).to_json(),
+            r#"{"type":"turn_credentials","urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000600:aoqqpp7tzyil4hlq3umoos6atft6jvrqtosq2xy53sdgiesvgg4bkaedp4","password":"QYGAgRz+f8wrRrGm2zWLGnyuH90=","ttl":600}"#
+        );
     }
 }

@@ -92,7 +92,9 @@ impl fmt::Debug for TurnCredentials {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TurnCredentialError {
     /// The shared secret is empty.
-    #[error("the TURN secret is empty: give a non-empty secret or let the server pick a random one")]
+    #[error(
+        "the TURN secret is empty: give a non-empty secret or let the server pick a random one"
+    )]
     EmptySecret,
     /// The username is not `"<expiry>:<id>"`.
     #[error("malformed TURN username: expected \"<expiry unix seconds>:<call id>\"")]
@@ -117,7 +119,9 @@ pub enum TurnCredentialError {
     #[error("TURN password does not match the username (wrong secret or tampered username)")]
     BadPassword,
     /// A requested TTL is zero or larger than the maximum.
-    #[error("TURN credential TTL {ttl} s is invalid: it must be between 1 and the max TTL {max_ttl} s")]
+    #[error(
+        "TURN credential TTL {ttl} s is invalid: it must be between 1 and the max TTL {max_ttl} s"
+    )]
     BadTtl {
         /// The requested TTL.
         ttl: u64,
@@ -191,7 +195,12 @@ impl CredentialPolicy {
     }
 
     /// Full check of a username/password pair (expiry window and HMAC, constant-time compare).
-    pub fn verify(&self, username: &str, password: &str, now: u64) -> Result<(), TurnCredentialError> {
+    pub fn verify(
+        &self,
+        username: &str,
+        password: &str,
+        now: u64,
+    ) -> Result<(), TurnCredentialError> {
         self.check_username(username, now)?;
         let given = BASE64
             .decode(password.as_bytes())
@@ -204,7 +213,12 @@ impl CredentialPolicy {
 
     /// The long-term credential key the TURN server needs for `username` in `realm`
     /// (`MD5(username:realm:password)`), after checking the expiry window.
-    pub fn auth_key(&self, username: &str, realm: &str, now: u64) -> Result<Vec<u8>, TurnCredentialError> {
+    pub fn auth_key(
+        &self,
+        username: &str,
+        realm: &str,
+        now: u64,
+    ) -> Result<Vec<u8>, TurnCredentialError> {
         self.check_username(username, now)?;
         let password = self.password_for(username);
         Ok(turn::auth::generate_auth_key(username, realm, &password))
@@ -293,13 +307,23 @@ mod tests {
     fn bad_hmac_is_refused() {
         let p = policy();
         let c = p.issue("abc", NOW, vec![]);
-        let other = CredentialPolicy::new(TurnSecret::new(b"south".to_vec()).unwrap(), 600, 3600).unwrap();
+        let other =
+            CredentialPolicy::new(TurnSecret::new(b"south".to_vec()).unwrap(), 600, 3600).unwrap();
         let forged = other.password_for(&c.username);
-        assert_eq!(p.verify(&c.username, &forged, NOW), Err(TurnCredentialError::BadPassword));
-        assert_eq!(p.verify(&c.username, "not base64!", NOW), Err(TurnCredentialError::BadPassword));
+        assert_eq!(
+            p.verify(&c.username, &forged, NOW),
+            Err(TurnCredentialError::BadPassword)
+        );
+        assert_eq!(
+            p.verify(&c.username, "not base64!", NOW),
+            Err(TurnCredentialError::BadPassword)
+        );
         // Tampered username (someone else's ID) with the original password.
         let tampered = c.username.replace("abc", "abd");
-        assert_eq!(p.verify(&tampered, &c.password, NOW), Err(TurnCredentialError::BadPassword));
+        assert_eq!(
+            p.verify(&tampered, &c.password, NOW),
+            Err(TurnCredentialError::BadPassword)
+        );
         // Different auth keys for wrong secrets.
         assert_ne!(
             p.auth_key(&c.username, "r", NOW).unwrap(),
@@ -314,11 +338,27 @@ mod tests {
     #[test]
     fn malformed_usernames_are_refused() {
         let p = policy();
-        for u in ["", "abc", ":abc", "123:", "-5:abc", "+5:abc", "1 2:abc", "99999999999999999999999:abc"] {
-            assert_eq!(p.check_username(u, NOW), Err(TurnCredentialError::MalformedUsername), "{u:?}");
+        for u in [
+            "",
+            "abc",
+            ":abc",
+            "123:",
+            "-5:abc",
+            "+5:abc",
+            "1 2:abc",
+            "99999999999999999999999:abc",
+        ] {
+            assert_eq!(
+                p.check_username(u, NOW),
+                Err(TurnCredentialError::MalformedUsername),
+                "{u:?}"
+            );
         }
         let long = format!("{}:{}", NOW + 10, "a".repeat(MAX_USERNAME_LEN));
-        assert_eq!(p.check_username(&long, NOW), Err(TurnCredentialError::MalformedUsername));
+        assert_eq!(
+            p.check_username(&long, NOW),
+            Err(TurnCredentialError::MalformedUsername)
+        );
     }
 
     #[test]

@@ -210,7 +210,7 @@ pub fn openh264_encoder_config(cfg: &H264Config) -> openh264::encoder::EncoderCo
         .rate_control_mode(RateControlMode::Bitrate)
         .bitrate(BitRate::from_bps(cfg.bitrate_bps))
         .max_frame_rate(FrameRate::from_hz(cfg.fps))
-        .skip_frames(false)
+        .skip_frames(true)
         .num_threads(1)
         .intra_frame_period(IntraFramePeriod::from_num_frames(intra_period))
 }
@@ -270,6 +270,7 @@ impl H264Encoder {
     }
 
     /// Encodes one frame; `force_keyframe` asks for an IDR picture (answer to a PLI).
+    /// `data` is empty when rate control skipped the frame (nothing to send).
     pub fn encode(
         &mut self,
         frame: &I420Frame,

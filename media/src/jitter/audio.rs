@@ -27,7 +27,7 @@
 //!   the deficit is over half a frame, or while waiting for a missing packet that may still
 //!   arrive (which a fixed buffer would conceal anyway);
 //! - *accelerate* (delay too large): one silence frame is skipped once the excess reaches one
-//!   frame, or one speech packet is dropped once it reaches two frames and the next packet is
+//!   frame, or one speech packet is dropped once it reaches 1.5 frames and the next packet is
 //!   already buffered, so no gap opens.
 //!
 //! Clock drift of ±0.1 % moves the delay by 1 ms per second, so this costs about one inserted or
@@ -86,7 +86,7 @@ pub struct JitterConfig {
     pub quantile: f64,
     /// Window of the fastest-packet reference and memory of the histogram (default 10 s).
     pub history: Duration,
-    /// How long a delay peak keeps the target up; zero disables the peak hold (default 10 s).
+    /// How long a delay peak keeps the target up; zero disables the peak hold (default 30 s).
     pub peak_hold: Duration,
     /// How fast the target may fall, per second of arrivals (default 10 ms/s).
     pub decay_per_second: Duration,
@@ -112,7 +112,7 @@ impl Default for JitterConfig {
             clock_rate: 48_000,
             quantile: 0.95,
             history: Duration::from_secs(10),
-            peak_hold: Duration::from_secs(10),
+            peak_hold: Duration::from_secs(30),
             decay_per_second: Duration::from_millis(10),
             use_fec: true,
             max_packets: 256,
@@ -580,7 +580,7 @@ impl AudioJitterBuffer {
         let too_late = if silent {
             excess >= self.frame_us
         } else {
-            excess >= 2 * self.frame_us
+            excess >= 3 * self.frame_us / 2
         };
         if too_late {
             if let Some(next) = self.next_after(key) {

@@ -306,6 +306,18 @@ impl VideoFrameBuffer {
         }
         match self.highest {
             Some((high, _)) if seq <= high => {
+                // Before the first release, a packet older than all seen so far reveals the
+                // gap between it and the oldest one.
+                if self.released_through.is_none() {
+                    let oldest = self.packets.keys().next().copied().unwrap_or(high);
+                    for s in seq + 1..oldest {
+                        self.missing.entry(s).or_insert(Missing {
+                            detected: arrival,
+                            sent: None,
+                            retries: 0,
+                        });
+                    }
+                }
                 if let Some(m) = self.missing.remove(&seq) {
                     if m.retries > 0 {
                         self.stats.packets_recovered += 1;
@@ -358,7 +370,7 @@ impl VideoFrameBuffer {
             return Some(frame);
         }
         self.check_give_up(now);
-        if self.dirty {
+        if self.dirty && self.may_jump(now) {
             self.dirty = false;
             if let Some(frame) = self.scan_for_keyframe(now) {
                 return Some(frame);
@@ -554,6 +566,23 @@ impl VideoFrameBuffer {
         }
     }
 
+    /// Whether to look for a keyframe ahead: always while waiting for one; with an intact
+    /// chain only once the packet blocking the next frame is overdue by the reordering grace
+    /// ([`VideoBufferConfig::nack_delay`]), so mere reordering never costs a frame.
+    fn may_jump(&self, now: Instant) -> bool {
+        if self.need_keyframe {
+            return true;
+        }
+        let floor = self.released_through.map_or(i64::MIN, |r| r + 1);
+        match self.missing.range(floor..).next() {
+            Some((_, m)) => m
+                .detected
+                .checked_add(self.cfg.nack_delay)
+                .is_some_and(|t| t <= now),
+            None => true,
+        }
+    }
+
     /// Whether a frame may begin at `seq` even though the frame before it was not released:
     /// right after the last released packet, after a packet of another frame, or at an access
     /// unit's first NAL unit type (SPS or access unit delimiter).
@@ -582,8 +611,7 @@ impl VideoFrameBuffer {
         if first.marker {
             return Some((start, first.ts));
         }
-        let mut expected = start + 1;
-        for (&seq, p) in iter {
+        for (expected, (&seq, p)) in (start + 1..).zip(iter) {
             if seq != expected {
                 return None;
             }
@@ -593,7 +621,6 @@ impl VideoFrameBuffer {
             if p.marker {
                 return Some((seq, first.ts));
             }
-            expected += 1;
         }
         None
     }

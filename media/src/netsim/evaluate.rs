@@ -68,8 +68,10 @@ pub struct PlayoutReport {
     pub delivered: u64,
     /// Packets played.
     pub played: u64,
-    /// Delivered packets that were never played (arrived after their frame, or dropped).
+    /// Delivered packets that arrived after the playout had passed their frame.
     pub late: u64,
+    /// Delivered packets that arrived in time but were dropped (to shrink the delay).
+    pub dropped: u64,
     /// Output frames between the first and last frame of the stream.
     pub frames: u64,
     /// Frames recovered from FEC.
@@ -151,6 +153,8 @@ pub fn evaluate_with<B: PlayoutBuffer + ?Sized>(
         ..PlayoutReport::default()
     };
     let mut played: HashSet<(u16, u32)> = HashSet::new();
+    // (pull time, highest frame position consumed so far), to tell late from dropped packets.
+    let mut progress: Vec<(Duration, i64)> = Vec::new();
     let mut delays = Vec::new();
     let mut out_unwrap = TimestampUnwrapper::default();
     out_unwrap.extend(trace.records.first().map_or(0, |r| r.timestamp));
@@ -158,6 +162,10 @@ pub fn evaluate_with<B: PlayoutBuffer + ?Sized>(
     drive(&arrivals, buf, clock, origin, |now, out| {
         let Some(ts) = out.timestamp() else { return };
         let ext = out_unwrap.extend(ts);
+        if !matches!(out, Playout::Expand { .. }) {
+            let hi = progress.last().map_or(ext, |&(_, h)| h.max(ext));
+            progress.push((now, hi));
+        }
         if ext < first_ts || ext > last_ts {
             return;
         }
@@ -176,7 +184,27 @@ pub fn evaluate_with<B: PlayoutBuffer + ?Sized>(
         }
     });
     rep.played = played.len() as u64;
-    rep.late = delivered.difference(&played).count() as u64;
+    let first_arrival: HashMap<(u16, u32), Duration> =
+        trace.records.iter().fold(HashMap::new(), |mut m, r| {
+            if let Some(a) = r.arrival {
+                let e = m.entry((r.seq, r.timestamp)).or_insert(a);
+                *e = (*e).min(a);
+            }
+            m
+        });
+    for key in delivered.difference(&played) {
+        let (Some(arrival), Some(ext)) = (first_arrival.get(key), ext_of.get(key)) else {
+            continue;
+        };
+        // Position consumed by the last pull before the packet arrived.
+        let i = progress.partition_point(|&(t, _)| t < *arrival);
+        let passed = i > 0 && progress[i - 1].1 >= *ext;
+        if passed {
+            rep.late += 1;
+        } else {
+            rep.dropped += 1;
+        }
+    }
     if !delays.is_empty() {
         rep.mean_delay_ms = delays.iter().sum::<f64>() / delays.len() as f64;
         delays.sort_by(f64::total_cmp);

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! `seq` and `rtp_ts` are the RTP sequence number and timestamp; `send_us` and `arrival_us` are
-//! microseconds since the start of the trace, `-` when unknown (a receiver does not know send
+//! microseconds since the start of the trace on the receiver clock, `-` when unknown (a receiver does not know send
 //! times) or when the packet was lost (arrival); `len` is the payload size in bytes. A duplicated
 //! packet appears twice. Lines starting with `#` are comments, except `# clock_rate=N`.
 
@@ -90,10 +90,13 @@ impl Trace {
                 first: d.first.map(whole_us),
                 duplicate: d.duplicate.map(whole_us),
             };
+            // Recorded send time is on the receiver's clock, so `arrival - send` is the
+            // network delay alone, also under clock drift.
+            let send_real = Duration::from_secs_f64(send.as_secs_f64() / (1.0 + profile.clock_drift));
             let rec = TraceRecord {
                 seq: seq0.wrapping_add(k as u16),
                 timestamp: ts0.wrapping_add(k.wrapping_mul(960)),
-                send: Some(send),
+                send: Some(whole_us(send_real)),
                 arrival: d.first,
                 len,
             };

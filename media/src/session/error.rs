@@ -21,6 +21,10 @@ pub enum SessionError {
     /// ICE or DTLS failed.
     #[error("connection failed: ICE or DTLS could not be established (check that the peer and TURN server are reachable)")]
     ConnectionFailed,
+    /// ICE connected but the DTLS handshake failed: with webrtc-rs checking the certificate
+    /// against the signed SDP, this is what a swapped fingerprint looks like.
+    #[error("call refused: the DTLS handshake failed, the peer's certificate does not match the fingerprint in its signed SDP (possible man-in-the-middle)")]
+    DtlsFailed,
     /// The connection was closed before it was up.
     #[error("connection closed before it was established")]
     Closed,
@@ -31,7 +35,7 @@ pub enum SessionError {
     #[error("the peer presented no DTLS certificate")]
     NoRemoteCertificate,
     /// The certificate presented in DTLS is not the one in the peer's signed SDP.
-    #[error("DTLS certificate fingerprint {presented} does not match the signed fingerprint {signed}: possible man-in-the-middle, call refused")]
+    #[error("call refused: DTLS certificate fingerprint {presented} does not match the signed fingerprint {signed} (possible man-in-the-middle)")]
     FingerprintMismatch {
         /// Fingerprint from the signed SDP.
         signed: String,

@@ -27,6 +27,7 @@ use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice::network_type::NetworkType;
+use webrtc::ice_transport::ice_connection_state::RTCIceConnectionState;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::interceptor::registry::Registry;
 use webrtc::media::Sample;
@@ -84,7 +85,7 @@ pub enum SessionEvent {
 /// Transport-level statistics read from webrtc-rs.
 #[derive(Clone, Debug, Default)]
 pub struct TransportStats {
-    /// Round-trip time of the selected ICE candidate pair, from STUN consent checks.
+    /// Round-trip time from RTCP receiver reports (or the ICE pair, where the stack fills it).
     pub rtt: Option<Duration>,
     /// Bytes sent on the selected candidate pair.
     pub bytes_sent: u64,
@@ -105,6 +106,7 @@ pub struct Session {
     state: watch::Receiver<RTCPeerConnectionState>,
     events: mpsc::Sender<SessionEvent>,
     dropped_events: Arc<std::sync::atomic::AtomicU64>,
+    ice_connected: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Session {
@@ -139,6 +141,11 @@ impl Session {
             Some(cfg.ice_failed_timeout),
             Some(Duration::from_secs(1)),
         );
+        if cfg.relay_only {
+            // webrtc-rs waits 2 s before accepting a relay pair, in case a better one turns up;
+            // with a relay-only policy nothing better can.
+            settings.set_relay_acceptance_min_wait(Some(Duration::ZERO));
+        }
         // Never relax this: it is what binds the DTLS certificate to the signed SDP.
         settings.disable_certificate_fingerprint_verification(false);
 
@@ -188,6 +195,16 @@ impl Session {
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
+        let ice_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let ice_connected = Arc::clone(&ice_connected);
+            pc.on_ice_connection_state_change(Box::new(move |s| {
+                if s == RTCIceConnectionState::Connected {
+                    ice_connected.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Box::pin(async {})
+            }));
+        }
         pc.on_peer_connection_state_change(Box::new(move |s| {
             tracing::debug!(state = %s, "peer connection state");
             let _ = state_tx.send(s);
@@ -228,6 +245,7 @@ impl Session {
                 state,
                 events,
                 dropped_events,
+                ice_connected,
             },
             events_rx,
         ))
@@ -315,6 +333,10 @@ impl Session {
                 let s = *state.borrow_and_update();
                 match s {
                     RTCPeerConnectionState::Connected => return Ok(()),
+                    // ICE worked but the connection failed: DTLS refused the peer's certificate.
+                    RTCPeerConnectionState::Failed if self.ice_connected.load(std::sync::atomic::Ordering::Relaxed) => {
+                        return Err(SessionError::DtlsFailed)
+                    }
                     RTCPeerConnectionState::Failed => return Err(SessionError::ConnectionFailed),
                     RTCPeerConnectionState::Closed => return Err(SessionError::Closed),
                     _ => {}
@@ -389,9 +411,15 @@ impl Session {
         let mut out = TransportStats::default();
         let mut local_id = None;
         for stat in report.reports.values() {
+            // webrtc-rs 0.17 leaves the ICE pair RTT at zero; RTCP receiver reports carry it.
+            if let StatsReportType::RemoteInboundRTP(r) = stat {
+                if let Some(rtt) = r.round_trip_time.filter(|r| *r > 0.0) {
+                    out.rtt = Some(Duration::from_secs_f64(rtt));
+                }
+            }
             if let StatsReportType::CandidatePair(p) = stat {
                 if p.nominated {
-                    if p.current_round_trip_time > 0.0 {
+                    if p.current_round_trip_time > 0.0 && out.rtt.is_none() {
                         out.rtt = Some(Duration::from_secs_f64(p.current_round_trip_time));
                     }
                     out.bytes_sent = p.bytes_sent;

@@ -249,6 +249,7 @@ mod tests {
             }
             Err(e) => {
                 let msg = e.to_string();
+                eprintln!("camera: {msg}");
                 assert!(msg.contains("--video-in pattern"), "{msg}");
                 assert!(msg.contains("file.y4m"), "{msg}");
             }

@@ -10,7 +10,9 @@ use base64::Engine as _;
 use ed25519_dalek::Signature;
 
 use crate::identity::{verify_strict, CallId};
-use crate::protocol::{auth_message, encode_nonce, ServerFrame, CHALLENGE_NONCE_LEN, MAX_AUTH_SKEW_SECS};
+use crate::protocol::{
+    auth_message, encode_nonce, ServerFrame, CHALLENGE_NONCE_LEN, MAX_AUTH_SKEW_SECS,
+};
 
 /// Why an `auth` frame was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,7 +24,9 @@ pub enum AuthError {
     #[error("auth signature is not base64 of 64 bytes")]
     MalformedSignature,
     /// The signature does not verify for the claimed ID.
-    #[error("auth signature does not verify for the claimed call ID (wrong key, server name or nonce)")]
+    #[error(
+        "auth signature does not verify for the claimed call ID (wrong key, server name or nonce)"
+    )]
     BadSignature,
     /// The challenge is older than the allowed window.
     #[error("the challenge is {age} s old (limit {MAX_AUTH_SKEW_SECS} s): reconnect")]
@@ -122,7 +126,11 @@ mod tests {
     #[test]
     fn wrong_server_name_nonce_or_ts_fails() {
         let me = Identity::from_seed([1; 32]);
-        for (server, nonce, ts) in [("other", [5; 32], NOW), ("srv", [6; 32], NOW), ("srv", [5; 32], NOW + 1)] {
+        for (server, nonce, ts) in [
+            ("other", [5; 32], NOW),
+            ("srv", [6; 32], NOW),
+            ("srv", [5; 32], NOW + 1),
+        ] {
             let mut c = Challenge::new("srv", [5; 32], NOW);
             let (id, sig) = answer(&me, server, nonce, ts);
             assert_eq!(c.verify(&id, &sig, NOW), Err(AuthError::BadSignature));
@@ -143,9 +151,15 @@ mod tests {
         let me = Identity::from_seed([1; 32]);
         let (id, sig) = answer(&me, "srv", [5; 32], NOW);
         let mut c = Challenge::new("srv", [5; 32], NOW);
-        assert_eq!(c.verify(&id, &sig, NOW + 61), Err(AuthError::Stale { age: 61 }));
+        assert_eq!(
+            c.verify(&id, &sig, NOW + 61),
+            Err(AuthError::Stale { age: 61 })
+        );
         let mut c = Challenge::new("srv", [5; 32], NOW);
-        assert_eq!(c.verify(&id, &sig, NOW - 61), Err(AuthError::FromFuture { ahead: 61 }));
+        assert_eq!(
+            c.verify(&id, &sig, NOW - 61),
+            Err(AuthError::FromFuture { ahead: 61 })
+        );
         let mut c = Challenge::new("srv", [5; 32], NOW);
         assert!(c.verify(&id, &sig, NOW + 60).is_ok());
     }

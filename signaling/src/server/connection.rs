@@ -94,7 +94,12 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let challenge = Challenge::new(shared.server_name.clone(), nonce, unix_now());
     let start = Instant::now();
-    let mut session = Session::new(challenge.clone(), shared.limits.rate, shared.limits.replay_capacity, start);
+    let mut session = Session::new(
+        challenge.clone(),
+        shared.limits.rate,
+        shared.limits.replay_capacity,
+        start,
+    );
     let mut conn = Conn {
         socket,
         shared: shared.clone(),
@@ -186,10 +191,12 @@ async fn handle_message(
             // them, so the connection is closed (after a best-effort error frame).
             let text = err.to_string();
             if text.contains("Space limit") {
-                conn.close_with(ErrorCode::TooLarge, "message exceeds the 65536-byte limit").await;
+                conn.close_with(ErrorCode::TooLarge, "message exceeds the 65536-byte limit")
+                    .await;
             } else {
                 tracing::info!(conn = conn.conn_id, peer = %conn.peer, %err, "websocket protocol error; closing");
-                conn.close_with(ErrorCode::BadFrame, "websocket protocol error").await;
+                conn.close_with(ErrorCode::BadFrame, "websocket protocol error")
+                    .await;
             }
             return Flow::Stop;
         }
@@ -236,7 +243,8 @@ async fn run_action(
                     true
                 }
                 Err(RouteError::NotOnline) => {
-                    let frame = ServerFrame::error(ErrorCode::NotOnline, format!("{to} is not connected"));
+                    let frame =
+                        ServerFrame::error(ErrorCode::NotOnline, format!("{to} is not connected"));
                     conn.send_frame(&frame).await
                 }
                 Err(RouteError::RecipientBusy) => {
@@ -251,7 +259,10 @@ async fn run_action(
         Action::IssueTurn(id) => {
             let frame = match conn.shared.turn_credentials(&id) {
                 Some(creds) => ServerFrame::TurnCredentials(creds),
-                None => ServerFrame::error(ErrorCode::TurnUnavailable, "this server has no TURN service configured"),
+                None => ServerFrame::error(
+                    ErrorCode::TurnUnavailable,
+                    "this server has no TURN service configured",
+                ),
             };
             conn.send_frame(&frame).await
         }

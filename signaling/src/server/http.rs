@@ -61,7 +61,14 @@ pub(crate) async fn accept_loop(
             drop(slot);
             continue;
         }
-        tracker.spawn(serve_tcp(stream, peer, router.clone(), tls.clone(), shared.clone(), slot));
+        tracker.spawn(serve_tcp(
+            stream,
+            peer,
+            router.clone(),
+            tls.clone(),
+            shared.clone(),
+            slot,
+        ));
     }
     tracing::debug!("accept loop stopped");
 }
@@ -78,7 +85,8 @@ async fn serve_tcp(
     match tls {
         None => serve_http(stream, peer, router, shared, slot).await,
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
+            let handshake =
+                tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
             let stream = tokio::select! {
                 _ = shared.shutdown.cancelled() => return,
                 res = handshake => match res {
@@ -110,15 +118,22 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.limits.header_read_timeout)
-        .keep_alive(false)
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);
+    // The whole HTTP stage (request head, response, hand-over of an upgrade) gets one
+    // header_read_timeout; a kept-alive connection that idles after a plain response is closed.
+    let deadline = tokio::time::sleep(shared.limits.header_read_timeout);
     tokio::select! {
         res = conn.as_mut() => {
             if let Err(err) = res {
                 tracing::debug!(%peer, %err, "HTTP connection ended with an error");
             }
+        }
+        _ = deadline => {
+            tracing::debug!(%peer, "HTTP stage timed out; closing");
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), conn).await;
         }
         _ = shared.shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();

@@ -76,7 +76,13 @@ mod tests {
     #[test]
     fn burst_then_refuse_then_refill() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(RateLimit { per_second: 10.0, burst: 3 }, t0);
+        let mut b = TokenBucket::new(
+            RateLimit {
+                per_second: 10.0,
+                burst: 3,
+            },
+            t0,
+        );
         assert!(b.try_take(t0));
         assert!(b.try_take(t0));
         assert!(b.try_take(t0));
@@ -95,7 +101,13 @@ mod tests {
     #[test]
     fn time_going_backwards_is_harmless() {
         let t0 = Instant::now() + Duration::from_secs(10);
-        let mut b = TokenBucket::new(RateLimit { per_second: 1.0, burst: 1 }, t0);
+        let mut b = TokenBucket::new(
+            RateLimit {
+                per_second: 1.0,
+                burst: 1,
+            },
+            t0,
+        );
         assert!(b.try_take(t0));
         assert!(!b.try_take(t0 - Duration::from_secs(5)));
         assert!(b.try_take(t0 + Duration::from_secs(1)));
@@ -104,7 +116,13 @@ mod tests {
     #[test]
     fn sustained_rate_is_enforced() {
         let t0 = Instant::now();
-        let mut b = TokenBucket::new(RateLimit { per_second: 20.0, burst: 5 }, t0);
+        let mut b = TokenBucket::new(
+            RateLimit {
+                per_second: 20.0,
+                burst: 5,
+            },
+            t0,
+        );
         let mut passed = 0;
         // 1000 frames over 10 simulated seconds (100/s): about 5 + 200 pass.
         for i in 0..1000u64 {

@@ -1,8 +1,8 @@
 //! axum WebSocket signaling server with embedded TURN.
 //!
-//! Layers, from the wire inwards: [`http`] (TCP accept, optional TLS, HTTP/1.1 with a header
+//! Layers, from the wire inwards: `http` (TCP accept, optional TLS, HTTP/1.1 with a header
 //! read timeout, connection cap) → axum route `GET /ws` (WebSocket upgrade with 64 KiB limits)
-//! → [`connection`] (one task per socket: timers, bounded queue) → [`session`] (sans-IO
+//! → `connection` (one task per socket: timers, bounded queue) → [`session`] (sans-IO
 //! protocol state: [`auth`] challenge, [`limits`] token bucket, frame checks) → [`routing`]
 //! (in-memory presence table). [`turn`] runs the embedded TURN server whose relays obey
 //! [`peer_policy`]. Nothing is written to disk.
@@ -34,8 +34,8 @@ use tokio_util::task::TaskTracker;
 use crate::identity::CallId;
 use crate::protocol::{MAX_FRAME_BYTES, MAX_SERVER_NAME_BYTES, WS_PATH};
 use crate::turn_credentials::{
-    CredentialPolicy, TurnCredentialError, TurnCredentials, TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS,
-    DEFAULT_MAX_TTL_SECS,
+    CredentialPolicy, TurnCredentialError, TurnCredentials, TurnSecret,
+    DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS,
 };
 
 pub use limits::RateLimit;
@@ -176,10 +176,11 @@ impl Shared {
         if self.turn_urls.is_empty() {
             return None;
         }
-        Some(
-            self.policy
-                .issue(&id.to_string(), connection::unix_now(), self.turn_urls.clone()),
-        )
+        Some(self.policy.issue(
+            &id.to_string(),
+            connection::unix_now(),
+            self.turn_urls.clone(),
+        ))
     }
 }
 
@@ -227,19 +228,30 @@ impl Server {
             return Err(ServerError::BadServerName);
         }
         let secret = cfg.turn_secret.clone().unwrap_or_else(TurnSecret::random);
-        let policy = Arc::new(CredentialPolicy::new(secret, cfg.credential_ttl, cfg.max_ttl)?);
+        let policy = Arc::new(CredentialPolicy::new(
+            secret,
+            cfg.credential_ttl,
+            cfg.max_ttl,
+        )?);
         let tls = match &cfg.tls {
             Some(paths) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(paths)?)),
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
-            .map_err(|source| ServerError::Bind { addr: cfg.listen, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| ServerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
         let turn = match &cfg.turn {
-            Some(turn_cfg) => Some(turn::EmbeddedTurn::start(turn_cfg, policy.clone(), cfg.allow_loopback_peers).await?),
+            Some(turn_cfg) => Some(
+                turn::EmbeddedTurn::start(turn_cfg, policy.clone(), cfg.allow_loopback_peers)
+                    .await?,
+            ),
             None => None,
         };
         let mut turn_urls = turn.as_ref().map(|t| t.urls()).unwrap_or_default();
@@ -273,7 +285,13 @@ impl Server {
         }
         let url = format!("{scheme}://{url_addr}{WS_PATH}");
 
-        tracker.spawn(http::accept_loop(listener, router, tls, shared.clone(), tracker.clone()));
+        tracker.spawn(http::accept_loop(
+            listener,
+            router,
+            tls,
+            shared.clone(),
+            tracker.clone(),
+        ));
         let turn_task = turn.map(|turn| {
             let token = shutdown.clone();
             let turn_addr = turn.local_addr();

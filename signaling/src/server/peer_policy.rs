@@ -102,17 +102,37 @@ mod tests {
 
     #[test]
     fn loopback() {
-        for s in ["127.0.0.1", "127.255.255.254", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+        for s in [
+            "127.0.0.1",
+            "127.255.255.254",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert_eq!(class(s), Some(DeniedRange::Loopback), "{s}");
         }
     }
 
     #[test]
     fn rfc1918() {
-        for s in ["10.0.0.1", "10.255.255.255", "172.16.0.1", "172.31.255.255", "192.168.0.1", "192.168.255.255", "::ffff:10.1.1.1"] {
+        for s in [
+            "10.0.0.1",
+            "10.255.255.255",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.0.1",
+            "192.168.255.255",
+            "::ffff:10.1.1.1",
+        ] {
             assert_eq!(class(s), Some(DeniedRange::Private), "{s}");
         }
-        for s in ["172.15.255.255", "172.32.0.0", "192.169.0.1", "11.0.0.1", "9.255.255.255"] {
+        for s in [
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.169.0.1",
+            "11.0.0.1",
+            "9.255.255.255",
+        ] {
             assert_eq!(class(s), None, "{s}");
         }
     }
@@ -147,14 +167,27 @@ mod tests {
     #[test]
     fn multicast_and_broadcast() {
         assert_eq!(class("224.0.0.1"), Some(DeniedRange::MulticastOrBroadcast));
-        assert_eq!(class("239.255.255.250"), Some(DeniedRange::MulticastOrBroadcast));
-        assert_eq!(class("255.255.255.255"), Some(DeniedRange::MulticastOrBroadcast));
+        assert_eq!(
+            class("239.255.255.250"),
+            Some(DeniedRange::MulticastOrBroadcast)
+        );
+        assert_eq!(
+            class("255.255.255.255"),
+            Some(DeniedRange::MulticastOrBroadcast)
+        );
         assert_eq!(class("ff02::1"), Some(DeniedRange::MulticastOrBroadcast));
     }
 
     #[test]
     fn public_addresses_allowed() {
-        for s in ["8.8.8.8", "1.1.1.1", "203.0.113.7", "2001:db8::1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+        for s in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "203.0.113.7",
+            "2001:db8::1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
             assert_eq!(class(s), None, "{s}");
             assert!(peer_allowed(s.parse().unwrap(), false));
         }

@@ -99,7 +99,14 @@ mod tests {
     use super::*;
     use crate::identity::Identity;
 
-    fn handle(conn_id: u64, cap: usize) -> (ConnHandle, mpsc::Receiver<String>, watch::Receiver<Option<ErrorCode>>) {
+    fn handle(
+        conn_id: u64,
+        cap: usize,
+    ) -> (
+        ConnHandle,
+        mpsc::Receiver<String>,
+        watch::Receiver<Option<ErrorCode>>,
+    ) {
         let (tx, rx) = mpsc::channel(cap);
         let (kick, kick_rx) = watch::channel(None);
         (ConnHandle { conn_id, tx, kick }, rx, kick_rx)

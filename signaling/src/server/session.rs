@@ -1,7 +1,7 @@
 //! One connection's protocol state machine (sans-IO).
 //!
 //! Takes decoded WebSocket messages plus the time, returns what the shell must do. It knows
-//! nothing about sockets, other connections or clocks: the shell ([`super::connection`]) owns
+//! nothing about sockets, other connections or clocks: the shell (`server::connection`) owns
 //! those and carries out the returned [`Action`].
 
 use std::time::Instant;
@@ -51,7 +51,12 @@ pub struct Session {
 impl Session {
     /// A new connection that has been sent `challenge`; it remembers up to `replay_capacity`
     /// recent envelopes to refuse resends.
-    pub fn new(challenge: Challenge, rate: RateLimit, replay_capacity: usize, now: Instant) -> Self {
+    pub fn new(
+        challenge: Challenge,
+        rate: RateLimit,
+        replay_capacity: usize,
+        now: Instant,
+    ) -> Self {
         Self {
             state: State::AwaitingAuth(challenge),
             bucket: TokenBucket::new(rate, now),
@@ -123,7 +128,10 @@ impl Session {
         if text.len() > MAX_FRAME_BYTES {
             return Action::Close(ServerFrame::error(
                 ErrorCode::TooLarge,
-                format!("frame of {} bytes exceeds the {MAX_FRAME_BYTES}-byte limit", text.len()),
+                format!(
+                    "frame of {} bytes exceeds the {MAX_FRAME_BYTES}-byte limit",
+                    text.len()
+                ),
             ));
         }
         let frame = match ClientFrame::parse(text) {
@@ -190,12 +198,18 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn session(t0: Instant) -> Session {
-        Session::new(Challenge::new("srv", [4; 32], NOW), RateLimit::default(), 64, t0)
+        Session::new(
+            Challenge::new("srv", [4; 32], NOW),
+            RateLimit::default(),
+            64,
+            t0,
+        )
     }
 
     fn code(action: &Action) -> Option<ErrorCode> {
         match action {
-            Action::Reply(ServerFrame::Error { code, .. }) | Action::Close(ServerFrame::Error { code, .. }) => Some(*code),
+            Action::Reply(ServerFrame::Error { code, .. })
+            | Action::Close(ServerFrame::Error { code, .. }) => Some(*code),
             _ => None,
         }
     }
@@ -203,7 +217,10 @@ mod tests {
     fn authed(me: &Identity, t0: Instant) -> Session {
         let mut s = session(t0);
         let auth = answer_challenge(me, "srv", &[4; 32], NOW).to_json();
-        assert_eq!(s.handle_text(&auth, t0, NOW), Action::Authenticated(me.call_id()));
+        assert_eq!(
+            s.handle_text(&auth, t0, NOW),
+            Action::Authenticated(me.call_id())
+        );
         s.set_authenticated(me.call_id());
         s
     }
@@ -226,9 +243,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(s.handle_text(r#"{"type":"turn"}"#, t0, NOW), Action::IssueTurn(a.call_id()));
+        assert_eq!(
+            s.handle_text(r#"{"type":"turn"}"#, t0, NOW),
+            Action::IssueTurn(a.call_id())
+        );
         let again = answer_challenge(&a, "srv", &[4; 32], NOW).to_json();
-        assert_eq!(code(&s.handle_text(&again, t0, NOW)), Some(ErrorCode::AlreadyAuthenticated));
+        assert_eq!(
+            code(&s.handle_text(&again, t0, NOW)),
+            Some(ErrorCode::AlreadyAuthenticated)
+        );
     }
 
     #[test]
@@ -246,7 +269,10 @@ mod tests {
     fn frames_before_auth_are_refused() {
         let t0 = Instant::now();
         let mut s = session(t0);
-        assert_eq!(code(&s.handle_text(r#"{"type":"turn"}"#, t0, NOW)), Some(ErrorCode::Unauthenticated));
+        assert_eq!(
+            code(&s.handle_text(r#"{"type":"turn"}"#, t0, NOW)),
+            Some(ErrorCode::Unauthenticated)
+        );
         assert_eq!(s.id(), None);
     }
 
@@ -260,7 +286,10 @@ mod tests {
         let frame = ClientFrame::Send {
             envelope: serde_json::to_value(&env).unwrap(),
         };
-        assert_eq!(code(&s.handle_text(&frame.to_json(), t0, NOW)), Some(ErrorCode::SpoofedFrom));
+        assert_eq!(
+            code(&s.handle_text(&frame.to_json(), t0, NOW)),
+            Some(ErrorCode::SpoofedFrom)
+        );
     }
 
     #[test]
@@ -276,15 +305,30 @@ mod tests {
             }
             .to_json()
         };
-        assert!(matches!(s.handle_text(&send(&env), t0, NOW), Action::Route { .. }));
-        assert_eq!(code(&s.handle_text(&send(&env), t0, NOW)), Some(ErrorCode::Replayed));
+        assert!(matches!(
+            s.handle_text(&send(&env), t0, NOW),
+            Action::Route { .. }
+        ));
+        assert_eq!(
+            code(&s.handle_text(&send(&env), t0, NOW)),
+            Some(ErrorCode::Replayed)
+        );
         let mut forged = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"y", NOW).unwrap();
         forged.body[0] ^= 1;
-        assert_eq!(code(&s.handle_text(&send(&forged), t0, NOW)), Some(ErrorCode::BadSignature));
+        assert_eq!(
+            code(&s.handle_text(&send(&forged), t0, NOW)),
+            Some(ErrorCode::BadSignature)
+        );
         let old = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"z", NOW - 61).unwrap();
-        assert_eq!(code(&s.handle_text(&send(&old), t0, NOW)), Some(ErrorCode::Stale));
+        assert_eq!(
+            code(&s.handle_text(&send(&old), t0, NOW)),
+            Some(ErrorCode::Stale)
+        );
         let future = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"z", NOW + 61).unwrap();
-        assert_eq!(code(&s.handle_text(&send(&future), t0, NOW)), Some(ErrorCode::Stale));
+        assert_eq!(
+            code(&s.handle_text(&send(&future), t0, NOW)),
+            Some(ErrorCode::Stale)
+        );
     }
 
     #[test]
@@ -292,8 +336,14 @@ mod tests {
         let t0 = Instant::now();
         let a = Identity::from_seed([1; 32]);
         let mut s = authed(&a, t0);
-        assert_eq!(code(&s.handle_text("{{{{", t0, NOW)), Some(ErrorCode::BadFrame));
-        assert_eq!(code(&s.handle_text(r#"{"type":"hack"}"#, t0, NOW)), Some(ErrorCode::UnknownType));
+        assert_eq!(
+            code(&s.handle_text("{{{{", t0, NOW)),
+            Some(ErrorCode::BadFrame)
+        );
+        assert_eq!(
+            code(&s.handle_text(r#"{"type":"hack"}"#, t0, NOW)),
+            Some(ErrorCode::UnknownType)
+        );
         assert_eq!(
             code(&s.handle_text(r#"{"type":"send","envelope":{"v":1}}"#, t0, NOW)),
             Some(ErrorCode::BadEnvelope)
@@ -305,7 +355,10 @@ mod tests {
     #[test]
     fn rate_limit_reports_once_per_burst() {
         let t0 = Instant::now();
-        let limit = RateLimit { per_second: 1.0, burst: 2 };
+        let limit = RateLimit {
+            per_second: 1.0,
+            burst: 2,
+        };
         let mut s = Session::new(Challenge::new("srv", [4; 32], NOW), limit, 64, t0);
         assert_eq!(code(&s.handle_binary(1, t0)), Some(ErrorCode::BadFrame));
         assert_eq!(code(&s.handle_binary(1, t0)), Some(ErrorCode::BadFrame));
@@ -313,6 +366,21 @@ mod tests {
         assert_eq!(s.handle_binary(1, t0), Action::Nothing);
         let later = t0 + std::time::Duration::from_secs(1);
         assert_eq!(code(&s.handle_binary(1, later)), Some(ErrorCode::BadFrame));
-        assert_eq!(code(&s.handle_binary(1, later)), Some(ErrorCode::RateLimited));
+        assert_eq!(
+            code(&s.handle_binary(1, later)),
+            Some(ErrorCode::RateLimited)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,300}", authed_first in proptest::bool::ANY) {
+            let t0 = Instant::now();
+            let a = Identity::from_seed([1; 32]);
+            let mut s = if authed_first { authed(&a, t0) } else { session(t0) };
+            let _ = s.handle_text(&text, t0, NOW);
+            let wrapped = format!(r#"{{"type":"send","envelope":{text:?}}}"#);
+            let _ = s.handle_text(&wrapped, t0, NOW);
+        }
     }
 }

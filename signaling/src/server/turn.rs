@@ -80,7 +80,9 @@ pub struct EmbeddedTurn {
 
 impl std::fmt::Debug for EmbeddedTurn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmbeddedTurn").field("addr", &self.addr).finish()
+        f.debug_struct("EmbeddedTurn")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -91,13 +93,21 @@ impl EmbeddedTurn {
         policy: Arc<CredentialPolicy>,
         allow_loopback_peers: bool,
     ) -> Result<Self, TurnServerError> {
-        let advertised_ip = cfg.advertised_ip().ok_or(TurnServerError::NoPublicIp(cfg.listen))?;
+        let advertised_ip = cfg
+            .advertised_ip()
+            .ok_or(TurnServerError::NoPublicIp(cfg.listen))?;
         let socket = UdpSocket::bind(cfg.listen)
             .await
-            .map_err(|source| TurnServerError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| TurnServerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
         let addr = socket
             .local_addr()
-            .map_err(|source| TurnServerError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| TurnServerError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
         let server = turn::server::Server::new(turn::server::config::ServerConfig {
             conn_configs: vec![turn::server::config::ConnConfig {
                 conn: Arc::new(socket),
@@ -157,11 +167,18 @@ struct RestAuthHandler {
 }
 
 impl AuthHandler for RestAuthHandler {
-    fn auth_handle(&self, username: &str, realm: &str, src_addr: SocketAddr) -> Result<Vec<u8>, turn::Error> {
-        self.policy.auth_key(username, realm, unix_now()).map_err(|err| {
-            tracing::info!(%src_addr, %err, "TURN credentials refused");
-            turn::Error::Other(err.to_string())
-        })
+    fn auth_handle(
+        &self,
+        username: &str,
+        realm: &str,
+        src_addr: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        self.policy
+            .auth_key(username, realm, unix_now())
+            .map_err(|err| {
+                tracing::info!(%src_addr, %err, "TURN credentials refused");
+                turn::Error::Other(err.to_string())
+            })
     }
 }
 
@@ -307,14 +324,24 @@ mod tests {
         peer.send_to(b"from loopback", relay_addr).await.unwrap();
         let mut buf = [0u8; 32];
         // The only packet is from a denied peer: recv_from keeps waiting.
-        let got = tokio::time::timeout(std::time::Duration::from_millis(200), strict.recv_from(&mut buf)).await;
+        let got = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            strict.recv_from(&mut buf),
+        )
+        .await;
         assert!(got.is_err(), "a packet from a denied peer was delivered");
     }
 
     #[test]
     fn turn_urls() {
-        assert_eq!(turn_url("127.0.0.1:3478".parse().unwrap()), "turn:127.0.0.1:3478?transport=udp");
-        assert_eq!(turn_url("[::1]:3478".parse().unwrap()), "turn:[::1]:3478?transport=udp");
+        assert_eq!(
+            turn_url("127.0.0.1:3478".parse().unwrap()),
+            "turn:127.0.0.1:3478?transport=udp"
+        );
+        assert_eq!(
+            turn_url("[::1]:3478".parse().unwrap()),
+            "turn:[::1]:3478?transport=udp"
+        );
     }
 
     #[test]

@@ -1,0 +1,291 @@
+//! Codec path: our `media::codec` API next to raw `opus` / `openh264` calls in the same run.
+//!
+//! Opus: encode and decode of one 20 ms 48 kHz mono frame. H.264: encode and decode of one
+//! 640x480 and one 1280x720 test-pattern frame. Criterion reports absolute times; a paired,
+//! interleaved measurement at the end prints the ratio ours/raw per operation (robust to a
+//! noisy shared machine) and writes it to `target/tmp/codec_ratios.md`.
+//!
+//! Run: `cargo bench -p benches --bench codec` (about a minute).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode};
+use media::codec::h264::{
+    openh264_encoder_config, H264Config, H264Decoder, H264Encoder, I420Frame,
+};
+use media::codec::opus::{
+    EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES, SAMPLE_RATE,
+};
+use media::codec::pattern::TestPattern;
+use openh264::formats::YUVSlices;
+
+/// Frames cycled through so the codecs do not see one frame over and over.
+const OPUS_FRAMES: usize = 50;
+const VIDEO_FRAMES: usize = 30;
+const SIZES: [(usize, usize); 2] = [(640, 480), (1280, 720)];
+
+/// A speech-like test signal: a vowel-ish harmonic mix whose pitch and level move per frame.
+fn speechlike_frames() -> Vec<Vec<i16>> {
+    (0..OPUS_FRAMES)
+        .map(|n| {
+            let f0 = 120.0 + 40.0 * ((n as f64) * 0.3).sin();
+            let level = 6_000.0 + 3_000.0 * ((n as f64) * 0.17).cos();
+            (0..FRAME_SAMPLES)
+                .map(|i| {
+                    let t = (n * FRAME_SAMPLES + i) as f64 / f64::from(SAMPLE_RATE);
+                    let s: f64 = [(1.0, 1.0), (2.0, 0.6), (3.0, 0.4), (5.0, 0.2), (7.0, 0.1)]
+                        .iter()
+                        .map(|(h, a)| a * (2.0 * std::f64::consts::PI * f0 * h * t).sin())
+                        .sum();
+                    (s * level / 2.3) as i16
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn raw_opus_encoder(cfg: &EncoderConfig) -> opus::Encoder {
+    let mut e = opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
+        .expect("raw opus encoder");
+    e.set_bitrate(opus::Bitrate::Bits(cfg.bitrate_bps))
+        .expect("bitrate");
+    e.set_inband_fec(cfg.fec).expect("fec");
+    e.set_packet_loss_perc(i32::from(cfg.expected_loss_pct))
+        .expect("loss");
+    e.set_dtx(cfg.dtx).expect("dtx");
+    e.set_signal(opus::Signal::Voice).expect("signal");
+    e
+}
+
+fn encoded_packets(frames: &[Vec<i16>]) -> Vec<Vec<u8>> {
+    let mut enc = OpusEncoder::new(&EncoderConfig::default()).expect("encoder");
+    frames
+        .iter()
+        .map(|pcm| {
+            let mut buf = [0u8; MAX_PACKET_BYTES];
+            let n = enc.encode(pcm, &mut buf).expect("encode");
+            buf[..n].to_vec()
+        })
+        .collect()
+}
+
+fn raw_h264_encoder(cfg: &H264Config) -> openh264::encoder::Encoder {
+    openh264::encoder::Encoder::with_api_config(
+        openh264::OpenH264API::from_source(),
+        openh264_encoder_config(cfg),
+    )
+    .expect("raw openh264 encoder")
+}
+
+fn raw_slices(f: &I420Frame) -> YUVSlices<'_> {
+    YUVSlices::new(
+        (f.y(), f.u(), f.v()),
+        (f.width(), f.height()),
+        (f.width(), f.width() / 2, f.width() / 2),
+    )
+}
+
+fn pattern_frames(w: usize, h: usize) -> Vec<I420Frame> {
+    let mut p = TestPattern::new(w, h);
+    (0..VIDEO_FRAMES).map(|_| p.next_frame()).collect()
+}
+
+fn encoded_stream(w: usize, h: usize, frames: &[I420Frame]) -> Vec<Vec<u8>> {
+    let mut enc = H264Encoder::new(H264Config {
+        width: w,
+        height: h,
+        ..H264Config::default()
+    })
+    .expect("encoder");
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| enc.encode(f, i == 0).expect("encode").data)
+        .collect()
+}
+
+/// One benchmarked operation in two flavours, as closures that run one iteration each.
+struct Pair {
+    name: String,
+    ours: Box<dyn FnMut()>,
+    raw: Box<dyn FnMut()>,
+}
+
+fn opus_pairs() -> Vec<Pair> {
+    let frames = speechlike_frames();
+    let packets = encoded_packets(&frames);
+    let cfg = EncoderConfig::default();
+
+    let mut ours_enc = OpusEncoder::new(&cfg).expect("encoder");
+    let mut raw_enc = raw_opus_encoder(&cfg);
+    let (f1, f2) = (frames.clone(), frames);
+    let (mut i1, mut i2) = (0, 0);
+    let mut b1 = [0u8; MAX_PACKET_BYTES];
+    let mut b2 = [0u8; MAX_PACKET_BYTES];
+    let encode = Pair {
+        name: "opus_encode_20ms".into(),
+        ours: Box::new(move || {
+            i1 = (i1 + 1) % OPUS_FRAMES;
+            black_box(
+                ours_enc
+                    .encode(black_box(&f1[i1]), &mut b1)
+                    .expect("encode"),
+            );
+        }),
+        raw: Box::new(move || {
+            i2 = (i2 + 1) % OPUS_FRAMES;
+            black_box(raw_enc.encode(black_box(&f2[i2]), &mut b2).expect("encode"));
+        }),
+    };
+
+    let mut ours_dec = OpusDecoder::new().expect("decoder");
+    let mut raw_dec = opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono).expect("decoder");
+    let (p1, p2) = (packets.clone(), packets);
+    let (mut j1, mut j2) = (0, 0);
+    let mut o1 = [0i16; FRAME_SAMPLES];
+    let mut o2 = [0i16; FRAME_SAMPLES];
+    let decode = Pair {
+        name: "opus_decode_20ms".into(),
+        ours: Box::new(move || {
+            j1 = (j1 + 1) % OPUS_FRAMES;
+            black_box(
+                ours_dec
+                    .decode(black_box(&p1[j1]), &mut o1)
+                    .expect("decode"),
+            );
+        }),
+        raw: Box::new(move || {
+            j2 = (j2 + 1) % OPUS_FRAMES;
+            black_box(
+                raw_dec
+                    .decode(black_box(&p2[j2]), &mut o2, false)
+                    .expect("decode"),
+            );
+        }),
+    };
+    vec![encode, decode]
+}
+
+fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
+    let cfg = H264Config {
+        width: w,
+        height: h,
+        ..H264Config::default()
+    };
+    let frames = pattern_frames(w, h);
+    let stream = encoded_stream(w, h, &frames);
+
+    let mut ours_enc = H264Encoder::new(cfg.clone()).expect("encoder");
+    let mut raw_enc = raw_h264_encoder(&cfg);
+    let (f1, f2) = (frames.clone(), frames);
+    let (mut i1, mut i2) = (0, 0);
+    let (mut out1, mut out2) = (Vec::new(), Vec::new());
+    let encode = Pair {
+        name: format!("h264_encode_{w}x{h}"),
+        ours: Box::new(move || {
+            i1 = (i1 + 1) % VIDEO_FRAMES;
+            black_box(
+                ours_enc
+                    .encode_into(&f1[i1], false, &mut out1)
+                    .expect("encode"),
+            );
+        }),
+        raw: Box::new(move || {
+            i2 = (i2 + 1) % VIDEO_FRAMES;
+            let bs = raw_enc.encode(&raw_slices(&f2[i2])).expect("encode");
+            out2.clear();
+            bs.write_vec(&mut out2);
+            black_box(&out2);
+        }),
+    };
+
+    let mut ours_dec = H264Decoder::new().expect("decoder");
+    let mut raw_dec = openh264::decoder::Decoder::new().expect("decoder");
+    let (s1, s2) = (stream.clone(), stream);
+    let (mut j1, mut j2) = (VIDEO_FRAMES - 1, VIDEO_FRAMES - 1);
+    let mut picture = I420Frame::black(w, h);
+    let decode = Pair {
+        name: format!("h264_decode_{w}x{h}"),
+        ours: Box::new(move || {
+            j1 = (j1 + 1) % VIDEO_FRAMES;
+            black_box(ours_dec.decode_into(&s1[j1], &mut picture).expect("decode"));
+        }),
+        raw: Box::new(move || {
+            j2 = (j2 + 1) % VIDEO_FRAMES;
+            black_box(raw_dec.decode(&s2[j2]).expect("decode").is_some());
+        }),
+    };
+    vec![encode, decode]
+}
+
+fn criterion_runs(c: &mut Criterion, pairs: &mut [Pair], flat: bool) {
+    for pair in pairs {
+        let mut group = c.benchmark_group(&pair.name);
+        if flat {
+            group.sampling_mode(SamplingMode::Flat);
+        }
+        group.bench_function("ours", |b| b.iter(&mut pair.ours));
+        group.bench_function("raw", |b| b.iter(&mut pair.raw));
+        group.finish();
+    }
+}
+
+/// Median per-iteration time of `f` over a block of `iters` calls.
+fn block(f: &mut dyn FnMut(), iters: u32) -> Duration {
+    let t = Instant::now();
+    for _ in 0..iters {
+        f();
+    }
+    t.elapsed() / iters
+}
+
+/// Interleaves blocks of ours and raw and returns (median ours, median raw).
+fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration) {
+    // Size blocks at about 10 ms.
+    let one = block(&mut pair.ours, 3).max(Duration::from_nanos(1));
+    let iters = (Duration::from_millis(10).as_nanos() / one.as_nanos()).clamp(1, 100_000) as u32;
+    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    while start.elapsed() < budget || ours.len() < 5 {
+        ours.push(block(&mut pair.ours, iters));
+        raw.push(block(&mut pair.raw, iters));
+    }
+    ours.sort();
+    raw.sort();
+    (ours[ours.len() / 2], raw[raw.len() / 2])
+}
+
+fn main() {
+    let mut opus = opus_pairs();
+    let mut video: Vec<Pair> = SIZES.iter().flat_map(|&(w, h)| h264_pairs(w, h)).collect();
+
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    criterion_runs(&mut c, &mut opus, false);
+    criterion_runs(&mut c, &mut video, true);
+    c.final_summary();
+
+    let mut table = String::from("| operation | ours | raw | ours/raw |\n|---|---:|---:|---:|\n");
+    for pair in opus.iter_mut().chain(video.iter_mut()) {
+        let (ours, raw) = paired(pair, Duration::from_millis(1500));
+        let ratio = ours.as_secs_f64() / raw.as_secs_f64();
+        table.push_str(&format!(
+            "| {} | {:.2} µs | {:.2} µs | {:.3} |\n",
+            pair.name,
+            ours.as_secs_f64() * 1e6,
+            raw.as_secs_f64() * 1e6,
+            ratio
+        ));
+    }
+    println!("\nPaired interleaved medians (ours vs raw in alternating ~10 ms blocks):\n\n{table}");
+    let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/codec_ratios.md");
+    if let Err(e) = std::fs::write(path, &table) {
+        eprintln!("could not write {path}: {e}");
+    } else {
+        println!("written to {path}");
+    }
+}

@@ -1,0 +1,215 @@
+//! Quality report of the audio jitter path: for every impairment profile, the adaptive buffer
+//! next to fixed 80 ms and 200 ms buffers on the same seeded traces; checks the acceptance
+//! conditions of issue 4 and writes the table to `docs/quality.md`.
+//!
+//! Run: `cargo run --release -p benches --bin jitter-report [-- --seconds 60 --seeds 3 --no-write]`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use benches::fixed_delay::FixedDelayBuffer;
+use media::jitter::audio::{AudioJitterBuffer, PlayoutBuffer};
+use media::netsim::evaluate::{evaluate, PlayoutReport};
+use media::netsim::{Profile, Trace};
+
+/// "Clearly lower" delay than the fixed 200 ms buffer: at most this share of its mean delay.
+const CLEARLY_LOWER: f64 = 0.8;
+
+struct Row {
+    profile: String,
+    jitter_p99_ms: f64,
+    adaptive: PlayoutReport,
+    fixed80: PlayoutReport,
+    fixed200: PlayoutReport,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name);
+    let value = |name: &str, default: u64| -> anyhow::Result<u64> {
+        match flag(name) {
+            Some(i) => args
+                .get(i + 1)
+                .context(format!("{name} needs a value"))?
+                .parse()
+                .context(format!("{name} takes a whole number")),
+            None => Ok(default),
+        }
+    };
+    let seconds = value("--seconds", 60)?;
+    let seeds = value("--seeds", 3)?;
+    let write = flag("--no-write").is_none();
+
+    let mut rows = Vec::new();
+    for (i, profile) in Profile::all().into_iter().enumerate() {
+        let mut runs = (Vec::new(), Vec::new(), Vec::new());
+        let mut jitter = Vec::new();
+        for s in 0..seeds {
+            let seed = 1000 * (i as u64 + 1) + s;
+            let trace = Trace::synthesize(&profile, seed, Duration::from_secs(seconds));
+            jitter.extend(one_way_jitter_ms(&trace));
+            runs.0.push(evaluate(&trace, &mut AudioJitterBuffer::default()));
+            runs.1.push(evaluate(&trace, &mut fixed(80)));
+            runs.2.push(evaluate(&trace, &mut fixed(200)));
+        }
+        jitter.sort_by(f64::total_cmp);
+        rows.push(Row {
+            profile: profile.name.clone(),
+            jitter_p99_ms: jitter.get(jitter.len() * 99 / 100).copied().unwrap_or(0.0),
+            adaptive: merge(&runs.0),
+            fixed80: merge(&runs.1),
+            fixed200: merge(&runs.2),
+        });
+    }
+
+    let mut md = String::new();
+    writeln!(
+        md,
+        "Traces: {seeds} seeds x {seconds} s of 20 ms packets per profile (`media::netsim::Profile`), \
+         receiver pulls every 20 ms.\n"
+    )?;
+    md.push_str(&table(&rows));
+    md.push('\n');
+    let (checks, all_pass) = checks(&rows);
+    md.push_str(&checks);
+    print!("{md}");
+
+    if write {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/quality.md");
+        let doc = document(&md);
+        std::fs::write(path, doc).with_context(|| format!("writing {path}"))?;
+        println!("\nwrote docs/quality.md");
+    }
+    if !all_pass {
+        anyhow::bail!("some acceptance conditions failed (see FAIL lines above)");
+    }
+    Ok(())
+}
+
+fn fixed(ms: u64) -> impl PlayoutBuffer {
+    FixedDelayBuffer::new(Duration::from_millis(ms), 960, true)
+}
+
+/// One-way delay above the fastest packet, per delivered packet, in ms.
+fn one_way_jitter_ms(trace: &Trace) -> Vec<f64> {
+    let owd: Vec<f64> = trace
+        .records
+        .iter()
+        .filter_map(|r| Some((r.arrival?.as_secs_f64() - r.send?.as_secs_f64()) * 1000.0))
+        .collect();
+    let min = owd.iter().copied().fold(f64::INFINITY, f64::min);
+    owd.iter().map(|d| d - min).collect()
+}
+
+/// Sums counts over seeds and recomputes the rates; delays are weighted by packets played.
+fn merge(reps: &[PlayoutReport]) -> PlayoutReport {
+    let mut m = PlayoutReport::default();
+    let mut delay_sum = 0.0;
+    let mut p95_sum = 0.0;
+    for r in reps {
+        m.sent += r.sent;
+        m.delivered += r.delivered;
+        m.played += r.played;
+        m.late += r.late;
+        m.dropped += r.dropped;
+        m.frames += r.frames;
+        m.fec += r.fec;
+        m.concealed += r.concealed;
+        delay_sum += r.mean_delay_ms * r.played as f64;
+        p95_sum += r.p95_delay_ms;
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    m.mean_delay_ms = if m.played == 0 { 0.0 } else { delay_sum / m.played as f64 };
+    m.p95_delay_ms = p95_sum / reps.len().max(1) as f64;
+    m.late_loss_rate = ratio(m.late, m.delivered);
+    m.concealed_rate = ratio(m.concealed, m.frames);
+    m.fec_rate = ratio(m.fec, m.frames);
+    m.network_loss_rate = 1.0 - ratio(m.delivered, m.sent);
+    m
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut t = String::from(
+        "| profile | jitter p99 (ms) | network loss | buffer | mean delay (ms) | p95 delay (ms) | late loss | concealed | FEC-recovered | dropped |\n\
+         |---|---:|---:|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        for (name, rep) in [
+            ("adaptive", &r.adaptive),
+            ("fixed 80 ms", &r.fixed80),
+            ("fixed 200 ms", &r.fixed200),
+        ] {
+            let _ = writeln!(
+                t,
+                "| {} | {:.0} | {:.1} % | {} | {:.1} | {:.1} | {:.2} % | {:.2} % | {:.2} % | {:.2} % |",
+                r.profile,
+                r.jitter_p99_ms,
+                100.0 * rep.network_loss_rate,
+                name,
+                rep.mean_delay_ms,
+                rep.p95_delay_ms,
+                100.0 * rep.late_loss_rate,
+                100.0 * rep.concealed_rate,
+                100.0 * rep.fec_rate,
+                100.0 * rep.dropped as f64 / rep.delivered.max(1) as f64,
+            );
+        }
+    }
+    t
+}
+
+/// The acceptance conditions of issue 4, one PASS/FAIL line each.
+fn checks(rows: &[Row]) -> (String, bool) {
+    let mut out = String::from("Acceptance conditions (issue 4, \"Jitter path\"):\n\n");
+    let mut all = true;
+    let mut line = |ok: bool, text: String| {
+        all &= ok;
+        let _ = writeln!(out, "- {} {text}", if ok { "PASS" } else { "FAIL" });
+    };
+    for r in rows {
+        let (a, f80, f200) = (&r.adaptive, &r.fixed80, &r.fixed200);
+        line(
+            a.late_loss_rate <= f80.late_loss_rate,
+            format!(
+                "{}: late loss {:.2} % <= fixed 80 ms {:.2} %",
+                r.profile,
+                100.0 * a.late_loss_rate,
+                100.0 * f80.late_loss_rate
+            ),
+        );
+        line(
+            a.mean_delay_ms <= CLEARLY_LOWER * f200.mean_delay_ms,
+            format!(
+                "{}: mean delay {:.1} ms <= {CLEARLY_LOWER} x fixed 200 ms {:.1} ms",
+                r.profile, a.mean_delay_ms, f200.mean_delay_ms
+            ),
+        );
+        if r.jitter_p99_ms > 80.0 {
+            line(
+                a.late_loss_rate < f80.late_loss_rate,
+                format!(
+                    "{}: jitter p99 {:.0} ms > 80 ms, late loss {:.2} % < fixed 80 ms {:.2} %",
+                    r.profile,
+                    r.jitter_p99_ms,
+                    100.0 * a.late_loss_rate,
+                    100.0 * f80.late_loss_rate
+                ),
+            );
+        }
+    }
+    (out, all)
+}
+
+fn document(body: &str) -> String {
+    format!(
+        "# Measured quality\n\n\
+         Generated by `cargo run --release -p benches --bin jitter-report`; do not edit by hand.\n\n\
+         ## Audio jitter buffer under impairment\n\n\
+         Delay is send-to-playout (30 ms base network delay included). Late loss: delivered \
+         packets that arrived after their frame was played, over delivered packets. Concealed: \
+         output frames produced by concealment (lost, late, or inserted to grow the delay). \
+         Dropped: packets skipped to shrink the delay. Fixed buffers start playing their delay \
+         after the first packet and use FEC like the adaptive one.\n\n{body}"
+    )
+}

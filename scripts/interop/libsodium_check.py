@@ -1,0 +1,73 @@
+"""Independent check of docs/protocol.md §9 with libsodium (ctypes) + Python stdlib."""
+import base64, ctypes, ctypes.util, hashlib, json, re, sys
+
+so = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
+assert so.sodium_init() >= 0
+doc = open(sys.argv[1]).read()
+
+def buf(n): return ctypes.create_string_buffer(n)
+
+def keypair(seed):
+    pk, sk = buf(32), buf(64)
+    assert so.crypto_sign_seed_keypair(pk, sk, seed) == 0
+    xpk, xsk = buf(32), buf(32)
+    assert so.crypto_sign_ed25519_pk_to_curve25519(xpk, pk) == 0
+    assert so.crypto_sign_ed25519_sk_to_curve25519(xsk, sk) == 0
+    return pk.raw, sk.raw, xpk.raw, xsk.raw
+
+def call_id(pk):
+    cs = hashlib.sha256(b"call-id/v1" + pk).digest()[:4]
+    return base64.b32encode(pk + cs).decode().rstrip("=").lower()
+
+a_pk, a_sk, a_xpk, a_xsk = keypair(bytes(range(0, 32)))
+b_pk, b_sk, b_xpk, b_xsk = keypair(bytes(range(0x20, 0x40)))
+checks = {
+    "alice pk": a_pk.hex(), "alice id": call_id(a_pk), "alice xpk": a_xpk.hex(),
+    "alice xsk": a_xsk.hex(), "bob pk": b_pk.hex(), "bob id": call_id(b_pk), "bob xpk": b_xpk.hex(),
+}
+# safety number
+lo, hi = sorted([a_pk, b_pk])
+h = hashlib.sha512(b"call-safety-number/v1" + lo + hi).digest()
+for _ in range(4095):
+    h = hashlib.sha512(h + lo + hi).digest()
+checks["safety"] = " ".join("%05d" % (int.from_bytes(h[5*i:5*i+5], "big") % 100000) for i in range(6))
+
+# envelope
+pt = b'{"call_id":"00112233445566778899aabbccddeeff","reason":"hangup"}'
+nonce = bytes(range(0x40, 0x58))
+ts = 1700000000
+c = buf(len(pt) + 16)
+assert so.crypto_box_easy(c, pt, ctypes.c_ulonglong(len(pt)), nonce, b_xpk, a_xsk) == 0
+body = c.raw
+msg = (b"call-envelope/v1" + bytes([1]) + a_pk + b_pk + ts.to_bytes(8, "big") + nonce
+       + bytes([6]) + b"hangup" + len(body).to_bytes(4, "big") + body)
+sig = buf(64)
+assert so.crypto_sign_detached(sig, None, msg, ctypes.c_ulonglong(len(msg)), a_sk) == 0
+b64 = lambda x: base64.b64encode(x).decode()
+env = json.dumps({"v": 1, "from": call_id(a_pk), "to": call_id(b_pk), "ts": ts, "nonce": b64(nonce),
+                  "kind": "hangup", "body": b64(body), "sig": b64(sig.raw)}, separators=(",", ":"))
+checks.update({"body": body.hex(), "signed": msg.hex(), "sig": sig.raw.hex(), "envelope": env})
+# receiver side: Bob opens with libsodium
+out = buf(len(body) - 16)
+assert so.crypto_box_open_easy(out, body, ctypes.c_ulonglong(len(body)), nonce, a_xpk, b_xsk) == 0
+assert out.raw == pt
+
+# signed SDP
+sdp = ("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=fingerprint:sha-256 "
+       "1c:7e:31:9a:0b:44:5d:e2:68:f0:93:aa:17:c6:5b:0d:88:29:4e:f1:3a:b7:60:d5:92:0c:e4:7f:16:a3:bd:58\r\n")
+fp = "sha-256 " + re.search(r"a=fingerprint:sha-256 (\S+)", sdp).group(1).upper()
+token = bytes.fromhex("00112233445566778899aabbccddeeff")
+smsg = (b"call-sdp/v1" + token + bytes([5]) + b"offer" + a_pk + b_pk + (1700000030).to_bytes(8, "big")
+        + bytes([len(fp)]) + fp.encode() + hashlib.sha256(sdp.encode()).digest())
+ssig = buf(64)
+assert so.crypto_sign_detached(ssig, None, smsg, ctypes.c_ulonglong(len(smsg)), a_sk) == 0
+sjson = json.dumps({"call_id": token.hex(), "role": "offer", "from": call_id(a_pk), "to": call_id(b_pk),
+                    "expires": 1700000030, "fingerprint": fp, "sdp": sdp, "sig": b64(ssig.raw)},
+                   separators=(",", ":"))
+checks.update({"sdp sha256": hashlib.sha256(sdp.encode()).hexdigest(), "sdp signed": smsg.hex(), "sdp json": sjson})
+
+bad = [k for k, v in checks.items() if v not in doc]
+for k in bad:
+    print("MISMATCH", k, checks[k])
+print("checked", len(checks), "values;", "OK" if not bad else "FAILED")
+sys.exit(1 if bad else 0)

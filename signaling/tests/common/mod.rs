@@ -1,0 +1,132 @@
+//! Helpers shared by the server integration tests: a real server on 127.0.0.1:0 and raw
+//! WebSocket clients that can misbehave.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use signaling::identity::Identity;
+use signaling::protocol::{answer_challenge, decode_nonce, ErrorCode, ServerFrame};
+use signaling::server::{Limits, RunningServer, Server, ServerConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Generous bound for anything that should happen "soon" (never a timing assertion).
+pub const SOON: Duration = Duration::from_secs(5);
+
+pub fn test_limits() -> Limits {
+    Limits {
+        auth_timeout: Duration::from_millis(500),
+        header_read_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    }
+}
+
+pub fn test_config() -> ServerConfig {
+    ServerConfig {
+        limits: test_limits(),
+        ..ServerConfig::local()
+    }
+}
+
+pub async fn start(cfg: ServerConfig) -> RunningServer {
+    Server::start(cfg).await.expect("server starts")
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub struct Raw {
+    pub ws: WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+pub struct ChallengeParts {
+    pub server: String,
+    pub nonce: [u8; 32],
+    pub ts: u64,
+}
+
+impl Raw {
+    /// Connects and reads the challenge.
+    pub async fn connect(url: &str) -> (Raw, ChallengeParts) {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
+        let mut raw = Raw { ws };
+        match raw.next_frame().await {
+            Some(ServerFrame::Challenge { server, nonce, ts }) => {
+                let nonce = decode_nonce(&nonce).expect("32-byte nonce");
+                (raw, ChallengeParts { server, nonce, ts })
+            }
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+    }
+
+    /// Connects and authenticates as `identity`.
+    pub async fn authed(url: &str, identity: &Identity) -> Raw {
+        let (mut raw, c) = Raw::connect(url).await;
+        raw.send_text(answer_challenge(identity, &c.server, &c.nonce, c.ts).to_json())
+            .await;
+        match raw.next_frame().await {
+            Some(ServerFrame::Welcome { id }) => assert_eq!(id, identity.call_id()),
+            other => panic!("expected welcome, got {other:?}"),
+        }
+        raw
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws
+            .send(Message::Text(text.into().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next server frame; `None` when the connection closed.
+    pub async fn next_frame(&mut self) -> Option<ServerFrame> {
+        loop {
+            let msg = tokio::time::timeout(SOON, self.ws.next())
+                .await
+                .expect("a frame or close arrives");
+            match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
+                Some(Ok(Message::Text(text))) => {
+                    return Some(ServerFrame::parse(text.as_str()).expect("server frames parse"))
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn expect_error(&mut self, want: ErrorCode) {
+        match self.next_frame().await {
+            Some(ServerFrame::Error { code, message }) => {
+                assert_eq!(code, want, "message: {message}")
+            }
+            other => panic!("expected error {want}, got {other:?}"),
+        }
+    }
+
+    /// Expects the connection to close (after possibly more frames, which are returned).
+    pub async fn expect_closed(&mut self) -> Vec<ServerFrame> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.next_frame().await {
+            frames.push(f);
+            assert!(frames.len() < 100, "connection did not close");
+        }
+        frames
+    }
+}

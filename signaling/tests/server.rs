@@ -1,0 +1,750 @@
+//! Signaling server integration tests: a real server on 127.0.0.1:0, real WebSocket clients.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use signaling::client::{Client, ClientError, ClientOptions};
+use signaling::envelope::{Envelope, EnvelopeError, EnvelopeKind};
+use signaling::identity::Identity;
+use signaling::protocol::{answer_challenge, ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
+use signaling::server::{RateLimit, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn client(url: &str) -> Client {
+    Client::connect(url, Identity::generate(), ClientOptions::default())
+        .await
+        .expect("client connects")
+}
+
+async fn recv_ok(c: &mut Client) -> signaling::client::Incoming {
+    tokio::time::timeout(SOON, c.recv())
+        .await
+        .expect("a message arrives")
+        .expect("connection open")
+        .expect("message accepted")
+}
+
+async fn recv_err(c: &mut Client) -> ClientError {
+    match tokio::time::timeout(SOON, c.recv())
+        .await
+        .expect("something arrives")
+    {
+        Some(Err(e)) => e,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn send_frame(env: &Envelope) -> String {
+    ClientFrame::Send {
+        envelope: serde_json::to_value(env).unwrap(),
+    }
+    .to_json()
+}
+
+#[tokio::test]
+async fn routing_between_two_clients() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
+        "{url}"
+    );
+    let mut a = client(&url).await;
+    let mut b = client(&url).await;
+    a.send(&b.id(), EnvelopeKind::Offer, b"offer sdp")
+        .await
+        .unwrap();
+    let got = recv_ok(&mut b).await;
+    assert_eq!(got.from, a.id());
+    assert_eq!(got.kind, EnvelopeKind::Offer);
+    assert_eq!(got.plaintext, b"offer sdp");
+    b.send(&a.id(), EnvelopeKind::Answer, b"answer sdp")
+        .await
+        .unwrap();
+    let got = recv_ok(&mut a).await;
+    assert_eq!(
+        (got.from, got.kind, got.plaintext.as_slice()),
+        (b.id(), EnvelopeKind::Answer, &b"answer sdp"[..])
+    );
+    assert_eq!(server.connected_clients(), 2);
+
+    // Split halves: send while a receive is pending.
+    let (a_tx, mut a_rx) = a.split();
+    let recv = tokio::spawn(async move {
+        tokio::time::timeout(SOON, a_rx.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+    });
+    b.send(&a_tx.id(), EnvelopeKind::Candidate, b"cand")
+        .await
+        .unwrap();
+    assert_eq!(recv.await.unwrap().plaintext, b"cand");
+    a_tx.send(&b.id(), EnvelopeKind::Hangup, b"bye")
+        .await
+        .unwrap();
+    assert_eq!(recv_ok(&mut b).await.kind, EnvelopeKind::Hangup);
+    b.close().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_with_someone_elses_id_is_refused_and_closed() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let me = Identity::generate();
+    let victim = Identity::generate().call_id();
+    let (mut raw, c) = Raw::connect(&server.url()).await;
+    let sig = match answer_challenge(&me, &c.server, &c.nonce, c.ts) {
+        ClientFrame::Auth { sig, .. } => sig,
+        _ => unreachable!(),
+    };
+    raw.send_text(ClientFrame::Auth { id: victim, sig }.to_json())
+        .await;
+    raw.expect_error(ErrorCode::AuthFailed).await;
+    raw.expect_closed().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_over_wrong_server_name_nonce_or_ts_is_refused() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let me = Identity::generate();
+    for case in 0..4 {
+        let (mut raw, c) = Raw::connect(&server.url()).await;
+        let frame = match case {
+            0 => answer_challenge(&me, "another-server", &c.nonce, c.ts),
+            1 => answer_challenge(&me, &c.server, &[0u8; 32], c.ts),
+            2 => answer_challenge(&me, &c.server, &c.nonce, c.ts - 120),
+            _ => ClientFrame::Auth {
+                id: me.call_id(),
+                sig: "not base64".into(),
+            },
+        };
+        raw.send_text(frame.to_json()).await;
+        raw.expect_error(ErrorCode::AuthFailed).await;
+        raw.expect_closed().await;
+    }
+    // A correct answer still works.
+    Raw::authed(&server.url(), &me).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_refuses_an_unexpected_server_name() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let opts = ClientOptions {
+        server_name: Some("not-this-one".into()),
+        ..ClientOptions::default()
+    };
+    let err = Client::connect(&server.url(), Identity::generate(), opts)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::WrongServer { .. }), "{err}");
+    let opts = ClientOptions {
+        server_name: Some("call-signaling".into()),
+        ..ClientOptions::default()
+    };
+    Client::connect(&server.url(), Identity::generate(), opts)
+        .await
+        .unwrap();
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn frames_before_auth_are_refused_without_closing() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let me = Identity::generate();
+    let (mut raw, c) = Raw::connect(&server.url()).await;
+    raw.send_text(r#"{"type":"turn"}"#).await;
+    raw.expect_error(ErrorCode::Unauthenticated).await;
+    raw.send_text(answer_challenge(&me, &c.server, &c.nonce, c.ts).to_json())
+        .await;
+    assert!(matches!(
+        raw.next_frame().await,
+        Some(ServerFrame::Welcome { .. })
+    ));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn offline_recipient_gets_not_online() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let mut a = client(&server.url()).await;
+    let nobody = Identity::generate().call_id();
+    a.send(&nobody, EnvelopeKind::Offer, b"hello?")
+        .await
+        .unwrap();
+    match recv_err(&mut a).await {
+        ClientError::Server { code, .. } => assert_eq!(code, ErrorCode::NotOnline),
+        other => panic!("{other}"),
+    }
+    // The client keeps working.
+    let mut b = client(&server.url()).await;
+    a.send(&b.id(), EnvelopeKind::Offer, b"now").await.unwrap();
+    assert_eq!(recv_ok(&mut b).await.plaintext, b"now");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn spoofed_from_is_refused() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let mallory = Identity::generate();
+    let alice = Identity::generate();
+    let mut bob = client(&server.url()).await;
+    let mut raw = Raw::authed(&server.url(), &mallory).await;
+    let forged = Envelope::seal(
+        &alice,
+        &bob.id(),
+        EnvelopeKind::Offer,
+        b"from alice, honest",
+        unix_now(),
+    )
+    .unwrap();
+    raw.send_text(send_frame(&forged)).await;
+    raw.expect_error(ErrorCode::SpoofedFrom).await;
+    // Connection still open; a genuine envelope goes through.
+    let genuine = Envelope::seal(
+        &mallory,
+        &bob.id(),
+        EnvelopeKind::Offer,
+        b"genuine",
+        unix_now(),
+    )
+    .unwrap();
+    raw.send_text(send_frame(&genuine)).await;
+    let got = recv_ok(&mut bob).await;
+    assert_eq!(
+        (got.from, got.plaintext.as_slice()),
+        (mallory.call_id(), &b"genuine"[..])
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_others_are_unaffected() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    let mut alice = client(&url).await;
+    let mut bob = client(&url).await;
+    let eve = Identity::generate();
+    let mut raw = Raw::authed(&url, &eve).await;
+
+    raw.send_text("{ this is not json").await;
+    raw.expect_error(ErrorCode::BadFrame).await;
+    raw.send_text(r#"{"type":"launch_missiles"}"#).await;
+    raw.expect_error(ErrorCode::UnknownType).await;
+    raw.send_text(r#"{"no_type":true}"#).await;
+    raw.expect_error(ErrorCode::BadFrame).await;
+    raw.send_binary(vec![0xff, 0x00, 0x13, 0x37, 0xde, 0xad])
+        .await;
+    raw.expect_error(ErrorCode::BadFrame).await;
+    raw.send_text(r#"{"type":"send","envelope":{"v":1,"from":"x"}}"#)
+        .await;
+    raw.expect_error(ErrorCode::BadEnvelope).await;
+    raw.send_text(r#"{"type":"send","envelope":"garbage"}"#)
+        .await;
+    raw.expect_error(ErrorCode::BadEnvelope).await;
+
+    // Wrong signature (body altered after signing).
+    let mut forged =
+        Envelope::seal(&eve, &bob.id(), EnvelopeKind::Offer, b"x", unix_now()).unwrap();
+    forged.body[3] ^= 0x40;
+    raw.send_text(send_frame(&forged)).await;
+    raw.expect_error(ErrorCode::BadSignature).await;
+
+    // Replay on the same connection.
+    let env = Envelope::seal(&eve, &bob.id(), EnvelopeKind::Offer, b"once", unix_now()).unwrap();
+    raw.send_text(send_frame(&env)).await;
+    assert_eq!(recv_ok(&mut bob).await.plaintext, b"once");
+    raw.send_text(send_frame(&env)).await;
+    raw.expect_error(ErrorCode::Replayed).await;
+
+    // Replay through a fresh connection: the server does not know it, the receiver refuses it
+    // with a typed error and keeps going.
+    let mut raw2 = Raw::authed(&url, &eve).await;
+    raw.expect_error(ErrorCode::Replaced).await;
+    raw2.send_text(send_frame(&env)).await;
+    match recv_err(&mut bob).await {
+        ClientError::Envelope(EnvelopeError::Replayed) => {}
+        other => panic!("{other}"),
+    }
+
+    // Oversize message: too_large, then that connection is closed.
+    let big = format!(
+        r#"{{"type":"turn","pad":"{}"}}"#,
+        "a".repeat(MAX_FRAME_BYTES + 10)
+    );
+    raw2.send_text(big).await;
+    let tail = raw2.expect_closed().await;
+    assert!(
+        tail.iter().all(|f| matches!(
+            f,
+            ServerFrame::Error {
+                code: ErrorCode::TooLarge,
+                ..
+            }
+        )),
+        "{tail:?}"
+    );
+
+    // Everyone else is unaffected.
+    alice
+        .send(&bob.id(), EnvelopeKind::Offer, b"still here")
+        .await
+        .unwrap();
+    let got = recv_ok(&mut bob).await;
+    assert_eq!(
+        (got.from, got.plaintext.as_slice()),
+        (alice.id(), &b"still here"[..])
+    );
+    bob.send(&alice.id(), EnvelopeKind::Answer, b"me too")
+        .await
+        .unwrap();
+    assert_eq!(recv_ok(&mut alice).await.plaintext, b"me too");
+    let mut carol = client(&url).await;
+    alice
+        .send(&carol.id(), EnvelopeKind::Offer, b"new")
+        .await
+        .unwrap();
+    assert_eq!(recv_ok(&mut carol).await.plaintext, b"new");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_refuses_to_send_oversize_envelopes() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let a = client(&server.url()).await;
+    let err = a
+        .send(&a.id(), EnvelopeKind::Offer, &vec![0u8; 60 * 1024])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Envelope(EnvelopeError::TooLarge { .. }) | ClientError::TooLarge { .. }
+        ),
+        "{err}"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn rate_limit_triggers_and_recovers() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.rate = RateLimit {
+        per_second: 20.0,
+        burst: 3,
+    };
+    let server = start(cfg).await;
+    let me = Identity::generate();
+    // The auth frame takes one token.
+    let mut raw = Raw::authed(&server.url(), &me).await;
+    for _ in 0..10 {
+        raw.send_text(r#"{"type":"turn"}"#).await;
+    }
+    let mut creds = 0;
+    let mut limited = 0;
+    for _ in 0..3 {
+        match raw.next_frame().await {
+            Some(ServerFrame::TurnCredentials(_)) => creds += 1,
+            Some(ServerFrame::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }) => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        (creds, limited),
+        (2, 1),
+        "two frames pass, one rate_limited report for the rest"
+    );
+    // Tokens come back; the connection was never closed.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    raw.send_text(r#"{"type":"turn"}"#).await;
+    assert!(matches!(
+        raw.next_frame().await,
+        Some(ServerFrame::TurnCredentials(_))
+    ));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn auth_timeout_closes_the_socket() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.auth_timeout = Duration::from_millis(200);
+    let server = start(cfg).await;
+    let (mut raw, _) = Raw::connect(&server.url()).await;
+    raw.expect_error(ErrorCode::AuthTimeout).await;
+    raw.expect_closed().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_and_slowloris_tcp_connections_are_reaped() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.header_read_timeout = Duration::from_millis(200);
+    let server = start(cfg).await;
+    let addr = server.local_addr();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgra")
+        .await
+        .unwrap();
+    for stream in [&mut silent, &mut slow] {
+        let mut buf = [0u8; 1024];
+        // Reads until the server closes (EOF or reset); any bytes are an HTTP error response.
+        loop {
+            match tokio::time::timeout(SOON, stream.read(&mut buf))
+                .await
+                .expect("server closes the connection")
+            {
+                Ok(0) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_and_pongs_keep_them_alive() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.ping_interval = Duration::from_secs(3600);
+    cfg.limits.idle_timeout = Duration::from_millis(300);
+    let server = start(cfg).await;
+    let mut raw = Raw::authed(&server.url(), &Identity::generate()).await;
+    raw.expect_error(ErrorCode::IdleTimeout).await;
+    raw.expect_closed().await;
+    server.shutdown().await;
+
+    let mut cfg = test_config();
+    cfg.limits.ping_interval = Duration::from_millis(50);
+    cfg.limits.idle_timeout = Duration::from_millis(300);
+    let server = start(cfg).await;
+    let a = client(&server.url()).await;
+    let mut b = client(&server.url()).await;
+    // Quiet for several idle timeouts: the client's automatic pongs keep it connected.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    a.send(&b.id(), EnvelopeKind::Offer, b"alive")
+        .await
+        .unwrap();
+    assert_eq!(recv_ok(&mut b).await.plaintext, b"alive");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_connection_replaces_the_first() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let me = Identity::generate();
+    let mut first = Raw::authed(&server.url(), &me).await;
+    let _second = Raw::authed(&server.url(), &me).await;
+    first.expect_error(ErrorCode::Replaced).await;
+    first.expect_closed().await;
+    assert_eq!(server.connected_clients(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn turn_credentials_are_served() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let a = client(&server.url()).await;
+    let creds = a.turn_credentials().await.unwrap();
+    let port = server.turn_addr().unwrap().port();
+    assert_eq!(
+        creds.urls,
+        vec![format!("turn:127.0.0.1:{port}?transport=udp")]
+    );
+    assert_eq!(creds.ttl, 600);
+    let (expiry, id) = creds.username.split_once(':').unwrap();
+    assert_eq!(id, a.id().to_string());
+    let expiry: u64 = expiry.parse().unwrap();
+    assert!(expiry > unix_now() && expiry <= unix_now() + 600);
+    assert_eq!(creds.password.len(), 28);
+    server.shutdown().await;
+
+    let server = start(ServerConfig {
+        turn: None,
+        ..test_config()
+    })
+    .await;
+    assert_eq!(server.turn_addr(), None);
+    let a = client(&server.url()).await;
+    match a.turn_credentials().await.unwrap_err() {
+        ClientError::Server { code, .. } => assert_eq!(code, ErrorCode::TurnUnavailable),
+        other => panic!("{other}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_clients_and_releases_the_ports() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let addr = server.local_addr();
+    let turn_addr = server.turn_addr().unwrap();
+    let mut a = client(&server.url()).await;
+    server.shutdown().await;
+    match tokio::time::timeout(SOON, a.recv()).await.unwrap() {
+        Some(Err(ClientError::Server { code, .. })) => assert_eq!(code, ErrorCode::ShuttingDown),
+        None => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(tokio::time::timeout(SOON, a.recv())
+        .await
+        .unwrap()
+        .is_none());
+    // Both ports can be bound again.
+    let again = start(ServerConfig {
+        listen: addr,
+        turn: Some(signaling::server::TurnConfig {
+            listen: turn_addr,
+            ..signaling::server::TurnConfig::local()
+        }),
+        ..test_config()
+    })
+    .await;
+    assert_eq!(again.local_addr(), addr);
+    assert_eq!(again.turn_addr(), Some(turn_addr));
+    let _c = client(&again.url()).await;
+    drop(again);
+    // Dropping also stops the server.
+    let mut refused = false;
+    for _ in 0..50 {
+        if Client::connect(
+            &format!("ws://{addr}/ws"),
+            Identity::generate(),
+            ClientOptions::default(),
+        )
+        .await
+        .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "a dropped server still accepts clients");
+}
+
+#[tokio::test]
+async fn tls_server_and_wss_client() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let key_path = dir.path().join("key.pem");
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let server = start(ServerConfig {
+        tls: Some(signaling::server::TlsPaths {
+            cert: cert_path.clone(),
+            key: key_path,
+        }),
+        ..test_config()
+    })
+    .await;
+    let url = server.url();
+    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
+    let opts = ClientOptions {
+        extra_root_ca: Some(cert_path),
+        ..ClientOptions::default()
+    };
+    let mut a = Client::connect(&url, Identity::generate(), opts.clone())
+        .await
+        .unwrap();
+    let b = Client::connect(&url, Identity::generate(), opts)
+        .await
+        .unwrap();
+    b.send(&a.id(), EnvelopeKind::Offer, b"over tls")
+        .await
+        .unwrap();
+    assert_eq!(recv_ok(&mut a).await.plaintext, b"over tls");
+    // Without the extra root the self-signed certificate is refused.
+    let err = Client::connect(&url, Identity::generate(), ClientOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Connect(_)), "{err}");
+    // Plain ws:// to a TLS port fails cleanly.
+    let plain = url.replace("wss://", "ws://");
+    assert!(
+        Client::connect(&plain, Identity::generate(), ClientOptions::default())
+            .await
+            .is_err()
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_prints_its_url_and_stops_on_sigterm() {
+    use tokio::io::AsyncBufReadExt;
+    init_tracing();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_call-signaling"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--turn-listen",
+            "127.0.0.1:0",
+            "--allow-loopback-peers",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(SOON, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        url.starts_with("ws://127.0.0.1:") && url.ends_with("/ws"),
+        "{url}"
+    );
+    let a = client(&url).await;
+    let creds = a.turn_credentials().await.unwrap();
+    assert_eq!(creds.urls.len(), 1);
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(SOON, child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn a_receiver_that_does_not_read_is_disconnected_not_buffered() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.send_queue = 4;
+    cfg.limits.send_timeout = Duration::from_millis(200);
+    cfg.limits.rate = RateLimit {
+        per_second: 10_000.0,
+        burst: 10_000,
+    };
+    cfg.limits.replay_capacity = 10_000;
+    let server = start(cfg).await;
+    let url = server.url();
+    let sender = Identity::generate();
+    let mut a = Raw::authed(&url, &sender).await;
+    let lazy = Identity::generate();
+    let mut b = Raw::authed(&url, &lazy).await; // never reads until the end
+    let payload = vec![7u8; 40 * 1024];
+    let mut refused = None;
+    for _ in 0..2000 {
+        let env = Envelope::seal(
+            &sender,
+            &lazy.call_id(),
+            EnvelopeKind::Offer,
+            &payload,
+            unix_now(),
+        )
+        .unwrap();
+        a.send_text(send_frame(&env)).await;
+        // Errors come back asynchronously; look without waiting.
+        use futures::FutureExt;
+        use futures::StreamExt;
+        if let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
+            a.ws.next().now_or_never()
+        {
+            if let Ok(ServerFrame::Error { code, .. }) = ServerFrame::parse(t.as_str()) {
+                refused = Some(code);
+                break;
+            }
+        }
+    }
+    let code = match refused {
+        Some(code) => code,
+        None => match a.next_frame().await {
+            Some(ServerFrame::Error { code, .. }) => code,
+            other => panic!("the sender was never told: {other:?}"),
+        },
+    };
+    assert!(
+        matches!(code, ErrorCode::RecipientBusy | ErrorCode::NotOnline),
+        "{code}"
+    );
+    // The lazy receiver's connection is gone (it may still read what was in flight).
+    let mut closed = false;
+    for _ in 0..10_000 {
+        if b.next_frame().await.is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed);
+    assert_eq!(server.connected_clients(), 1);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_cap_refuses_extra_websockets() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.max_connections = 2;
+    let server = start(cfg).await;
+    let _a = client(&server.url()).await;
+    let _b = client(&server.url()).await;
+    let err = Client::connect(
+        &server.url(),
+        Identity::generate(),
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Connect(_)), "{err}");
+    drop(_a);
+    // The slot is released once the first connection has closed.
+    let mut ok = false;
+    for _ in 0..100 {
+        if Client::connect(
+            &server.url(),
+            Identity::generate(),
+            ClientOptions::default(),
+        )
+        .await
+        .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+    server.shutdown().await;
+}
