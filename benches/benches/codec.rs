@@ -204,12 +204,11 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let mut raw_dec = openh264::decoder::Decoder::new().expect("decoder");
     let (s1, s2) = (stream.clone(), stream);
     let (mut j1, mut j2) = (VIDEO_FRAMES - 1, VIDEO_FRAMES - 1);
-    let mut picture = I420Frame::black(w, h);
     let decode = Pair {
         name: format!("h264_decode_{w}x{h}"),
         ours: Box::new(move || {
             j1 = (j1 + 1) % VIDEO_FRAMES;
-            black_box(ours_dec.decode_into(&s1[j1], &mut picture).expect("decode"));
+            black_box(ours_dec.decode_view(&s1[j1]).expect("decode").is_some());
         }),
         raw: Box::new(move || {
             j2 = (j2 + 1) % VIDEO_FRAMES;
@@ -240,20 +239,37 @@ fn block(f: &mut dyn FnMut(), iters: u32) -> Duration {
     t.elapsed() / iters
 }
 
-/// Interleaves blocks of ours and raw and returns (median ours, median raw).
-fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration) {
-    // Size blocks at about 10 ms.
+/// Interleaves blocks of ours and raw (alternating which goes first) and returns the medians of
+/// the per-iteration times and of the per-round ratios ours/raw. Pairing adjacent blocks cancels
+/// the slow load changes of a shared machine.
+fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration, f64) {
+    // Size blocks at about 5 ms.
     let one = block(&mut pair.ours, 3).max(Duration::from_nanos(1));
-    let iters = (Duration::from_millis(10).as_nanos() / one.as_nanos()).clamp(1, 100_000) as u32;
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    let iters = (Duration::from_millis(5).as_nanos() / one.as_nanos()).clamp(1, 100_000) as u32;
+    let (mut ours, mut raw, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
-    while start.elapsed() < budget || ours.len() < 5 {
-        ours.push(block(&mut pair.ours, iters));
-        raw.push(block(&mut pair.raw, iters));
+    let mut round = 0u32;
+    while start.elapsed() < budget || ours.len() < 9 {
+        let (o, r) = if round % 2 == 0 {
+            let o = block(&mut pair.ours, iters);
+            (o, block(&mut pair.raw, iters))
+        } else {
+            let r = block(&mut pair.raw, iters);
+            (block(&mut pair.ours, iters), r)
+        };
+        round += 1;
+        ours.push(o);
+        raw.push(r);
+        ratios.push(o.as_secs_f64() / r.as_secs_f64().max(1e-12));
     }
     ours.sort();
     raw.sort();
-    (ours[ours.len() / 2], raw[raw.len() / 2])
+    ratios.sort_by(f64::total_cmp);
+    (
+        ours[ours.len() / 2],
+        raw[raw.len() / 2],
+        ratios[ratios.len() / 2],
+    )
 }
 
 fn main() {
@@ -271,8 +287,7 @@ fn main() {
 
     let mut table = String::from("| operation | ours | raw | ours/raw |\n|---|---:|---:|---:|\n");
     for pair in opus.iter_mut().chain(video.iter_mut()) {
-        let (ours, raw) = paired(pair, Duration::from_millis(1500));
-        let ratio = ours.as_secs_f64() / raw.as_secs_f64();
+        let (ours, raw, ratio) = paired(pair, Duration::from_secs(2));
         table.push_str(&format!(
             "| {} | {:.2} µs | {:.2} µs | {:.3} |\n",
             pair.name,
@@ -281,7 +296,7 @@ fn main() {
             ratio
         ));
     }
-    println!("\nPaired interleaved medians (ours vs raw in alternating ~10 ms blocks):\n\n{table}");
+    println!("\nPaired interleaved medians (ours and raw in alternating ~5 ms blocks; ratio = median of per-round ratios):\n\n{table}");
     let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/codec_ratios.md");
     if let Err(e) = std::fs::write(path, &table) {
         eprintln!("could not write {path}: {e}");

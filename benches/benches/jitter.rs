@@ -24,9 +24,15 @@ fn insert_pull(c: &mut Criterion) {
                 b.iter_batched(
                     make,
                     |mut buf| {
-                        drive(&arrivals, buf.as_mut(), PullClock::default(), origin, |_, out| {
-                            std::hint::black_box(out);
-                        });
+                        drive(
+                            &arrivals,
+                            buf.as_mut(),
+                            PullClock::default(),
+                            origin,
+                            |_, out| {
+                                std::hint::black_box(out);
+                            },
+                        );
                         buf
                     },
                     BatchSize::SmallInput,

@@ -113,11 +113,26 @@ mod tests {
         };
         b.insert(pkt(0), t0);
         assert_eq!(b.pull(t0 + Duration::from_millis(79)), Playout::Empty);
-        assert!(matches!(b.pull(t0 + Duration::from_millis(80)), Playout::Packet { seq: 0, .. }));
-        assert_eq!(b.pull(t0 + Duration::from_millis(100)), Playout::Conceal { timestamp: 960 });
+        assert!(matches!(
+            b.pull(t0 + Duration::from_millis(80)),
+            Playout::Packet { seq: 0, .. }
+        ));
+        assert_eq!(
+            b.pull(t0 + Duration::from_millis(100)),
+            Playout::Conceal { timestamp: 960 }
+        );
         b.insert(pkt(1), t0 + Duration::from_millis(101));
         b.insert(pkt(3), t0 + Duration::from_millis(101));
-        assert!(matches!(b.pull(t0 + Duration::from_millis(120)), Playout::Fec { timestamp: 1920, .. }));
-        assert!(matches!(b.pull(t0 + Duration::from_millis(140)), Playout::Packet { seq: 3, .. }));
+        assert!(matches!(
+            b.pull(t0 + Duration::from_millis(120)),
+            Playout::Fec {
+                timestamp: 1920,
+                ..
+            }
+        ));
+        assert!(matches!(
+            b.pull(t0 + Duration::from_millis(140)),
+            Playout::Packet { seq: 3, .. }
+        ));
     }
 }

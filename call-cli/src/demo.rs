@@ -25,13 +25,19 @@ pub async fn run(args: &crate::cli::DemoArgs) -> Result<DemoReport> {
         .await
         .context("could not start the embedded signaling server")?;
     let url = server.url();
-    eprintln!("signaling server on {url} (TURN on {:?})", server.turn_addr());
+    eprintln!(
+        "signaling server on {url} (TURN on {:?})",
+        server.turn_addr()
+    );
 
     let alice = Arc::new(Identity::generate());
     let bob = Arc::new(Identity::generate());
     eprintln!("alice: {}", alice.call_id());
     eprintln!("bob:   {}", bob.call_id());
-    eprintln!("safety number: {}", safety_number(&alice.call_id(), &bob.call_id()));
+    eprintln!(
+        "safety number: {}",
+        safety_number(&alice.call_id(), &bob.call_id())
+    );
 
     let duration = Duration::from_secs_f64(args.duration);
     let mut bob_opts = CallOptions::scripted(&url);
@@ -54,7 +60,11 @@ pub async fn run(args: &crate::cli::DemoArgs) -> Result<DemoReport> {
     alice_opts.say = vec!["hello bob, this is alice".into()];
     alice_opts.print_chat = true;
 
-    let listener = tokio::spawn(listen(Arc::clone(&bob), IncomingDecision::AutoAccept, bob_opts));
+    let listener = tokio::spawn(listen(
+        Arc::clone(&bob),
+        IncomingDecision::AutoAccept,
+        bob_opts,
+    ));
     // Give the listener a moment to register with the server before dialing.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let dialer = dial(Arc::clone(&alice), bob.call_id(), alice_opts)
@@ -80,6 +90,9 @@ pub async fn run(args: &crate::cli::DemoArgs) -> Result<DemoReport> {
                 .unwrap_or_else(|| "-".into()),
         );
     }
-    println!("{}", serde_json::to_string(&dialer.stats).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string(&dialer.stats).unwrap_or_default()
+    );
     Ok(DemoReport { listener, dialer })
 }

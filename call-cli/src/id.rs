@@ -25,13 +25,15 @@ pub fn load_identity(dir: &Path) -> Result<Identity> {
             path.display()
         );
     }
-    Identity::load(&path).with_context(|| format!("could not load the identity at {}", path.display()))
+    Identity::load(&path)
+        .with_context(|| format!("could not load the identity at {}", path.display()))
 }
 
 /// Parses a call ID typed or pasted by a person.
 pub fn parse_call_id(text: &str) -> Result<CallId> {
-    text.parse::<CallId>()
-        .with_context(|| format!("`{text}` is not a valid call ID (copy it again from `call id show`)"))
+    text.parse::<CallId>().with_context(|| {
+        format!("`{text}` is not a valid call ID (copy it again from `call id show`)")
+    })
 }
 
 /// The lines `call verify <ID>` prints.

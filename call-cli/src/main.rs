@@ -51,12 +51,16 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     let dir = config::config_dir(cli.config_dir.as_deref());
     match cli.command {
-        Command::Id { action: IdAction::New { force } } => {
+        Command::Id {
+            action: IdAction::New { force },
+        } => {
             let id = id::new_identity(&dir, force)?;
             eprintln!("created {}", config::identity_path(&dir).display());
             println!("{id}");
         }
-        Command::Id { action: IdAction::Show } => {
+        Command::Id {
+            action: IdAction::Show,
+        } => {
             let me = id::load_identity(&dir)?;
             println!("{}", me.call_id());
         }
@@ -89,13 +93,23 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dial(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
-            let peer = trusted_peer(&dir, &args.peer, args.name.as_deref(), args.accept_changed_key)?;
+            let peer = trusted_peer(
+                &dir,
+                &args.peer,
+                args.name.as_deref(),
+                args.accept_changed_key,
+            )?;
             let opts = call_options(&args.conn, Some(&args.audio))?;
             dial(me, peer, opts).await?;
         }
         Command::Chat(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
-            let peer = trusted_peer(&dir, &args.peer, args.name.as_deref(), args.accept_changed_key)?;
+            let peer = trusted_peer(
+                &dir,
+                &args.peer,
+                args.name.as_deref(),
+                args.accept_changed_key,
+            )?;
             let mut opts = call_options(&args.conn, None)?;
             opts.audio_out = AudioOutSpec::Null;
             dial(me, peer, opts).await?;
@@ -169,7 +183,12 @@ fn resolve_peer(dir: &std::path::Path, text: &str) -> Result<CallId> {
 }
 
 /// Resolves the peer and applies trust on first use when a name is given.
-fn trusted_peer(dir: &std::path::Path, text: &str, name: Option<&str>, accept_changed: bool) -> Result<CallId> {
+fn trusted_peer(
+    dir: &std::path::Path,
+    text: &str,
+    name: Option<&str>,
+    accept_changed: bool,
+) -> Result<CallId> {
     let peer = resolve_peer(dir, text)?;
     let Some(name) = name else { return Ok(peer) };
     let path = KnownPeers::default_path(dir);
@@ -186,7 +205,11 @@ fn trusted_peer(dir: &std::path::Path, text: &str, name: Option<&str>, accept_ch
             eprintln!("  saved: {previous}");
             eprintln!("  now:   {peer}");
             if !accept_changed {
-                bail!(call_cli::call::CallError::KeyChanged { name: name.to_owned(), previous, new: peer });
+                bail!(call_cli::call::CallError::KeyChanged {
+                    name: name.to_owned(),
+                    previous,
+                    new: peer
+                });
             }
             peers.remember(name, peer)?;
             peers.save().context("could not save known_peers")?;

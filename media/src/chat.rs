@@ -25,6 +25,16 @@ pub enum ChatFrame {
         /// The text (no control characters but newline and tab).
         text: String,
     },
+    /// Round-trip probe; the peer answers with [`ChatFrame::Pong`] carrying the same `n`.
+    Ping {
+        /// Probe number.
+        n: u64,
+    },
+    /// Answer to a [`ChatFrame::Ping`].
+    Pong {
+        /// The probe number being answered.
+        n: u64,
+    },
     /// The sender is hanging up.
     Bye {
         /// Why, for display.
@@ -83,11 +93,15 @@ impl ChatFrame {
         let text = match self {
             ChatFrame::Text { text, .. } => text,
             ChatFrame::Bye { reason } => reason,
+            ChatFrame::Ping { .. } | ChatFrame::Pong { .. } => return Ok(()),
         };
         if text.len() > MAX_TEXT_BYTES {
             return Err(ChatError::TextTooLarge(text.len()));
         }
-        if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
             return Err(ChatError::ControlCharacters);
         }
         Ok(())
@@ -103,8 +117,13 @@ mod tests {
     fn round_trip() {
         let f = ChatFrame::text(1, 1_700_000_000_000, "hello, world").unwrap();
         assert_eq!(ChatFrame::parse(&f.encode()).unwrap(), f);
-        let bye = ChatFrame::Bye { reason: "hang-up".into() };
+        let bye = ChatFrame::Bye {
+            reason: "hang-up".into(),
+        };
         assert_eq!(ChatFrame::parse(&bye.encode()).unwrap(), bye);
+        for f in [ChatFrame::Ping { n: 7 }, ChatFrame::Pong { n: u64::MAX }] {
+            assert_eq!(ChatFrame::parse(&f.encode()).unwrap(), f);
+        }
     }
 
     #[test]
@@ -117,10 +136,16 @@ mod tests {
             ChatFrame::text(1, 0, &"x".repeat(MAX_TEXT_BYTES + 1)),
             Err(ChatError::TextTooLarge(MAX_TEXT_BYTES + 1))
         );
-        assert_eq!(ChatFrame::text(1, 0, "\x1b[2J"), Err(ChatError::ControlCharacters));
+        assert_eq!(
+            ChatFrame::text(1, 0, "\x1b[2J"),
+            Err(ChatError::ControlCharacters)
+        );
         let raw = br#"{"t":"text","id":1,"ts_ms":0,"text":"\u001b[31m"}"#;
         assert_eq!(ChatFrame::parse(raw), Err(ChatError::ControlCharacters));
-        assert!(matches!(ChatFrame::parse(br#"{"t":"nope"}"#), Err(ChatError::Malformed(_))));
+        assert!(matches!(
+            ChatFrame::parse(br#"{"t":"nope"}"#),
+            Err(ChatError::Malformed(_))
+        ));
         assert!(matches!(
             ChatFrame::parse(br#"{"t":"bye","reason":"x","extra":1}"#),
             Err(ChatError::Malformed(_))

@@ -115,7 +115,11 @@ impl ReceiveCounter {
                 let delta = seq.wrapping_sub(max16);
                 if delta != 0 && delta < 0x8000 {
                     // Newer than anything seen; may have wrapped.
-                    let ext = if seq < max16 { cycles + 0x1_0000 } else { cycles } | u32::from(seq);
+                    let ext = if seq < max16 {
+                        cycles + 0x1_0000
+                    } else {
+                        cycles
+                    } | u32::from(seq);
                     self.max_ext_seq = ext;
                 }
             }
@@ -171,7 +175,12 @@ mod tests {
         let mut seq = 65_530u16;
         for i in 0..20u32 {
             if i != 7 && i != 8 {
-                c.on_packet(seq, i * 960, 100, t0 + Duration::from_millis(u64::from(i) * 20));
+                c.on_packet(
+                    seq,
+                    i * 960,
+                    100,
+                    t0 + Duration::from_millis(u64::from(i) * 20),
+                );
             }
             seq = seq.wrapping_add(1);
         }

@@ -481,6 +481,8 @@ async fn run(
 ) {
     let mut pending_turn: VecDeque<oneshot::Sender<Result<TurnCredentials, ClientError>>> =
         VecDeque::new();
+    // A zero period would panic in tokio.
+    let ping_every = ping_every.max(Duration::from_millis(10));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_rx = std::time::Instant::now();
     loop {

@@ -29,6 +29,9 @@ pub fn dominant_frequency(samples: &[i16], rate: f64) -> f64 {
     (5..=400)
         .map(|k| f64::from(k) * 10.0)
         .map(|f| (f, goertzel_power(samples, rate, f)))
-        .fold((0.0, f64::MIN), |best, cur| if cur.1 > best.1 { cur } else { best })
+        .fold(
+            (0.0, f64::MIN),
+            |best, cur| if cur.1 > best.1 { cur } else { best },
+        )
         .0
 }

@@ -52,8 +52,13 @@ impl TamperRelay {
                 let mode = mode.clone();
                 let count = Arc::clone(&count);
                 tokio::spawn(async move {
-                    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else { return };
-                    let Ok((server, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await else { return };
+                    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    let Ok((server, _)) = tokio_tungstenite::connect_async(upstream.as_str()).await
+                    else {
+                        return;
+                    };
                     let (mut client_tx, mut client_rx) = client.split();
                     let (mut server_tx, mut server_rx) = server.split();
                     let up = async {
@@ -84,7 +89,11 @@ impl TamperRelay {
                 });
             }
         });
-        TamperRelay { addr, tampered, task }
+        TamperRelay {
+            addr,
+            tampered,
+            task,
+        }
     }
 
     /// The URL clients use instead of the server's.
@@ -136,9 +145,20 @@ fn rewrite(text: &str, mode: &Tamper) -> Option<String> {
             let signed = SignedSdp::parse(&opened.plaintext).ok()?;
             let other = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
             let sdp = swap_fingerprint(&signed.sdp, other);
-            let role = if env.kind == EnvelopeKind::Offer { Role::Offer } else { Role::Answer };
-            let resigned =
-                SignedSdp::sign(sender, &signed.to, signed.call_id, role, &sdp, signed.expires).ok()?;
+            let role = if env.kind == EnvelopeKind::Offer {
+                Role::Offer
+            } else {
+                Role::Answer
+            };
+            let resigned = SignedSdp::sign(
+                sender,
+                &signed.to,
+                signed.call_id,
+                role,
+                &sdp,
+                signed.expires,
+            )
+            .ok()?;
             Envelope::seal(sender, &env.to, env.kind, &resigned.to_json(), env.ts).ok()?
         }
     };

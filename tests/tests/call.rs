@@ -13,7 +13,9 @@ use tests::analysis::{dominant_frequency, read_wav};
 const SECONDS: u64 = 3;
 
 async fn sine_call(relay_only: bool) {
-    let server = Server::start(ServerConfig::local()).await.expect("server starts");
+    let server = Server::start(ServerConfig::local())
+        .await
+        .expect("server starts");
     let dir = tempfile::tempdir().unwrap();
     let heard = dir.path().join("heard.wav");
     let alice = Arc::new(Identity::generate());
@@ -25,7 +27,11 @@ async fn sine_call(relay_only: bool) {
     bob_opts.duration = None;
     bob_opts.relay_only = relay_only;
     bob_opts.say = vec!["hello from bob".into()];
-    let listener = tokio::spawn(listen(Arc::clone(&bob), IncomingDecision::AutoAccept, bob_opts));
+    let listener = tokio::spawn(listen(
+        Arc::clone(&bob),
+        IncomingDecision::AutoAccept,
+        bob_opts,
+    ));
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     let mut alice_opts = CallOptions::scripted(&server.url());
@@ -39,7 +45,11 @@ async fn sine_call(relay_only: bool) {
     let b = listener.await.unwrap().expect("bob's call ends normally");
 
     assert_eq!(a.end, EndReason::DurationElapsed);
-    assert_eq!(b.end, EndReason::RemoteHangup, "alice's hang-up ends bob's side");
+    assert_eq!(
+        b.end,
+        EndReason::RemoteHangup,
+        "alice's hang-up ends bob's side"
+    );
     assert_eq!(a.peer, bob.call_id());
     assert_eq!(b.peer, alice.call_id());
     assert_eq!(a.safety_number, b.safety_number);
@@ -52,13 +62,19 @@ async fn sine_call(relay_only: bool) {
     let samples = read_wav(&heard);
     let frames = samples.len() / 960;
     let sent = a.stats.packets_sent as usize;
-    assert!(sent >= (SECONDS as usize * 50) * 9 / 10, "alice sent {sent} frames");
+    assert!(
+        sent >= (SECONDS as usize * 50) * 9 / 10,
+        "alice sent {sent} frames"
+    );
     assert!(
         frames * 100 >= sent * 95,
         "bob played {frames} frames of the {sent} alice sent (< 95%)"
     );
     let f = dominant_frequency(&samples, 48_000.0);
-    assert!((f - 440.0).abs() <= 10.0, "dominant frequency {f} Hz, expected 440 Hz");
+    assert!(
+        (f - 440.0).abs() <= 10.0,
+        "dominant frequency {f} Hz, expected 440 Hz"
+    );
     server.shutdown().await;
 }
 

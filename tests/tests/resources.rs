@@ -13,17 +13,25 @@ async fn one_call(url: &str) {
     let bob = Arc::new(Identity::generate());
     let mut bob_opts = CallOptions::scripted(url);
     bob_opts.duration = None;
-    let listener = tokio::spawn(listen(Arc::clone(&bob), IncomingDecision::AutoAccept, bob_opts));
+    let listener = tokio::spawn(listen(
+        Arc::clone(&bob),
+        IncomingDecision::AutoAccept,
+        bob_opts,
+    ));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut alice_opts = CallOptions::scripted(url);
     alice_opts.duration = Some(Duration::from_millis(500));
-    dial(alice, bob.call_id(), alice_opts).await.expect("call works");
+    dial(alice, bob.call_id(), alice_opts)
+        .await
+        .expect("call works");
     listener.await.unwrap().expect("listener ends cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_calls_do_not_grow_tasks_or_fds() {
-    let server = Server::start(ServerConfig::local()).await.expect("server starts");
+    let server = Server::start(ServerConfig::local())
+        .await
+        .expect("server starts");
     let url = server.url();
     let metrics = tokio::runtime::Handle::current().metrics();
 
@@ -46,9 +54,18 @@ async fn repeated_calls_do_not_grow_tasks_or_fds() {
         }
     }
     let (fds1, tasks1, threads1) = settled;
-    assert!(fds1 <= fds0, "file descriptors grew from {fds0} to {fds1} over 5 calls");
-    assert!(tasks1 <= tasks0, "tokio tasks grew from {tasks0} to {tasks1} over 5 calls");
+    assert!(
+        fds1 <= fds0,
+        "file descriptors grew from {fds0} to {fds1} over 5 calls"
+    );
+    assert!(
+        tasks1 <= tasks0,
+        "tokio tasks grew from {tasks0} to {tasks1} over 5 calls"
+    );
     // Blocking-pool threads come and go; allow the pool's own slack but not one per call.
-    assert!(threads1 <= threads0 + 4, "threads grew from {threads0} to {threads1}");
+    assert!(
+        threads1 <= threads0 + 4,
+        "threads grew from {threads0} to {threads1}"
+    );
     server.shutdown().await;
 }

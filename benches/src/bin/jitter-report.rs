@@ -5,13 +5,27 @@
 //! Run: `cargo run --release -p benches --bin jitter-report [-- --seconds 60 --seeds 3 --no-write]`.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use benches::fixed_delay::FixedDelayBuffer;
 use media::jitter::audio::{AudioJitterBuffer, PlayoutBuffer};
 use media::netsim::evaluate::{evaluate, PlayoutReport};
 use media::netsim::{Profile, Trace};
+
+/// Profiles named in issue 4; others in the table are informational.
+const ISSUE_PROFILES: &[&str] = &[
+    "clean",
+    "loss5",
+    "loss10",
+    "loss20",
+    "bursty",
+    "jitter30",
+    "jitter80",
+    "reorder",
+    "drift+0.1%",
+    "drift-0.1%",
+];
 
 /// "Clearly lower" delay than the fixed 200 ms buffer: at most this share of its mean delay.
 const CLEARLY_LOWER: f64 = 0.8;
@@ -41,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     let seeds = value("--seeds", 3)?;
     let write = flag("--no-write").is_none();
 
+    let origin = Instant::now();
     let mut rows = Vec::new();
     for (i, profile) in Profile::all().into_iter().enumerate() {
         let mut runs = (Vec::new(), Vec::new(), Vec::new());
@@ -49,9 +64,10 @@ fn main() -> anyhow::Result<()> {
             let seed = 1000 * (i as u64 + 1) + s;
             let trace = Trace::synthesize(&profile, seed, Duration::from_secs(seconds));
             jitter.extend(one_way_jitter_ms(&trace));
-            runs.0.push(evaluate(&trace, &mut AudioJitterBuffer::default()));
-            runs.1.push(evaluate(&trace, &mut fixed(80)));
-            runs.2.push(evaluate(&trace, &mut fixed(200)));
+            runs.0
+                .push(evaluate(&trace, &mut AudioJitterBuffer::default(), origin));
+            runs.1.push(evaluate(&trace, &mut fixed(80), origin));
+            runs.2.push(evaluate(&trace, &mut fixed(200), origin));
         }
         jitter.sort_by(f64::total_cmp);
         rows.push(Row {
@@ -120,7 +136,11 @@ fn merge(reps: &[PlayoutReport]) -> PlayoutReport {
         p95_sum += r.p95_delay_ms;
     }
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    m.mean_delay_ms = if m.played == 0 { 0.0 } else { delay_sum / m.played as f64 };
+    m.mean_delay_ms = if m.played == 0 {
+        0.0
+    } else {
+        delay_sum / m.played as f64
+    };
     m.p95_delay_ms = p95_sum / reps.len().max(1) as f64;
     m.late_loss_rate = ratio(m.late, m.delivered);
     m.concealed_rate = ratio(m.concealed, m.frames);
@@ -169,6 +189,19 @@ fn checks(rows: &[Row]) -> (String, bool) {
     };
     for r in rows {
         let (a, f80, f200) = (&r.adaptive, &r.fixed80, &r.fixed200);
+        if !ISSUE_PROFILES.contains(&r.profile.as_str()) {
+            let _ = writeln!(
+                out,
+                "- INFO {}: extra profile, not an acceptance condition: late loss {:.2} % vs fixed 80 ms {:.2} %, \
+                 mean delay {:.1} ms vs fixed 80 ms {:.1} ms",
+                r.profile,
+                100.0 * a.late_loss_rate,
+                100.0 * f80.late_loss_rate,
+                a.mean_delay_ms,
+                f80.mean_delay_ms
+            );
+            continue;
+        }
         line(
             a.late_loss_rate <= f80.late_loss_rate,
             format!(

@@ -51,7 +51,10 @@ pub(crate) async fn run_media(
     ends: MediaEnds,
     started: Instant,
 ) -> Result<CallReport, CallError> {
-    let MediaEnds { mut source, mut sink } = ends;
+    let MediaEnds {
+        mut source,
+        mut sink,
+    } = ends;
     let mut encoder = OpusEncoder::new(&EncoderConfig::default())?;
     let mut playout = Playout::new()?;
     let mut counter = ReceiveCounter::new(48_000);
@@ -68,9 +71,13 @@ pub(crate) async fn run_media(
     let mut last_sent_bytes = 0u64;
     let mut last_recv_bytes = 0u64;
     let mut source_done = false;
+    let mut ping_n = 0u64;
+    let mut ping_out: Option<(u64, Instant)> = None;
 
     let connected_at = Instant::now();
-    let deadline = opts.duration.map(|d| tokio::time::Instant::from_std(connected_at + d));
+    let deadline = opts
+        .duration
+        .map(|d| tokio::time::Instant::from_std(connected_at + d));
     let mut send_tick = tokio::time::interval(FRAME);
     send_tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut play_tick = tokio::time::interval(FRAME);
@@ -139,6 +146,16 @@ pub(crate) async fn run_media(
                         }
                         chat_received.push(text);
                     }
+                    Ok(ChatFrame::Ping { n }) => {
+                        let _ = session.send_chat(Bytes::from(ChatFrame::Pong { n }.encode())).await;
+                    }
+                    Ok(ChatFrame::Pong { n }) => {
+                        if let Some((sent_n, at)) = ping_out.take() {
+                            if sent_n == n {
+                                stats.rtt_ms = Some(at.elapsed().as_secs_f64() * 1e3);
+                            }
+                        }
+                    }
                     Ok(ChatFrame::Bye { .. }) => break EndReason::RemoteHangup,
                     Err(e) => tracing::warn!(error = %e, "dropped a malformed chat frame"),
                 },
@@ -173,7 +190,15 @@ pub(crate) async fn run_media(
             _ = stats_tick.tick() => {
                 let transport = session.transport_stats().await;
                 stats.elapsed_s = connected_at.elapsed().as_secs_f64();
-                stats.rtt_ms = transport.rtt.map(|r| r.as_secs_f64() * 1e3);
+                if let Some(rtt) = transport.rtt {
+                    stats.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
+                }
+                if chat_open {
+                    // RTT over the data channel: what a chat message actually experiences.
+                    ping_n += 1;
+                    ping_out = Some((ping_n, Instant::now()));
+                    let _ = session.send_chat(Bytes::from(ChatFrame::Ping { n: ping_n }.encode())).await;
+                }
                 stats.candidate_type = transport.local_candidate_type;
                 stats.packets_sent = packets_sent;
                 fill_receive(&mut stats, &counter);
@@ -197,9 +222,15 @@ pub(crate) async fn run_media(
 
     if matches!(end, EndReason::DurationElapsed | EndReason::LocalHangup) {
         // Tell the peer both ways: the data channel is fastest, signaling works if media broke.
-        let bye = ChatFrame::Bye { reason: "hang-up".into() };
+        let bye = ChatFrame::Bye {
+            reason: "hang-up".into(),
+        };
         let _ = session.send_chat(Bytes::from(bye.encode())).await;
-        let body = serde_json::to_vec(&HangupBody { call_id, reason: "hang-up".into() }).unwrap_or_default();
+        let body = serde_json::to_vec(&HangupBody {
+            call_id,
+            reason: "hang-up".into(),
+        })
+        .unwrap_or_default();
         let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;
     }
     session.close().await;
@@ -213,8 +244,9 @@ pub(crate) async fn run_media(
     playout.fill_stats(&mut stats);
     if let Some(path) = &opts.stats_json {
         let json = serde_json::to_vec_pretty(&stats).unwrap_or_default();
-        std::fs::write(path, json)
-            .map_err(|e| CallError::Io(format!("could not write stats to {}: {e}", path.display())))?;
+        std::fs::write(path, json).map_err(|e| {
+            CallError::Io(format!("could not write stats to {}: {e}", path.display()))
+        })?;
     }
     if opts.live_stats {
         eprintln!("call ended ({end:?}): {}", stats.line());

@@ -31,7 +31,11 @@ impl Playout {
         }
     }
 
-    pub(crate) fn pull(&mut self, _now: Instant, stats: &mut CallStats) -> Result<Option<&[i16]>, CodecError> {
+    pub(crate) fn pull(
+        &mut self,
+        _now: Instant,
+        stats: &mut CallStats,
+    ) -> Result<Option<&[i16]>, CodecError> {
         let Some(pkt) = self.queue.pop_front() else {
             return Ok(None);
         };

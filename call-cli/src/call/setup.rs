@@ -48,9 +48,12 @@ pub async fn dial(
                 .map_err(|e| CallError::Signaling(e.to_string()))?;
             tracing::info!(%peer, %call_id, "offer sent");
 
-            let answer = tokio::time::timeout(opts.connect_timeout, wait_answer(&mut client, &identity, &peer, &call_id))
-                .await
-                .map_err(|_| CallError::NoAnswer(opts.connect_timeout.as_secs_f64()))??;
+            let answer = tokio::time::timeout(
+                opts.connect_timeout,
+                wait_answer(&mut client, &identity, &peer, &call_id),
+            )
+            .await
+            .map_err(|_| CallError::NoAnswer(opts.connect_timeout.as_secs_f64()))??;
             session.accept_answer(&answer.sdp).await?;
             session
                 .wait_connected(opts.connect_timeout, &answer.fingerprint)
@@ -152,7 +155,12 @@ async fn connect(identity: &Arc<Identity>, opts: &CallOptions) -> Result<Client,
         Client::connect(&opts.server, Arc::clone(identity), client_opts),
     )
     .await
-    .map_err(|_| CallError::Signaling(format!("no connection to {} within {:?}", opts.server, opts.connect_timeout)))?
+    .map_err(|_| {
+        CallError::Signaling(format!(
+            "no connection to {} within {:?}",
+            opts.server, opts.connect_timeout
+        ))
+    })?
     .map_err(|e| CallError::Signaling(format!("{} ({})", e, opts.server)))
 }
 
@@ -165,7 +173,9 @@ async fn session_config(client: &Client, opts: &CallOptions) -> SessionConfig {
             username: creds.username,
             credential: creds.password,
         }),
-        Err(e) => tracing::warn!(error = %e, "no TURN credentials from the server; relay candidates unavailable"),
+        Err(e) => {
+            tracing::warn!(error = %e, "no TURN credentials from the server; relay candidates unavailable")
+        }
     }
     let candidate_scope = opts.candidate_scope.unwrap_or_else(|| {
         if server_is_loopback(&opts.server) {
@@ -189,7 +199,10 @@ fn server_is_loopback(url: &str) -> bool {
     let host = if let Some(v6) = host_port.strip_prefix('[') {
         v6.split(']').next().unwrap_or("")
     } else {
-        host_port.rsplit_once(':').map(|(h, _)| h).unwrap_or(host_port)
+        host_port
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(host_port)
     };
     host == "localhost"
         || host
@@ -206,7 +219,11 @@ async fn wait_answer(
 ) -> Result<SignedSdp, CallError> {
     loop {
         let incoming = match client.recv().await {
-            None => return Err(CallError::Signaling("the signaling server closed the connection".into())),
+            None => {
+                return Err(CallError::Signaling(
+                    "the signaling server closed the connection".into(),
+                ))
+            }
             Some(Ok(i)) => i,
             Some(Err(e)) => {
                 // A forged or corrupted envelope while we wait for the answer: nobody honest sends
@@ -227,8 +244,16 @@ async fn wait_answer(
                 let answer = SignedSdp::parse(&incoming.plaintext)
                     .map_err(|e| CallError::Verification(format!("malformed answer: {e}")))?;
                 answer
-                    .verify(peer, &identity.call_id(), Some(call_id), Role::Answer, now_unix())
-                    .map_err(|e| CallError::Verification(format!("answer failed verification: {e}")))?;
+                    .verify(
+                        peer,
+                        &identity.call_id(),
+                        Some(call_id),
+                        Role::Answer,
+                        now_unix(),
+                    )
+                    .map_err(|e| {
+                        CallError::Verification(format!("answer failed verification: {e}"))
+                    })?;
                 return Ok(answer);
             }
             EnvelopeKind::Reject | EnvelopeKind::Hangup if incoming.from == *peer => {
@@ -237,7 +262,9 @@ async fn wait_answer(
                     .unwrap_or_else(|_| "no reason given".into());
                 return Err(CallError::Rejected(reason));
             }
-            other => tracing::debug!(from = %incoming.from, kind = ?other, "ignored while waiting for the answer"),
+            other => {
+                tracing::debug!(from = %incoming.from, kind = ?other, "ignored while waiting for the answer")
+            }
         }
     }
 }
@@ -250,7 +277,11 @@ async fn wait_offer(
     let me = identity.call_id();
     loop {
         let incoming = match client.recv().await {
-            None => return Err(CallError::Signaling("the signaling server closed the connection".into())),
+            None => {
+                return Err(CallError::Signaling(
+                    "the signaling server closed the connection".into(),
+                ))
+            }
             Some(Ok(i)) => i,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "rejected a message that failed verification");
@@ -262,16 +293,17 @@ async fn wait_offer(
             continue;
         }
         let started = Instant::now();
-        let offer = match SignedSdp::parse(&incoming.plaintext)
-            .and_then(|o| {
-                o.verify(&incoming.from, &me, None, Role::Offer, now_unix())?;
-                Ok(o)
-            })
-        {
+        let offer = match SignedSdp::parse(&incoming.plaintext).and_then(|o| {
+            o.verify(&incoming.from, &me, None, Role::Offer, now_unix())?;
+            Ok(o)
+        }) {
             Ok(o) => o,
             Err(e) => {
                 tracing::warn!(from = %incoming.from, error = %e, "refused an offer that failed verification");
-                eprintln!("refused a call from {}: the offer failed verification ({e})", incoming.from);
+                eprintln!(
+                    "refused a call from {}: the offer failed verification ({e})",
+                    incoming.from
+                );
                 continue;
             }
         };
@@ -294,7 +326,9 @@ async fn wait_offer(
 /// Asks on the terminal whether to accept; declines when there is no terminal to ask.
 async fn prompt_accept(me: &CallId, from: &CallId) -> bool {
     if !std::io::stdin().is_terminal() {
-        eprintln!("incoming call from {from} declined: no terminal to ask (use --auto-accept in scripts)");
+        eprintln!(
+            "incoming call from {from} declined: no terminal to ask (use --auto-accept in scripts)"
+        );
         return false;
     }
     let (me, from) = (*me, *from);
@@ -314,10 +348,12 @@ async fn prompt_accept(me: &CallId, from: &CallId) -> bool {
 fn announce(me: &CallId, peer: &CallId, opts: &CallOptions) {
     if opts.live_stats || opts.print_chat {
         eprintln!("connected to {peer}");
-        eprintln!("safety number: {} (compare it by voice)", safety_number(me, peer));
+        eprintln!(
+            "safety number: {} (compare it by voice)",
+            safety_number(me, peer)
+        );
     }
 }
-
 
 #[cfg(test)]
 mod tests {

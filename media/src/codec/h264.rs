@@ -356,8 +356,20 @@ impl H264Decoder {
     /// Decodes one Annex-B access unit into `out` (resized as needed, allocation reused) and
     /// returns whether a picture was written.
     pub fn decode_into(&mut self, annexb: &[u8], out: &mut I420Frame) -> Result<bool, CodecError> {
+        match self.decode_view(annexb)? {
+            Some(view) => {
+                view.copy_into(out);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Decodes one Annex-B access unit and lends the picture without copying it; the view is
+    /// valid until the next call. The cheapest way to hand a picture to a renderer.
+    pub fn decode_view(&mut self, annexb: &[u8]) -> Result<Option<I420View<'_>>, CodecError> {
         if annexb.is_empty() {
-            return Ok(false);
+            return Ok(None);
         }
         let Some(yuv) = self
             .inner
@@ -367,21 +379,93 @@ impl H264Decoder {
                 source,
             })?
         else {
-            return Ok(false);
+            return Ok(None);
         };
-        let (w, h) = yuv.dimensions();
-        let (sy, su, sv) = yuv.strides();
-        if w % 2 != 0 || h % 2 != 0 || sy < w || su < w / 2 || sv < w / 2 {
+        let (width, height) = yuv.dimensions();
+        let strides = yuv.strides();
+        let fits = |plane: &[u8], stride: usize, w: usize, h: usize| {
+            stride >= w && (h == 0 || plane.len() >= (h - 1) * stride + w)
+        };
+        let (cw, ch) = (width / 2, height / 2);
+        if width % 2 != 0
+            || height % 2 != 0
+            || !fits(yuv.y(), strides.0, width, height)
+            || !fits(yuv.u(), strides.1, cw, ch)
+            || !fits(yuv.v(), strides.2, cw, ch)
+        {
             return Err(CodecError::H264 {
                 op: "decode",
                 source: openh264::Error::msg("decoder returned a picture with unexpected geometry"),
             });
         }
+        Ok(Some(I420View {
+            width,
+            height,
+            yuv,
+            strides,
+        }))
+    }
+}
+
+/// A decoded picture borrowed from the decoder: I420 planes with row strides.
+pub struct I420View<'a> {
+    width: usize,
+    height: usize,
+    yuv: openh264::decoder::DecodedYUV<'a>,
+    strides: (usize, usize, usize),
+}
+
+impl std::fmt::Debug for I420View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "I420View({}x{})", self.width, self.height)
+    }
+}
+
+impl I420View<'_> {
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// The luma plane, `strides().0` bytes per row.
+    pub fn y(&self) -> &[u8] {
+        self.yuv.y()
+    }
+
+    /// The Cb plane, `strides().1` bytes per row.
+    pub fn u(&self) -> &[u8] {
+        self.yuv.u()
+    }
+
+    /// The Cr plane, `strides().2` bytes per row.
+    pub fn v(&self) -> &[u8] {
+        self.yuv.v()
+    }
+
+    /// Row strides of the Y, U and V planes in bytes.
+    pub fn strides(&self) -> (usize, usize, usize) {
+        self.strides
+    }
+
+    /// Copies the picture into a packed frame (resized as needed, allocation reused).
+    pub fn copy_into(&self, out: &mut I420Frame) {
+        let (w, h) = (self.width, self.height);
         out.resize(w, h);
-        copy_plane(yuv.y(), sy, &mut out.y, w, h);
-        copy_plane(yuv.u(), su, &mut out.u, w / 2, h / 2);
-        copy_plane(yuv.v(), sv, &mut out.v, w / 2, h / 2);
-        Ok(true)
+        copy_plane(self.yuv.y(), self.strides.0, &mut out.y, w, h);
+        copy_plane(self.yuv.u(), self.strides.1, &mut out.u, w / 2, h / 2);
+        copy_plane(self.yuv.v(), self.strides.2, &mut out.v, w / 2, h / 2);
+    }
+
+    /// The picture as a new packed frame.
+    pub fn to_frame(&self) -> I420Frame {
+        let mut f = I420Frame::black(self.width, self.height);
+        self.copy_into(&mut f);
+        f
     }
 }
 
@@ -438,6 +522,27 @@ mod tests {
     #[test]
     fn round_trip_vga() {
         round_trip(640, 480);
+    }
+
+    #[test]
+    fn view_and_copy_agree() {
+        let (w, h) = (96, 64);
+        let mut enc = H264Encoder::new(H264Config {
+            width: w,
+            height: h,
+            ..H264Config::default()
+        })
+        .unwrap();
+        let frame = TestPattern::new(w, h).next_frame();
+        let au = enc.encode(&frame, true).unwrap().data;
+        let mut a = H264Decoder::new().unwrap();
+        let mut b = H264Decoder::new().unwrap();
+        let copied = a.decode(&au).unwrap().unwrap();
+        let view = b.decode_view(&au).unwrap().unwrap();
+        assert_eq!((view.width(), view.height()), (w, h));
+        assert!(view.strides().0 >= w);
+        assert_eq!(view.to_frame(), copied);
+        assert!(copied.psnr_y(&frame) > 28.0);
     }
 
     #[test]

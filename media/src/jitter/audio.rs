@@ -45,6 +45,7 @@
 //! the next talk spurt starts at the target delay.
 
 mod delay;
+mod playout;
 pub(crate) mod unwrap;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,7 @@ use bytes::Bytes;
 use serde::{Serialize, Serializer};
 
 use self::delay::{DelayEstimator, DelayParams};
+pub use self::playout::{render, AudioPlayout, FrameKind};
 use self::unwrap::{SeqUnwrapper, TimestampUnwrapper};
 
 /// One received RTP audio packet, as the buffer needs it.

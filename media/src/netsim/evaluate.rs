@@ -93,9 +93,14 @@ pub struct PlayoutReport {
     pub network_loss_rate: f64,
 }
 
-/// Runs `buf` over `trace` with the default [`PullClock`] and measures the result.
-pub fn evaluate<B: PlayoutBuffer + ?Sized>(trace: &Trace, buf: &mut B) -> PlayoutReport {
-    evaluate_with(trace, buf, PullClock::default(), |_| {
+/// Runs `buf` over `trace` with the default [`PullClock`] and measures the result; `origin` is
+/// the instant the trace's time zero maps to (any instant will do).
+pub fn evaluate<B: PlayoutBuffer + ?Sized>(
+    trace: &Trace,
+    buf: &mut B,
+    origin: Instant,
+) -> PlayoutReport {
+    evaluate_with(trace, buf, PullClock::default(), origin, |_| {
         Bytes::from_static(&[0x55; 80])
     })
 }
@@ -105,6 +110,7 @@ pub fn evaluate_with<B: PlayoutBuffer + ?Sized>(
     trace: &Trace,
     buf: &mut B,
     clock: PullClock,
+    origin: Instant,
     payload: impl Fn(&TraceRecord) -> Bytes,
 ) -> PlayoutReport {
     let arrivals = arrivals_with(trace, payload);
@@ -113,7 +119,9 @@ pub fn evaluate_with<B: PlayoutBuffer + ?Sized>(
     let mut unwrap = TimestampUnwrapper::default();
     let mut ext_of: HashMap<(u16, u32), i64> = HashMap::new();
     for r in &trace.records {
-        ext_of.entry((r.seq, r.timestamp)).or_insert_with(|| unwrap.extend(r.timestamp));
+        ext_of
+            .entry((r.seq, r.timestamp))
+            .or_insert_with(|| unwrap.extend(r.timestamp));
     }
     let (first_ts, last_ts) = ext_of
         .values()
@@ -158,7 +166,6 @@ pub fn evaluate_with<B: PlayoutBuffer + ?Sized>(
     let mut delays = Vec::new();
     let mut out_unwrap = TimestampUnwrapper::default();
     out_unwrap.extend(trace.records.first().map_or(0, |r| r.timestamp));
-    let origin = Instant::now();
     drive(&arrivals, buf, clock, origin, |now, out| {
         let Some(ts) = out.timestamp() else { return };
         let ext = out_unwrap.extend(ts);
@@ -252,19 +259,30 @@ mod tests {
 
     #[test]
     fn clean_trace_plays_everything() {
-        let trace = Trace::synthesize(&Profile::by_name("clean").expect("p"), 1, Duration::from_secs(20));
-        let rep = evaluate(&trace, &mut AudioJitterBuffer::default());
+        let trace = Trace::synthesize(
+            &Profile::by_name("clean").expect("p"),
+            1,
+            Duration::from_secs(20),
+        );
+        let rep = evaluate(&trace, &mut AudioJitterBuffer::default(), Instant::now());
         assert_eq!(rep.sent, 1000);
         assert_eq!(rep.late, 0, "{rep:?}");
         assert_eq!(rep.concealed, 0, "{rep:?}");
-        assert!(rep.mean_delay_ms > 30.0 && rep.mean_delay_ms < 100.0, "{rep:?}");
+        assert!(
+            rep.mean_delay_ms > 30.0 && rep.mean_delay_ms < 100.0,
+            "{rep:?}"
+        );
     }
 
     #[test]
     fn evaluation_is_deterministic() {
-        let trace = Trace::synthesize(&Profile::by_name("jitter80").expect("p"), 3, Duration::from_secs(20));
-        let a = evaluate(&trace, &mut AudioJitterBuffer::default());
-        let b = evaluate(&trace, &mut AudioJitterBuffer::default());
+        let trace = Trace::synthesize(
+            &Profile::by_name("jitter80").expect("p"),
+            3,
+            Duration::from_secs(20),
+        );
+        let a = evaluate(&trace, &mut AudioJitterBuffer::default(), Instant::now());
+        let b = evaluate(&trace, &mut AudioJitterBuffer::default(), Instant::now());
         assert_eq!(a, b);
     }
 }

@@ -12,5 +12,5 @@ pub mod relay;
 pub mod trace;
 
 pub use model::{Delivery, Impairment, JitterModel, LossModel, Profile, PROFILE_NAMES};
-
+pub use relay::{ImpairmentRelay, RelayError, RelayHandle, RelayStats};
 pub use trace::{Trace, TraceError, TraceRecord, TraceRecorder};

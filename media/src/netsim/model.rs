@@ -370,7 +370,12 @@ mod tests {
 
     #[test]
     fn loss_rates_match_the_profiles() {
-        for (name, want) in [("loss5", 0.05), ("loss10", 0.10), ("loss20", 0.20), ("bursty", 0.059)] {
+        for (name, want) in [
+            ("loss5", 0.05),
+            ("loss10", 0.10),
+            ("loss20", 0.20),
+            ("bursty", 0.059),
+        ] {
             let d = run(name, 7, 20_000);
             let lost = d.iter().filter(|d| d.first.is_none()).count() as f64 / d.len() as f64;
             assert!((lost - want).abs() < 0.015, "{name}: {lost}");
@@ -392,7 +397,10 @@ mod tests {
             run(name, 5, 2_000).iter().filter_map(|d| d.first).collect()
         };
         assert!(arrivals("jitter80").windows(2).all(|w| w[0] <= w[1]));
-        let reordered = arrivals("reorder").windows(2).filter(|w| w[0] > w[1]).count();
+        let reordered = arrivals("reorder")
+            .windows(2)
+            .filter(|w| w[0] > w[1])
+            .count();
         assert!(reordered > 100, "reordered {reordered}");
     }
 
@@ -402,7 +410,10 @@ mod tests {
         let mut delays: Vec<f64> = d
             .iter()
             .enumerate()
-            .filter_map(|(k, d)| d.first.map(|a| (a.as_secs_f64() - 0.02 * k as f64) * 1000.0 - 30.0))
+            .filter_map(|(k, d)| {
+                d.first
+                    .map(|a| (a.as_secs_f64() - 0.02 * k as f64) * 1000.0 - 30.0)
+            })
             .collect();
         delays.sort_by(f64::total_cmp);
         let p95 = delays[delays.len() * 95 / 100];
@@ -411,9 +422,15 @@ mod tests {
 
     #[test]
     fn duplicates_and_drift() {
-        let dups = run("reorder", 1, 10_000).iter().filter(|d| d.duplicate.is_some()).count();
+        let dups = run("reorder", 1, 10_000)
+            .iter()
+            .filter(|d| d.duplicate.is_some())
+            .count();
         assert!((50..150).contains(&dups), "dups {dups}");
-        let last = run("drift+0.1%", 1, 3_000).last().and_then(|d| d.first).expect("arrives");
+        let last = run("drift+0.1%", 1, 3_000)
+            .last()
+            .and_then(|d| d.first)
+            .expect("arrives");
         // The 59.98 s of sender time take 59.92 s of receiver time, plus 30 ms base delay.
         assert!(last < Duration::from_millis(59_960), "{last:?}");
     }

@@ -92,7 +92,8 @@ impl Trace {
             };
             // Recorded send time is on the receiver's clock, so `arrival - send` is the
             // network delay alone, also under clock drift.
-            let send_real = Duration::from_secs_f64(send.as_secs_f64() / (1.0 + profile.clock_drift));
+            let send_real =
+                Duration::from_secs_f64(send.as_secs_f64() / (1.0 + profile.clock_drift));
             let rec = TraceRecord {
                 seq: seq0.wrapping_add(k as u16),
                 timestamp: ts0.wrapping_add(k.wrapping_mul(960)),
@@ -152,7 +153,9 @@ impl Trace {
                 if v == "-" {
                     Ok(None)
                 } else {
-                    v.parse().map(|us| Some(Duration::from_micros(us))).map_err(|_| bad(what, v))
+                    v.parse()
+                        .map(|us| Some(Duration::from_micros(us)))
+                        .map_err(|_| bad(what, v))
                 }
             };
             trace.records.push(TraceRecord {
@@ -179,7 +182,8 @@ impl fmt::Display for Trace {
         writeln!(f, "{MAGIC}")?;
         writeln!(f, "# clock_rate={}", self.clock_rate)?;
         writeln!(f, "# seq rtp_ts send_us arrival_us len")?;
-        let col = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| d.as_micros().to_string());
+        let col =
+            |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| d.as_micros().to_string());
         for r in &self.records {
             writeln!(
                 f,
@@ -247,8 +251,14 @@ mod tests {
         let p = Profile::by_name("reorder").expect("profile");
         let t = Trace::synthesize(&p, 11, Duration::from_secs(5));
         assert!(t.records.len() >= 250);
-        assert!(Trace::parse(&t.to_string()) == Ok(t.clone()), "text round trip");
-        assert!(t == Trace::synthesize(&p, 11, Duration::from_secs(5)), "deterministic");
+        assert!(
+            Trace::parse(&t.to_string()) == Ok(t.clone()),
+            "text round trip"
+        );
+        assert!(
+            t == Trace::synthesize(&p, 11, Duration::from_secs(5)),
+            "deterministic"
+        );
     }
 
     #[test]

@@ -334,7 +334,11 @@ impl Session {
                 match s {
                     RTCPeerConnectionState::Connected => return Ok(()),
                     // ICE worked but the connection failed: DTLS refused the peer's certificate.
-                    RTCPeerConnectionState::Failed if self.ice_connected.load(std::sync::atomic::Ordering::Relaxed) => {
+                    RTCPeerConnectionState::Failed
+                        if self
+                            .ice_connected
+                            .load(std::sync::atomic::Ordering::Relaxed) =>
+                    {
                         return Err(SessionError::DtlsFailed)
                     }
                     RTCPeerConnectionState::Failed => return Err(SessionError::ConnectionFailed),

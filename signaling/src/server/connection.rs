@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use rand::RngCore;
@@ -112,9 +112,11 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
     let (kick_tx, mut kick_rx) = watch::channel::<Option<ErrorCode>>(None);
     let auth_deadline = tokio::time::Instant::from_std(start + shared.limits.auth_timeout);
     let mut idle_deadline = tokio::time::Instant::from_std(start + shared.limits.idle_timeout);
+    // A zero period would panic in tokio; 10 ms is far below any sensible setting.
+    let ping_every = shared.limits.ping_interval.max(Duration::from_millis(10));
     let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::from_std(start + shared.limits.ping_interval),
-        shared.limits.ping_interval,
+        tokio::time::Instant::from_std(start + ping_every),
+        ping_every,
     );
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 

@@ -85,7 +85,10 @@ impl DelayEstimator {
         self.min_window.push_back((arrival_us, transit));
         while self.min_window.len() > 1
             && (self.min_window.len() > MAX_WINDOW_ENTRIES
-                || self.min_window.front().is_some_and(|&(a, _)| a < arrival_us - self.p.history_us))
+                || self
+                    .min_window
+                    .front()
+                    .is_some_and(|&(a, _)| a < arrival_us - self.p.history_us))
         {
             self.min_window.pop_front();
         }
@@ -119,7 +122,10 @@ impl DelayEstimator {
         let elapsed = self
             .last_arrival_us
             .map_or(0, |l| arrival_us.saturating_sub(l).max(0));
-        self.last_arrival_us = Some(self.last_arrival_us.map_or(arrival_us, |l| l.max(arrival_us)));
+        self.last_arrival_us = Some(
+            self.last_arrival_us
+                .map_or(arrival_us, |l| l.max(arrival_us)),
+        );
         if raw >= self.target_us {
             self.target_us = raw;
         } else {

@@ -75,7 +75,10 @@ fn clean_stream_plays_every_packet_in_order_after_initial_delay() {
     let seqs = played_seqs(&out);
     assert_eq!(seqs, (100..300).collect::<Vec<u16>>());
     let leading_empty = out.iter().take_while(|p| **p == Playout::Empty).count();
-    assert!((3..=5).contains(&leading_empty), "waited {leading_empty} frames");
+    assert!(
+        (3..=5).contains(&leading_empty),
+        "waited {leading_empty} frames"
+    );
     let last_packet = out
         .iter()
         .rposition(|p| matches!(p, Playout::Packet { .. }))
@@ -149,7 +152,9 @@ fn duplicates_are_dropped_and_never_played_twice() {
 #[test]
 fn sequence_and_timestamp_wrap_around() {
     let mut buf = AudioJitterBuffer::default();
-    let out = run(&mut buf, 200, 65_500, u32::MAX - 50 * TS_STEP, |_| Some(ms(30)));
+    let out = run(&mut buf, 200, 65_500, u32::MAX - 50 * TS_STEP, |_| {
+        Some(ms(30))
+    });
     let expected: Vec<u16> = (0..200u16).map(|k| 65_500u16.wrapping_add(k)).collect();
     assert_eq!(played_seqs(&out), expected);
     assert_eq!(buf.stats().resyncs, 0);
@@ -195,7 +200,9 @@ fn late_packet_is_counted_and_not_played() {
 fn jitter_raises_target_and_avoids_late_loss_after_warmup() {
     let mut buf = AudioJitterBuffer::default();
     // Deterministic sawtooth jitter of 0..90 ms.
-    run(&mut buf, 1500, 0, 0, |k| Some(ms(30 + u64::from(k * 37 % 91))));
+    run(&mut buf, 1500, 0, 0, |k| {
+        Some(ms(30 + u64::from(k * 37 % 91)))
+    });
     let s = buf.stats();
     assert!(s.target_delay >= ms(80), "target {:?}", s.target_delay);
     assert!(s.target_delay <= ms(200));
@@ -282,9 +289,13 @@ fn goes_idle_after_the_sender_stops() {
     // A new talk spurt plays again.
     let restart = t0 + FRAME * 200;
     for k in 0..10u32 {
-        buf.insert(pkt(200 + k as u16, (200 + k) * TS_STEP), restart + FRAME * k);
+        buf.insert(
+            pkt(200 + k as u16, (200 + k) * TS_STEP),
+            restart + FRAME * k,
+        );
     }
-    let resumed = (0..10u32).any(|k| matches!(buf.pull(restart + FRAME * k), Playout::Packet { .. }));
+    let resumed =
+        (0..10u32).any(|k| matches!(buf.pull(restart + FRAME * k), Playout::Packet { .. }));
     assert!(resumed);
 }
 

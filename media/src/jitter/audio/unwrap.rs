@@ -54,7 +54,11 @@ mod tests {
         assert_eq!(u.extend(65_534), 65_534);
         assert_eq!(u.extend(65_535), 65_535);
         assert_eq!(u.extend(0), 65_536);
-        assert_eq!(u.extend(65_535), 65_535, "reordered packet from before the wrap");
+        assert_eq!(
+            u.extend(65_535),
+            65_535,
+            "reordered packet from before the wrap"
+        );
         assert_eq!(u.extend(1), 65_537);
     }
 
