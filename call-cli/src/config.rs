@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Signaling server used when `--server` is not given: a `call-signaling` on this machine.
-pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8787/ws";
+pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8443/ws";
 /// File name of the identity key inside the config dir.
 pub const IDENTITY_FILE: &str = "identity.key";
 

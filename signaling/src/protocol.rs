@@ -509,7 +509,7 @@ mod tests {
 
 #[cfg(test)]
 mod doc_vectors {
-    //! The worked example of `docs/protocol-server.md`; keeps the document and the code in step.
+    //! The worked example of `docs/protocol.md` part 2 (§17); keeps the document and the code in step.
     use super::*;
     use crate::identity::Identity;
     use crate::turn_credentials::{CredentialPolicy, TurnSecret};

@@ -128,9 +128,9 @@ impl Default for JitterConfig {
 /// What to play for one frame, decided by [`AudioJitterBuffer::pull`].
 ///
 /// Timestamps are RTP timestamps of the frame position; they never decrease within a stream
-/// and are strictly increasing over [`Playout::Packet`], [`Playout::Fec`] and
-/// [`Playout::Conceal`]. [`Playout::Expand`] and a stretched [`Playout::Dtx`] carry the timestamp
-/// of the frame that will follow them.
+/// and are strictly increasing over [`Playout::Packet`], [`Playout::Fec`],
+/// [`Playout::Conceal`] and [`Playout::Dtx`]. [`Playout::Expand`] and a stretched
+/// [`Playout::Dtx`] are inserted frames and carry the timestamp of the frame they follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Playout {
     /// Nothing to play yet (before the first packet, or idle): output silence.
@@ -157,9 +157,9 @@ pub enum Playout {
         /// RTP timestamp of the concealed frame.
         timestamp: u32,
     },
-    /// Insert one concealment frame to grow the delay; the frame at `timestamp` comes later.
+    /// Insert one concealment frame to grow the delay, after the frame at `timestamp`.
     Expand {
-        /// RTP timestamp of the frame that will follow.
+        /// RTP timestamp of the frame this one follows.
         timestamp: u32,
     },
     /// Sender is silent (DTX): produce comfort noise (decoder concealment) or silence.
@@ -593,7 +593,7 @@ impl AudioJitterBuffer {
             }
         } else if excess < -self.frame_us / 2 {
             return Playout::Expand {
-                timestamp: self.rtp_ts(key),
+                timestamp: self.inserted_ts(),
             };
         }
         let Some(p) = self.packets.remove(&key) else {
@@ -627,7 +627,7 @@ impl AudioJitterBuffer {
             if excess < 0 {
                 self.stats.expanded += 1;
                 return Playout::Dtx {
-                    timestamp: self.rtp_ts(play),
+                    timestamp: self.inserted_ts(),
                 };
             }
             if excess >= self.frame_us && self.next_after(play).is_none() {
@@ -645,7 +645,7 @@ impl AudioJitterBuffer {
         if excess < 0 {
             // Ahead of the target: wait for the missing packet instead of declaring it lost.
             return Playout::Expand {
-                timestamp: self.rtp_ts(play),
+                timestamp: self.inserted_ts(),
             };
         }
         let timestamp = self.rtp_ts(play);
@@ -693,6 +693,15 @@ impl AudioJitterBuffer {
     fn ts_to_us(&self, ticks: i64) -> i64 {
         let us = i128::from(ticks) * 1_000_000 / i128::from(self.cfg.clock_rate);
         us.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+
+    /// Timestamp reported for an inserted frame: the frame it follows.
+    fn inserted_ts(&self) -> u32 {
+        let pos = self
+            .last_out_ts
+            .or(self.play_ts.map(|p| p - self.frame_ts))
+            .unwrap_or(0);
+        self.rtp_ts(pos)
     }
 
     /// RTP timestamp of an extended position (the low 32 bits).

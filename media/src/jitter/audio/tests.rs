@@ -68,12 +68,25 @@ fn played_seqs(out: &[Playout]) -> Vec<u16> {
         .collect()
 }
 
+/// Every packet of `seq0..seq0+n` is played in order, except at most two dropped while the
+/// delay shrinks from its initial value.
+fn assert_plays_all_but_dropped(out: &[Playout], seq0: u16, n: u16, buf: &AudioJitterBuffer) {
+    let seqs = played_seqs(out);
+    let dropped = buf.stats().accelerated;
+    assert!(dropped <= 2, "dropped {dropped}");
+    assert_eq!(seqs.len() as u64 + dropped, u64::from(n));
+    let offsets: Vec<u16> = seqs.iter().map(|s| s.wrapping_sub(seq0)).collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "in order: {offsets:?}"
+    );
+}
+
 #[test]
 fn clean_stream_plays_every_packet_in_order_after_initial_delay() {
     let mut buf = AudioJitterBuffer::default();
     let out = run(&mut buf, 200, 100, 5000, |_| Some(ms(30)));
-    let seqs = played_seqs(&out);
-    assert_eq!(seqs, (100..300).collect::<Vec<u16>>());
+    assert_plays_all_but_dropped(&out, 100, 200, &buf);
     let leading_empty = out.iter().take_while(|p| **p == Playout::Empty).count();
     assert!(
         (3..=5).contains(&leading_empty),
@@ -125,7 +138,7 @@ fn reordered_packets_play_in_order() {
     let out = run(&mut buf, 200, 0, 0, |k| {
         Some(if k % 5 == 0 { ms(55) } else { ms(30) })
     });
-    assert_eq!(played_seqs(&out), (0..200).collect::<Vec<u16>>());
+    assert_plays_all_but_dropped(&out, 0, 200, &buf);
     assert_eq!(buf.stats().late, 0);
 }
 
@@ -155,8 +168,7 @@ fn sequence_and_timestamp_wrap_around() {
     let out = run(&mut buf, 200, 65_500, u32::MAX - 50 * TS_STEP, |_| {
         Some(ms(30))
     });
-    let expected: Vec<u16> = (0..200u16).map(|k| 65_500u16.wrapping_add(k)).collect();
-    assert_eq!(played_seqs(&out), expected);
+    assert_plays_all_but_dropped(&out, 65_500, 200, &buf);
     assert_eq!(buf.stats().resyncs, 0);
 }
 
