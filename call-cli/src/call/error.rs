@@ -32,6 +32,9 @@ pub enum CallError {
     /// The peer declined.
     #[error("the peer declined the call: {0}")]
     Rejected(String),
+    /// The signaling server says nobody with that ID is connected to it.
+    #[error("{0} is not connected to the signaling server (is the peer running `call listen` on the same server?)")]
+    PeerNotOnline(CallId),
     /// No answer in time.
     #[error("no answer within {0:.0} s (is the peer running `call listen` on the same server?)")]
     NoAnswer(f64),

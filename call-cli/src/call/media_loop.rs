@@ -73,6 +73,9 @@ pub(crate) async fn run_media(
     let mut source_done = false;
     let mut ping_n = 0u64;
     let mut ping_out: Option<(u64, Instant)> = None;
+    // Once the signaling connection is gone `client.recv()` returns `None` at once, every time:
+    // stop polling it, or the loop spins.
+    let mut signaling_open = true;
 
     let connected_at = Instant::now();
     let deadline = opts
@@ -162,7 +165,7 @@ pub(crate) async fn run_media(
                 Some(SessionEvent::ChatClosed) => break EndReason::RemoteHangup,
                 None => break EndReason::ConnectionLost,
             },
-            incoming = client.recv() => match incoming {
+            incoming = client.recv(), if signaling_open => match incoming {
                 Some(Ok(m)) if m.from == peer && matches!(m.kind, EnvelopeKind::Hangup | EnvelopeKind::Reject) => {
                     match HangupBody::parse(&m.plaintext) {
                         Ok(h) if h.call_id == call_id => break EndReason::RemoteHangup,
@@ -172,7 +175,10 @@ pub(crate) async fn run_media(
                 Some(Ok(m)) => tracing::debug!(from = %m.from, kind = ?m.kind, "ignored during the call"),
                 Some(Err(e)) => tracing::warn!(error = %e, "rejected a signaling message"),
                 // Losing signaling does not end a connected call: media is peer to peer.
-                None => tracing::warn!("signaling connection lost; the call continues"),
+                None => {
+                    signaling_open = false;
+                    tracing::warn!("signaling connection lost; the call continues");
+                }
             },
             line = next_line(&mut chat_input) => match line {
                 Some(text) if chat_open => {

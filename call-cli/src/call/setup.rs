@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use media::session::{CandidateScope, IceServer, Session, SessionConfig};
-use signaling::client::{Client, ClientOptions};
+use signaling::client::{Client, ClientError, ClientOptions};
 use signaling::envelope::EnvelopeKind;
 use signaling::identity::{safety_number, CallId, Identity};
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
+use signaling::protocol::ErrorCode;
 
 use super::media_loop::{run_media, MediaEnds};
 use super::{now_unix, CallError, CallOptions, CallReport, IncomingDecision};
@@ -225,6 +226,13 @@ async fn wait_answer(
                 ))
             }
             Some(Ok(i)) => i,
+            Some(Err(ClientError::Server {
+                code: ErrorCode::NotOnline,
+                ..
+            })) => return Err(CallError::PeerNotOnline(*peer)),
+            Some(Err(e @ ClientError::Server { .. })) => {
+                return Err(CallError::Signaling(e.to_string()))
+            }
             Some(Err(e)) => {
                 // A forged or corrupted envelope while we wait for the answer: nobody honest sends
                 // one, so refuse the call rather than wait for a timeout.

@@ -1,5 +1,5 @@
 //! Deterministic test-pattern video: moving colour bars in I420, for tests, benches and the
-//! `native` crate's generated video source (`--video-in pattern`).
+//! `native` crate's generated video source.
 //!
 //! Frame `n` is a pure function of `(width, height, n)`, so two runs produce identical
 //! bitstreams and a receiver can check what it decoded.

@@ -1,0 +1,895 @@
+//! The command-line contract of `call`, tested on the real binary as a subprocess: identity files
+//! and their permissions, the config dir resolution, `call verify`, real calls between two `call`
+//! processes through an in-process signaling server (host and relay-only), and the error
+//! contract (non-zero exit, one clear `error:` line on stderr).
+//!
+//! Every test uses its own temporary config dir and loopback-only ICE. Waits are bounded only to
+//! turn a hang into a failure; no test asserts on timing.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use signaling::identity::CallId;
+use signaling::server::{RunningServer, Server, ServerConfig};
+
+/// Longest any single `call` process may run before the test fails as hung.
+const PROCESS_LIMIT: Duration = Duration::from_secs(20);
+
+/// Environment variables that would change what `call` does; tests start from none of them.
+const CALL_ENV: &[&str] = &[
+    "CALL_CONFIG_DIR",
+    "CALL_SERVER",
+    "CALL_CA_CERT",
+    "CALL_AUDIO_IN",
+    "CALL_AUDIO_OUT",
+    "RUST_LOG",
+    "XDG_CONFIG_HOME",
+];
+
+/// A `call` command with a clean environment and stdin closed.
+fn call() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_call"));
+    for var in CALL_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// A `call` command using `dir` as config dir (via `--config-dir`).
+fn call_in(dir: &Path) -> Command {
+    let mut cmd = call();
+    cmd.arg("--config-dir").arg(dir);
+    cmd
+}
+
+/// What a finished process printed.
+#[derive(Debug)]
+struct Output {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    /// Panics with everything the process printed unless it exited 0.
+    fn assert_success(&self, what: &str) -> &Self {
+        assert!(
+            self.status.success(),
+            "{what} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the process exited non-zero.
+    fn assert_failure(&self, what: &str) -> &Self {
+        assert!(
+            !self.status.success() && self.status.code().is_some(),
+            "{what} should exit non-zero (not by a signal), got {}:\n--- stdout\n{}\n--- stderr\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The non-empty lines of stderr.
+    fn stderr_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect()
+    }
+
+    /// Asserts the error contract: stderr is exactly one line, starting with `error:`; returns it.
+    fn single_error_line(&self) -> &str {
+        let lines = self.stderr_lines();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one line on stderr, got:\n{}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("error:"),
+            "the stderr line should start with `error:`: {}",
+            lines[0]
+        );
+        lines[0]
+    }
+}
+
+/// A spawned process whose output is collected on threads (so full pipes never block it).
+struct Running {
+    child: Child,
+    stdout: Option<JoinHandle<String>>,
+    stderr: Option<JoinHandle<String>>,
+    /// Stderr as it arrives, for waiting on a line while the process runs.
+    stderr_live: Arc<Mutex<Vec<u8>>>,
+    what: String,
+}
+
+/// Reads `pipe` to its end on a thread, mirroring what arrived so far into `live`.
+fn drain(mut pipe: impl Read + Send + 'static, live: Arc<Mutex<Vec<u8>>>) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    bytes.extend_from_slice(&buf[..n]);
+                    if let Ok(mut l) = live.lock() {
+                        l.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+impl Running {
+    fn spawn(cmd: &mut Command, what: &str) -> Running {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {what}: {e}"));
+        let stderr_live = Arc::new(Mutex::new(Vec::new()));
+        let stdout = drain(
+            child.stdout.take().expect("stdout is piped"),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let stderr = drain(
+            child.stderr.take().expect("stderr is piped"),
+            Arc::clone(&stderr_live),
+        );
+        Running {
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            stderr_live,
+            what: what.to_owned(),
+        }
+    }
+
+    /// Whether the process has exited already.
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits until stderr contains `text`; fails the test if the process exits first.
+    fn wait_for_stderr(&mut self, text: &str) {
+        let deadline = Instant::now() + PROCESS_LIMIT;
+        loop {
+            let seen = self
+                .stderr_live
+                .lock()
+                .map(|b| String::from_utf8_lossy(&b).contains(text))
+                .unwrap_or(false);
+            if seen {
+                return;
+            }
+            assert!(
+                !self.exited(),
+                "{} exited before printing {text:?}",
+                self.what
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{} never printed {text:?}",
+                self.what
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits for exit; kills the process and fails the test if it runs past `limit`.
+    fn wait(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(25))
+                }
+                Ok(None) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+                Err(e) => panic!("waiting for {}: {e}", self.what),
+            }
+        };
+        let collect =
+            |h: Option<JoinHandle<String>>| h.and_then(|h| h.join().ok()).unwrap_or_default();
+        let stdout = collect(self.stdout.take());
+        let stderr = collect(self.stderr.take());
+        match status {
+            Some(status) => Output {
+                status,
+                stdout,
+                stderr,
+            },
+            None => panic!(
+                "{} did not exit within {limit:?} and was killed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+                self.what
+            ),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Only reached when a test fails half-way: never leave a `call` process behind.
+        if !self.exited() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion (bounded by [`PROCESS_LIMIT`]).
+fn run(cmd: &mut Command, what: &str) -> Output {
+    Running::spawn(cmd, what).wait(PROCESS_LIMIT)
+}
+
+/// A signaling server (with embedded TURN) on loopback, on its own runtime for the whole test.
+struct TestServer {
+    runtime: tokio::runtime::Runtime,
+    server: Option<RunningServer>,
+}
+
+impl TestServer {
+    fn start() -> TestServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let server = runtime
+            .block_on(Server::start(ServerConfig::local()))
+            .expect("signaling server starts on loopback");
+        TestServer {
+            runtime,
+            server: Some(server),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.server.as_ref().expect("server is running").url()
+    }
+
+    fn connected_clients(&self) -> usize {
+        self.server
+            .as_ref()
+            .map_or(0, RunningServer::connected_clients)
+    }
+
+    /// Waits until `n` clients have authenticated, failing early if `listener` exits.
+    fn wait_for_clients(&self, n: usize, listener: &mut Running) {
+        let deadline = Instant::now() + PROCESS_LIMIT;
+        while self.connected_clients() < n {
+            assert!(
+                !listener.exited(),
+                "{} exited before registering with the server",
+                listener.what
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{} never registered with the signaling server",
+                listener.what
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+}
+
+impl TestServer {
+    /// Stops the server now (closing every client connection).
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.shutdown());
+        }
+    }
+
+    /// A peer that is online but never answers: an authenticated client that reads nothing.
+    fn silent_peer(&self) -> (CallId, signaling::client::Client) {
+        let identity = Arc::new(signaling::identity::Identity::generate());
+        let client = self
+            .runtime
+            .block_on(signaling::client::Client::connect(
+                &self.url(),
+                Arc::clone(&identity),
+                signaling::client::ClientOptions::default(),
+            ))
+            .expect("a client connects to the test server");
+        (identity.call_id(), client)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Creates an identity in `dir` with `call id new` and returns the printed ID.
+fn new_id(dir: &Path) -> CallId {
+    let out = run(call_in(dir).args(["id", "new"]), "call id new");
+    out.assert_success("call id new");
+    last_line(&out.stdout)
+        .parse()
+        .unwrap_or_else(|e| panic!("`call id new` printed no valid ID ({e}):\n{}", out.stdout))
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// `id` with one character replaced by another one of the alphabet: still well-formed, wrong.
+fn mistype(id: &CallId) -> String {
+    let mut chars: Vec<char> = id.to_string().chars().collect();
+    let i = 10;
+    chars[i] = if chars[i] == 'a' { 'b' } else { 'a' };
+    chars.into_iter().collect()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn id_new_creates_a_private_key_and_refuses_to_overwrite_it() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("cfg");
+    let key = dir.join("identity.key");
+
+    let first = run(call_in(&dir).args(["id", "new"]), "call id new");
+    first.assert_success("call id new");
+    let id: CallId = last_line(&first.stdout)
+        .parse()
+        .expect("call id new prints the new ID");
+    assert!(
+        key.is_file(),
+        "identity.key was not created in the config dir"
+    );
+    assert_eq!(mode(&key), 0o600, "identity.key must be mode 0600");
+    let original = fs::read(&key).expect("read key");
+
+    let second = run(call_in(&dir).args(["id", "new"]), "second call id new");
+    second.assert_failure("a second `call id new`");
+    let line = second.single_error_line();
+    assert!(
+        line.contains("--force"),
+        "the error should mention --force: {line}"
+    );
+    assert_eq!(
+        fs::read(&key).expect("read key"),
+        original,
+        "a refused `call id new` must leave the key unchanged"
+    );
+
+    let forced = run(
+        call_in(&dir).args(["id", "new", "--force"]),
+        "call id new --force",
+    );
+    forced.assert_success("call id new --force");
+    let new_id: CallId = last_line(&forced.stdout)
+        .parse()
+        .expect("prints the new ID");
+    assert_ne!(new_id, id, "--force must create a new identity");
+    assert_ne!(fs::read(&key).expect("read key"), original);
+    assert_eq!(mode(&key), 0o600, "the replaced key must be mode 0600 too");
+
+    let show = run(call_in(&dir).args(["id", "show"]), "call id show");
+    show.assert_success("call id show");
+    assert_eq!(last_line(&show.stdout).parse::<CallId>().ok(), Some(new_id));
+}
+
+#[test]
+fn id_show_prints_the_id_alone_on_the_last_line() {
+    let tmp = tempdir();
+    let id = new_id(tmp.path());
+    let show = run(call_in(tmp.path()).args(["id", "show"]), "call id show");
+    show.assert_success("call id show");
+    let last = show
+        .stdout
+        .lines()
+        .last()
+        .expect("call id show prints something");
+    assert_eq!(last, last.trim(), "the ID line must carry nothing else");
+    let shown: CallId = last.parse().expect("the last line parses as a call ID");
+    assert_eq!(
+        shown, id,
+        "`call id show` must print the ID `call id new` created"
+    );
+    assert_eq!(last, id.to_string(), "the ID is printed in canonical form");
+}
+
+#[test]
+fn config_dir_from_call_config_dir_env() {
+    let tmp = tempdir();
+    let dir = tmp.path().join("from-env");
+    let out = run(
+        call().env("CALL_CONFIG_DIR", &dir).args(["id", "new"]),
+        "CALL_CONFIG_DIR=... call id new",
+    );
+    out.assert_success("call id new with CALL_CONFIG_DIR");
+    assert!(dir.join("identity.key").is_file());
+}
+
+#[test]
+fn config_dir_falls_back_to_xdg_config_home() {
+    let tmp = tempdir();
+    let xdg = tmp.path().join("xdg");
+    let home = tmp.path().join("home");
+    fs::create_dir_all(&home).expect("mkdir home");
+    let out = run(
+        call()
+            .env("XDG_CONFIG_HOME", &xdg)
+            .env("HOME", &home)
+            .args(["id", "new"]),
+        "XDG_CONFIG_HOME=... call id new",
+    );
+    out.assert_success("call id new with XDG_CONFIG_HOME");
+    let key = xdg.join("call").join("identity.key");
+    assert!(key.is_file(), "the key should be at {}", key.display());
+    assert_eq!(mode(&key), 0o600);
+    assert!(
+        !home.join(".config").exists(),
+        "with XDG_CONFIG_HOME set, nothing goes to ~/.config"
+    );
+
+    // And without XDG_CONFIG_HOME: ~/.config/call.
+    let out = run(
+        call().env("HOME", &home).args(["id", "new"]),
+        "HOME=... call id new",
+    );
+    out.assert_success("call id new with only HOME");
+    assert!(home.join(".config/call/identity.key").is_file());
+}
+
+#[test]
+fn id_show_without_identity_suggests_id_new() {
+    let tmp = tempdir();
+    let out = run(call_in(tmp.path()).args(["id", "show"]), "call id show");
+    out.assert_failure("`call id show` without an identity");
+    let line = out.single_error_line();
+    assert!(
+        line.contains("call id new"),
+        "the error should suggest `call id new`: {line}"
+    );
+    assert!(
+        out.stdout.trim().is_empty(),
+        "no ID may be printed: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_key_readable_by_others_is_refused() {
+    let tmp = tempdir();
+    new_id(tmp.path());
+    let key = tmp.path().join("identity.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod 644");
+    let out = run(call_in(tmp.path()).args(["id", "show"]), "call id show");
+    out.assert_failure("`call id show` with a 0644 key");
+    let line = out.single_error_line();
+    assert!(
+        line.contains("chmod 600") && line.contains("644"),
+        "the error should name the mode and the fix: {line}"
+    );
+    assert!(
+        out.stdout.trim().is_empty(),
+        "no ID may be printed: {}",
+        out.stdout
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify and ID input
+// ---------------------------------------------------------------------------------------------
+
+fn safety_line(out: &Output) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("safety number:"))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|| panic!("no safety number printed:\n{}", out.stdout))
+}
+
+#[test]
+fn verify_prints_the_same_safety_number_on_both_sides() {
+    let (a, b) = (tempdir(), tempdir());
+    let (id_a, id_b) = (new_id(a.path()), new_id(b.path()));
+    let on_a = run(
+        call_in(a.path()).args(["verify", &id_b.to_string()]),
+        "call verify (A)",
+    );
+    on_a.assert_success("call verify on A");
+    let on_b = run(
+        call_in(b.path()).args(["verify", &id_a.to_string()]),
+        "call verify (B)",
+    );
+    on_b.assert_success("call verify on B");
+    let (sn_a, sn_b) = (safety_line(&on_a), safety_line(&on_b));
+    assert_eq!(sn_a, sn_b, "both sides must see the same safety number");
+    let digits: String = sn_a.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(digits.len(), 30, "a safety number has 30 digits: {sn_a}");
+
+    // A third party gets a different number with A.
+    let c = tempdir();
+    let id_c = new_id(c.path());
+    let on_a_c = run(
+        call_in(a.path()).args(["verify", &id_c.to_string()]),
+        "call verify (A, C)",
+    );
+    on_a_c.assert_success("call verify A-C");
+    assert_ne!(safety_line(&on_a_c), sn_a);
+}
+
+#[test]
+fn verify_rejects_a_mistyped_id() {
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let typo = mistype(&id_b);
+    let out = run(
+        call_in(a.path()).args(["verify", &typo]),
+        "call verify typo",
+    );
+    out.assert_failure("`call verify` with a mistyped ID");
+    let line = out.single_error_line();
+    assert!(
+        line.contains("checksum") || line.contains("mistyped"),
+        "the error should say the ID was mistyped: {line}"
+    );
+    assert!(
+        !out.stdout.contains("safety number"),
+        "no safety number for a mistyped ID: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn dial_rejects_a_mistyped_id_without_calling() {
+    let server = TestServer::start();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let out = run(
+        call_in(a.path()).args([
+            "dial",
+            &mistype(&id_b),
+            "--server",
+            &server.url(),
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+            "--quiet",
+            "--ice-scope",
+            "loopback",
+        ]),
+        "call dial typo",
+    );
+    out.assert_failure("`call dial` with a mistyped ID");
+    let line = out.single_error_line();
+    assert!(line.contains("not a valid call ID"), "{line}");
+}
+
+#[test]
+fn dial_not_an_id_fails_clearly() {
+    let tmp = tempdir();
+    new_id(tmp.path());
+    let out = run(
+        call_in(tmp.path()).args([
+            "dial",
+            "not-an-id",
+            "--audio-in",
+            "silence",
+            "--audio-out",
+            "null",
+            "--ice-scope",
+            "loopback",
+        ]),
+        "call dial not-an-id",
+    );
+    out.assert_failure("`call dial not-an-id`");
+    let line = out.single_error_line();
+    assert!(
+        line.contains("not-an-id") && line.contains("not a valid call ID"),
+        "the error should name the bad input: {line}"
+    );
+}
+
+#[test]
+fn unknown_subcommand_and_missing_argument_exit_non_zero() {
+    let out = run(call().arg("frobnicate"), "call frobnicate");
+    out.assert_failure("an unknown subcommand");
+    let out = run(call().arg("dial"), "call dial");
+    out.assert_failure("`call dial` without an ID");
+    assert!(out.stderr.contains("<PEER>"), "{}", out.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+// ---------------------------------------------------------------------------------------------
+
+/// Arguments shared by both ends of a test call.
+fn conn_args(server: &str, relay_only: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["--server", server, "--quiet", "--ice-scope", "loopback"]
+        .map(str::to_owned)
+        .to_vec();
+    if relay_only {
+        args.push("--relay-only".to_owned());
+    }
+    args
+}
+
+fn wav_seconds(path: &Path) -> f64 {
+    let reader = hound::WavReader::open(path)
+        .unwrap_or_else(|e| panic!("{} is not a WAV file: {e}", path.display()));
+    let spec = reader.spec();
+    f64::from(reader.duration()) / f64::from(spec.sample_rate)
+}
+
+/// A real call between two `call` processes; checks exits, stats, the WAV and the chat text.
+fn real_call(relay_only: bool) {
+    let server = TestServer::start();
+    let url = server.url();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let heard: PathBuf = b.path().join("heard.wav");
+    let stats: PathBuf = a.path().join("stats.json");
+
+    let mut listener = Running::spawn(
+        call_in(b.path())
+            .args([
+                "listen",
+                "--auto-accept",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+            ])
+            .arg(&heard)
+            .args(conn_args(&url, relay_only)),
+        "call listen",
+    );
+    server.wait_for_clients(1, &mut listener);
+
+    let dialer = run(
+        call_in(a.path())
+            .args(["dial", &id_b.to_string()])
+            .args(["--audio-in", "sine:440", "--audio-out", "null"])
+            .args(["--duration", "2", "--say", "hello", "--stats-json"])
+            .arg(&stats)
+            .args(conn_args(&url, relay_only)),
+        "call dial",
+    );
+    let listener = listener.wait(PROCESS_LIMIT);
+    dialer.assert_success("call dial");
+    listener.assert_success("call listen");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&fs::read(&stats).expect("stats.json")).expect("stats.json is JSON");
+    let received = json["packets_received"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("stats.json has no packets_received: {json}"));
+    assert!(received > 0, "the dialer received no audio packets: {json}");
+    assert!(json["packets_sent"].as_u64().unwrap_or(0) > 0, "{json}");
+    let expected_candidate = if relay_only { "relay" } else { "host" };
+    assert_eq!(
+        json["candidate_type"].as_str(),
+        Some(expected_candidate),
+        "the call should run over a {expected_candidate} candidate: {json}"
+    );
+
+    let secs = wav_seconds(&heard);
+    assert!(secs > 1.5, "the listener wrote only {secs:.2} s of audio");
+
+    assert!(
+        listener.stdout.lines().any(|l| l.ends_with(": hello")),
+        "the listener should print the chat text `hello` on stdout:\n{}",
+        listener.stdout
+    );
+    // --quiet: nothing on stderr but the listener's own start line and no errors.
+    for out in [&dialer, &listener] {
+        assert!(
+            !out.stderr.contains("error"),
+            "a successful call printed an error:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn call_between_two_processes_host_candidates() {
+    real_call(false);
+}
+
+#[test]
+fn call_between_two_processes_relay_only() {
+    real_call(true);
+}
+
+#[test]
+fn dialing_an_id_nobody_listens_for_fails_with_one_error_line() {
+    let server = TestServer::start();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let absent = new_id(b.path());
+    let out = run(
+        call_in(a.path())
+            .args(["dial", &absent.to_string()])
+            .args(["--audio-in", "silence", "--audio-out", "null"])
+            .args(["--connect-timeout", "2"])
+            .args(conn_args(&server.url(), false)),
+        "call dial (nobody listening)",
+    );
+    out.assert_failure("dialing an ID nobody listens for");
+    let line = out.single_error_line();
+    assert!(
+        line.contains("not connected") && line.contains("call listen"),
+        "the error should say the peer is not online: {line}"
+    );
+}
+
+#[test]
+fn a_peer_that_never_answers_hits_the_connect_timeout() {
+    let server = TestServer::start();
+    let (silent_id, silent) = server.silent_peer();
+    let a = tempdir();
+    new_id(a.path());
+    let out = run(
+        call_in(a.path())
+            .args(["dial", &silent_id.to_string()])
+            .args(["--audio-in", "silence", "--audio-out", "null"])
+            .args(["--connect-timeout", "2"])
+            .args(conn_args(&server.url(), false)),
+        "call dial (peer never answers)",
+    );
+    out.assert_failure("dialing a peer that never answers");
+    let line = out.single_error_line();
+    assert!(line.contains("no answer within 2 s"), "{line}");
+    drop(silent);
+}
+
+#[test]
+fn a_listener_without_a_terminal_declines_unless_auto_accept() {
+    let server = TestServer::start();
+    let url = server.url();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let mut listener = Running::spawn(
+        call_in(b.path())
+            .args(["listen", "--audio-in", "silence", "--audio-out", "null"])
+            .args(conn_args(&url, false)),
+        "call listen (no --auto-accept)",
+    );
+    server.wait_for_clients(1, &mut listener);
+    let out = run(
+        call_in(a.path())
+            .args(["dial", &id_b.to_string()])
+            .args(["--audio-in", "silence", "--audio-out", "null"])
+            .args(["--connect-timeout", "5"])
+            .args(conn_args(&url, false)),
+        "call dial (declined)",
+    );
+    out.assert_failure("a declined call");
+    let line = out.single_error_line();
+    assert!(line.contains("declined"), "{line}");
+    listener.wait_for_stderr("--auto-accept");
+}
+
+#[test]
+fn a_connected_call_survives_losing_the_signaling_server() {
+    let mut server = TestServer::start();
+    let url = server.url();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let mut listener = Running::spawn(
+        call_in(b.path())
+            .args([
+                "listen",
+                "--auto-accept",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+                "null",
+            ])
+            .args(conn_args(&url, false)),
+        "call listen",
+    );
+    server.wait_for_clients(1, &mut listener);
+    let mut dialer = Running::spawn(
+        call_in(a.path())
+            .args(["dial", &id_b.to_string()])
+            .args(["--audio-in", "sine:440", "--audio-out", "null"])
+            .args(["--duration", "2"])
+            .args(conn_args(&url, false)),
+        "call dial",
+    );
+    dialer.wait_for_stderr("connected to");
+    listener.wait_for_stderr("connected to");
+    server.stop();
+    let dialer = dialer.wait(PROCESS_LIMIT);
+    let listener = listener.wait(PROCESS_LIMIT);
+    dialer.assert_success("call dial after the server went away");
+    listener.assert_success("call listen after the server went away");
+    for out in [&dialer, &listener] {
+        let lost = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("signaling connection lost"))
+            .count();
+        assert!(
+            lost <= 1,
+            "losing signaling should be reported once, not {lost} times:\n{}",
+            out.stderr.lines().take(20).collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+#[test]
+fn audio_in_device_without_a_device_suggests_sine() {
+    let has_input = native::list_audio_devices()
+        .map(|devices| devices.iter().any(|d| d.input))
+        .unwrap_or(false);
+    if has_input {
+        eprintln!("note: this machine has an audio input device; skipping the no-device test");
+        return;
+    }
+    let server = TestServer::start();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let out = run(
+        call_in(a.path())
+            .args(["dial", &id_b.to_string()])
+            .args(["--audio-in", "device", "--audio-out", "null"])
+            .args(["--connect-timeout", "2"])
+            .args(conn_args(&server.url(), false)),
+        "call dial --audio-in device",
+    );
+    out.assert_failure("`--audio-in device` without a device");
+    let line = out.single_error_line();
+    assert!(
+        line.contains("sine"),
+        "the error should suggest sine:HZ: {line}"
+    );
+    assert_eq!(
+        line.matches("no audio input device").count(),
+        1,
+        "the cause must not be repeated: {line}"
+    );
+}
