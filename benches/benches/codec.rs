@@ -108,6 +108,8 @@ fn encoded_stream(w: usize, h: usize, frames: &[I420Frame]) -> Vec<Vec<u8>> {
 /// One benchmarked operation in two flavours, as closures that run one iteration each.
 struct Pair {
     name: String,
+    /// Length of the input cycle in frames.
+    cycle: u32,
     ours: Box<dyn FnMut()>,
     raw: Box<dyn FnMut()>,
 }
@@ -125,6 +127,7 @@ fn opus_pairs() -> Vec<Pair> {
     let mut b2 = [0u8; MAX_PACKET_BYTES];
     let encode = Pair {
         name: "opus_encode_20ms".into(),
+        cycle: OPUS_FRAMES as u32,
         ours: Box::new(move || {
             i1 = (i1 + 1) % OPUS_FRAMES;
             black_box(
@@ -147,6 +150,7 @@ fn opus_pairs() -> Vec<Pair> {
     let mut o2 = [0i16; FRAME_SAMPLES];
     let decode = Pair {
         name: "opus_decode_20ms".into(),
+        cycle: OPUS_FRAMES as u32,
         ours: Box::new(move || {
             j1 = (j1 + 1) % OPUS_FRAMES;
             black_box(
@@ -183,6 +187,7 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let (mut out1, mut out2) = (Vec::new(), Vec::new());
     let encode = Pair {
         name: format!("h264_encode_{w}x{h}"),
+        cycle: VIDEO_FRAMES as u32,
         ours: Box::new(move || {
             i1 = (i1 + 1) % VIDEO_FRAMES;
             black_box(
@@ -206,6 +211,7 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let (mut j1, mut j2) = (VIDEO_FRAMES - 1, VIDEO_FRAMES - 1);
     let decode = Pair {
         name: format!("h264_decode_{w}x{h}"),
+        cycle: VIDEO_FRAMES as u32,
         ours: Box::new(move || {
             j1 = (j1 + 1) % VIDEO_FRAMES;
             black_box(ours_dec.decode_view(&s1[j1]).expect("decode").is_some());
@@ -243,9 +249,11 @@ fn block(f: &mut dyn FnMut(), iters: u32) -> Duration {
 /// the per-iteration times and of the per-round ratios ours/raw. Pairing adjacent blocks cancels
 /// the slow load changes of a shared machine.
 fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration, f64) {
-    // Size blocks at about 5 ms.
+    // Blocks of at least 5 ms and at least one full cycle of input frames, so ours and raw
+    // see the same content mix in every block whatever their position in the cycle.
     let one = block(&mut pair.ours, 3).max(Duration::from_nanos(1));
-    let iters = (Duration::from_millis(5).as_nanos() / one.as_nanos()).clamp(1, 100_000) as u32;
+    let iters = (Duration::from_millis(5).as_nanos() / one.as_nanos())
+        .clamp(u128::from(pair.cycle), 100_000) as u32;
     let (mut ours, mut raw, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
     let mut round = 0u32;
@@ -287,7 +295,7 @@ fn main() {
 
     let mut table = String::from("| operation | ours | raw | ours/raw |\n|---|---:|---:|---:|\n");
     for pair in opus.iter_mut().chain(video.iter_mut()) {
-        let (ours, raw, ratio) = paired(pair, Duration::from_secs(2));
+        let (ours, raw, ratio) = paired(pair, Duration::from_millis(2500));
         table.push_str(&format!(
             "| {} | {:.2} µs | {:.2} µs | {:.3} |\n",
             pair.name,
@@ -296,7 +304,7 @@ fn main() {
             ratio
         ));
     }
-    println!("\nPaired interleaved medians (ours and raw in alternating ~5 ms blocks; ratio = median of per-round ratios):\n\n{table}");
+    println!("\nPaired interleaved medians (ours and raw in alternating blocks of >= 5 ms and one input cycle; ratio = median of per-round ratios):\n\n{table}");
     let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/codec_ratios.md");
     if let Err(e) = std::fs::write(path, &table) {
         eprintln!("could not write {path}: {e}");

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media::codec::opus::{EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES};
+use media::codec::opus::{
+    EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES,
+};
 use media::jitter::audio::{render, AudioJitterBuffer, JitterConfig, Playout};
 use media::netsim::evaluate::{arrivals_with, drive, PullClock};
 use media::netsim::{Profile, Trace};
@@ -20,14 +22,14 @@ use crate::vowels::vowel_mix;
 /// FFT size of the log-spectral distance.
 const FFT: usize = 512;
 /// Highest frequency compared by the log-spectral distance.
-const LSD_MAX_HZ: f64 = 8_000.0;
+const LSD_MAX_HZ: f64 = 4_000.0;
 
 /// Score of one decoded signal against the original.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Score {
     /// Signal-to-noise ratio in dB (higher is better).
     pub snr_db: f64,
-    /// Mean log-spectral distance over active frames, 0–8 kHz, in dB (lower is better).
+    /// Mean log-spectral distance over active frames, 0–4 kHz, in dB (lower is better).
     pub lsd_db: f64,
     /// Share of frames concealed.
     pub concealed_rate: f64,
@@ -76,7 +78,11 @@ pub fn through_network(
     seed: u64,
     use_fec: bool,
 ) -> anyhow::Result<(Vec<i16>, f64, f64)> {
-    let trace = Trace::synthesize(profile, seed, Duration::from_millis(20) * packets.len() as u32);
+    let trace = Trace::synthesize(
+        profile,
+        seed,
+        Duration::from_millis(20) * packets.len() as u32,
+    );
     let seq0 = trace.records.first().map_or(0, |r| r.seq);
     let ts0 = trace.records.first().map_or(0, |r| r.timestamp);
     let arrivals = arrivals_with(&trace, |r| {
@@ -94,34 +100,40 @@ pub fn through_network(
     let mut frame = vec![0i16; FRAME_SAMPLES];
     let (mut frames, mut concealed, mut fec) = (0u64, 0u64, 0u64);
     let mut error = None;
-    drive(&arrivals, &mut buf, PullClock::default(), Instant::now(), |_, playout| {
-        if let Err(e) = render(&mut dec, playout, &mut frame) {
-            error.get_or_insert(e);
-            return;
-        }
-        let ts = match playout {
-            Playout::Packet { timestamp, .. } => *timestamp,
-            Playout::Fec { timestamp, .. } => {
-                fec += 1;
-                *timestamp
-            }
-            Playout::Conceal { timestamp } => {
-                concealed += 1;
-                *timestamp
-            }
-            Playout::Expand { .. } => {
-                concealed += 1;
-                frames += 1;
+    drive(
+        &arrivals,
+        &mut buf,
+        PullClock::default(),
+        Instant::now(),
+        |_, playout| {
+            if let Err(e) = render(&mut dec, playout, &mut frame) {
+                error.get_or_insert(e);
                 return;
             }
-            Playout::Dtx { .. } | Playout::Empty => return,
-        };
-        let index = (ts.wrapping_sub(ts0) / FRAME_SAMPLES as u32) as usize;
-        if let Some(dst) = out.get_mut(index * FRAME_SAMPLES..(index + 1) * FRAME_SAMPLES) {
+            let Some(ts) = playout.timestamp() else {
+                return;
+            };
+            let index = (ts.wrapping_sub(ts0) / FRAME_SAMPLES as u32) as usize;
+            let Some(dst) = out.get_mut(index * FRAME_SAMPLES..(index + 1) * FRAME_SAMPLES) else {
+                return; // before the stream or concealment after its end
+            };
             frames += 1;
-            dst.copy_from_slice(&frame);
-        }
-    });
+            match playout {
+                Playout::Packet { .. } => dst.copy_from_slice(&frame),
+                Playout::Fec { .. } => {
+                    fec += 1;
+                    dst.copy_from_slice(&frame);
+                }
+                Playout::Conceal { .. } => {
+                    concealed += 1;
+                    dst.copy_from_slice(&frame);
+                }
+                // Inserted frames are not placed: the timeline keeps the sender's frames only.
+                Playout::Expand { .. } => concealed += 1,
+                Playout::Dtx { .. } | Playout::Empty => {}
+            }
+        },
+    );
     if let Some(e) = error {
         return Err(e.into());
     }
@@ -137,7 +149,9 @@ pub fn codec_delay(reference: &[i16], decoded: &[i16]) -> usize {
         .max_by(|&a, &b| {
             let corr = |lag: usize| -> f64 {
                 (0..len.saturating_sub(lag))
-                    .map(|i| f64::from(reference[i]) * f64::from(*decoded.get(i + lag).unwrap_or(&0)))
+                    .map(|i| {
+                        f64::from(reference[i]) * f64::from(*decoded.get(i + lag).unwrap_or(&0))
+                    })
                     .sum()
             };
             corr(a).total_cmp(&corr(b))
@@ -149,7 +163,10 @@ pub fn codec_delay(reference: &[i16], decoded: &[i16]) -> usize {
 pub fn score(reference: &[i16], decoded: &[i16], lag: usize) -> (f64, f64) {
     let n = reference.len().min(decoded.len().saturating_sub(lag));
     let r: Vec<f64> = reference[..n].iter().map(|&s| f64::from(s)).collect();
-    let d: Vec<f64> = decoded[lag..lag + n].iter().map(|&s| f64::from(s)).collect();
+    let d: Vec<f64> = decoded[lag..lag + n]
+        .iter()
+        .map(|&s| f64::from(s))
+        .collect();
     let signal: f64 = r.iter().map(|x| x * x).sum();
     let noise: f64 = r.iter().zip(&d).map(|(a, b)| (a - b) * (a - b)).sum();
     let snr = 10.0 * (signal / noise.max(1e-9)).log10();
@@ -157,7 +174,7 @@ pub fn score(reference: &[i16], decoded: &[i16], lag: usize) -> (f64, f64) {
 }
 
 /// Mean log-spectral distance (dB) over frames whose reference energy is within 40 dB of the
-/// loudest frame, 0–8 kHz, Hann-windowed 512-point frames with 50 % overlap.
+/// loudest frame, 0–4 kHz (the band of the test signal), Hann-windowed 512-point frames with 50 % overlap.
 fn log_spectral_distance(r: &[f64], d: &[f64]) -> f64 {
     let window: Vec<f64> = (0..FFT)
         .map(|i| 0.5 - 0.5 * (std::f64::consts::TAU * i as f64 / FFT as f64).cos())
@@ -284,7 +301,9 @@ mod tests {
 
     #[test]
     fn fft_finds_a_tone() {
-        let mut re: Vec<f64> = (0..64).map(|i| (std::f64::consts::TAU * 5.0 * i as f64 / 64.0).cos()).collect();
+        let mut re: Vec<f64> = (0..64)
+            .map(|i| (std::f64::consts::TAU * 5.0 * i as f64 / 64.0).cos())
+            .collect();
         let mut im = vec![0.0; 64];
         fft(&mut re, &mut im);
         assert!((re[5] - 32.0).abs() < 1e-9 && im[5].abs() < 1e-9);

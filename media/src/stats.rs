@@ -43,6 +43,8 @@ pub struct CallStats {
     pub jitter_buffer_ms: f64,
     /// Target jitter-buffer delay, milliseconds.
     pub jitter_target_ms: f64,
+    /// Fraction of packets that arrived too late to be played, 0..1.
+    pub late_loss_rate: f64,
     /// Time from the start of dialing (or of answering) to the first decoded audio frame, ms.
     pub first_audio_ms: Option<f64>,
 }

@@ -58,7 +58,11 @@ async fn one_call(url: &str, relay_only: bool) -> Result<f64> {
     bob_opts.audio_in = Some(AudioInSpec::Sine(440.0));
     bob_opts.duration = None;
     bob_opts.relay_only = relay_only;
-    let listener = tokio::spawn(listen(Arc::clone(&bob), IncomingDecision::AutoAccept, bob_opts));
+    let listener = tokio::spawn(listen(
+        Arc::clone(&bob),
+        IncomingDecision::AutoAccept,
+        bob_opts,
+    ));
     // The listener must be registered before the offer is routed to it.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let mut alice_opts = CallOptions::scripted(url);

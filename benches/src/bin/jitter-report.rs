@@ -265,7 +265,7 @@ fn audio_section(rows: &[(String, bool, Score)], seconds: u64) -> String {
          one seeded trace per profile, adaptive buffer, Opus decoder (FEC / PLC). \
          SNR: waveform signal-to-noise ratio after removing the codec delay (higher is better; \
          Opus is not waveform-exact, so the codec-only row is the ceiling). LSD: log-spectral \
-         distance 0-8 kHz over active 10.7 ms frames (lower is better).\n\n\
+         distance 0-4 kHz (the signal's band) over active 10.7 ms frames (lower is better).\n\n\
          | profile | FEC | SNR (dB) | LSD (dB) | concealed | FEC-recovered |\n\
          |---|---|---:|---:|---:|---:|\n"
     );
@@ -280,18 +280,32 @@ fn audio_section(rows: &[(String, bool, Score)], seconds: u64) -> String {
             100.0 * s.fec_rate
         );
     }
-    t.push('\n');
+    t.push_str(
+        "\nFEC on minus FEC off, and each against its own codec-only row (what the network and \
+         buffer cost):\n\n",
+    );
+    let reference = |fec: bool| {
+        rows.iter()
+            .find(|(p, f, _)| p.starts_with("none") && *f == fec)
+            .map_or((0.0, 0.0), |(_, _, s)| (s.snr_db, s.lsd_db))
+    };
+    let (ref_on, ref_off) = (reference(true), reference(false));
     for pair in rows.chunks(2) {
         if let [(profile, true, on), (_, false, off)] = pair {
-            if on.fec_rate > 0.0 {
-                let _ = writeln!(
-                    t,
-                    "- {} {profile}: FEC on LSD {:.2} dB vs off {:.2} dB",
-                    if on.lsd_db <= off.lsd_db { "FEC helps" } else { "FEC does not help" },
-                    on.lsd_db,
-                    off.lsd_db
-                );
+            if profile.starts_with("none") {
+                continue;
             }
+            let _ = writeln!(
+                t,
+                "- {profile}: SNR on-off {:+.1} dB, LSD on-off {:+.2} dB; loss cost with FEC: \
+                 SNR {:+.1} dB, LSD {:+.2} dB; without: SNR {:+.1} dB, LSD {:+.2} dB",
+                on.snr_db - off.snr_db,
+                on.lsd_db - off.lsd_db,
+                on.snr_db - ref_on.0,
+                on.lsd_db - ref_on.1,
+                off.snr_db - ref_off.0,
+                off.lsd_db - ref_off.1,
+            );
         }
     }
     t

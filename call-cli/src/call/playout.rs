@@ -1,51 +1,64 @@
-//! Received audio to PCM frames at the 20 ms playout clock.
+//! Received audio to PCM frames at the 20 ms playout clock, through the adaptive jitter buffer.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
-use media::codec::opus::{CodecError, OpusDecoder, FRAME_SAMPLES};
+use media::codec::opus::{CodecError, FRAME_SAMPLES};
+use media::jitter::audio::{AudioPacket, AudioPlayout, FrameKind, JitterConfig};
 use media::session::ReceivedRtp;
 use media::stats::CallStats;
 
-/// Interim playout: decodes packets in arrival order, one per tick.
+/// The jitter buffer and decoder, plus whether playout has started (so a sink gets no leading
+/// silence from before the first packet).
 pub(crate) struct Playout {
-    queue: VecDeque<ReceivedRtp>,
-    decoder: OpusDecoder,
+    inner: AudioPlayout,
     pcm: Vec<i16>,
-    decoded: u64,
+    started: bool,
 }
 
 impl Playout {
     pub(crate) fn new() -> Result<Self, CodecError> {
         Ok(Self {
-            queue: VecDeque::new(),
-            decoder: OpusDecoder::new()?,
+            inner: AudioPlayout::new(JitterConfig::default())?,
             pcm: vec![0; FRAME_SAMPLES],
-            decoded: 0,
+            started: false,
         })
     }
 
     pub(crate) fn insert(&mut self, pkt: ReceivedRtp) {
-        if self.queue.len() < 64 {
-            self.queue.push_back(pkt);
-        }
+        let arrival = pkt.arrival;
+        self.inner.insert(
+            AudioPacket {
+                seq: pkt.seq,
+                timestamp: pkt.timestamp,
+                ssrc: pkt.ssrc,
+                payload: pkt.payload,
+            },
+            arrival,
+        );
     }
 
+    /// The frame due at `now`, or `None` before playout has started.
     pub(crate) fn pull(
         &mut self,
-        _now: Instant,
+        now: Instant,
         stats: &mut CallStats,
     ) -> Result<Option<&[i16]>, CodecError> {
-        let Some(pkt) = self.queue.pop_front() else {
-            return Ok(None);
-        };
-        let n = self.decoder.decode(&pkt.payload, &mut self.pcm)?;
-        self.decoded += 1;
-        stats.frames_decoded = self.decoded;
-        Ok(Some(&self.pcm[..n]))
+        let kind = self.inner.pull(now, &mut self.pcm)?;
+        if kind == FrameKind::Decoded && !self.started {
+            self.started = true;
+        }
+        self.fill_stats(stats);
+        Ok(self.started.then_some(&self.pcm[..]))
     }
 
+    /// Copies the jitter-buffer counters into the call statistics.
     pub(crate) fn fill_stats(&self, stats: &mut CallStats) {
-        stats.frames_decoded = self.decoded;
+        let j = self.inner.stats();
+        stats.frames_decoded = j.decoded;
+        stats.frames_fec = j.fec_recovered;
+        stats.frames_concealed = j.concealed;
+        stats.jitter_buffer_ms = j.current_delay.as_secs_f64() * 1e3;
+        stats.jitter_target_ms = j.target_delay.as_secs_f64() * 1e3;
+        stats.late_loss_rate = j.late_loss_rate;
     }
 }
