@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use benches::audio_quality::{self, Score};
 use benches::fixed_delay::FixedDelayBuffer;
 use media::jitter::audio::{AudioJitterBuffer, PlayoutBuffer};
-use media::netsim::evaluate::{evaluate, PlayoutReport};
+use media::netsim::evaluate::{drive, evaluate, PlayoutReport, PullClock};
 use media::netsim::{Profile, Trace};
 
 /// Profiles named in issue 4; others in the table are informational.
@@ -91,6 +91,8 @@ fn main() -> anyhow::Result<()> {
     md.push('\n');
     let (checks, all_pass) = checks(&rows);
     md.push_str(&checks);
+
+    md.push_str(&cost_section());
 
     let audio_seconds = value("--audio-seconds", 20)?;
     let audio = audio_quality::quality_table(audio_seconds, 7)?;
@@ -307,6 +309,50 @@ fn audio_section(rows: &[(String, bool, Score)], seconds: u64) -> String {
                 off.lsd_db - ref_off.1,
             );
         }
+    }
+    t
+}
+
+/// Indicative insert+pull cost per packet, adaptive next to fixed 80 ms in the same run
+/// (criterion, `cargo bench -p benches --bench jitter`, gives the precise figure).
+fn cost_section() -> String {
+    let mut t = String::from(
+        "\n## Jitter path cost\n\n\
+         One `insert` plus one `pull` per packet, 20 s traces replayed 200 times, wall clock \
+         (indicative; `cargo bench -p benches --bench jitter` measures it with criterion).\n\n\
+         | profile | adaptive (ns/packet) | fixed 80 ms (ns/packet) | ratio |\n|---|---:|---:|---:|\n",
+    );
+    for name in ["clean", "jitter80", "loss10"] {
+        let Some(profile) = Profile::by_name(name) else {
+            continue;
+        };
+        let arrivals = Trace::synthesize(&profile, 1, Duration::from_secs(20)).arrivals();
+        let per_packet = |make: &dyn Fn() -> Box<dyn PlayoutBuffer>| -> f64 {
+            let reps = 200;
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..reps {
+                let mut buf = make();
+                let start = Instant::now();
+                drive(
+                    &arrivals,
+                    buf.as_mut(),
+                    PullClock::default(),
+                    start,
+                    |_, out| {
+                        std::hint::black_box(out);
+                    },
+                );
+                elapsed += start.elapsed();
+            }
+            elapsed.as_secs_f64() * 1e9 / (reps * arrivals.len()) as f64
+        };
+        let adaptive = per_packet(&|| Box::new(AudioJitterBuffer::default()));
+        let fixed = per_packet(&|| Box::new(fixed(80)));
+        let _ = writeln!(
+            t,
+            "| {name} | {adaptive:.0} | {fixed:.0} | {:.1} |",
+            adaptive / fixed.max(1e-9)
+        );
     }
     t
 }

@@ -16,6 +16,7 @@ pub mod routing;
 pub mod session;
 pub mod tls;
 pub mod turn;
+pub mod turn_retransmit;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

@@ -17,6 +17,8 @@ use turn::auth::AuthHandler;
 use turn::relay::RelayAddressGenerator;
 use webrtc_util::Conn;
 
+use super::turn_retransmit::RetransmitConn;
+
 use super::peer_policy::{denied_range, peer_allowed};
 use crate::turn_credentials::CredentialPolicy;
 
@@ -110,7 +112,7 @@ impl EmbeddedTurn {
             })?;
         let server = turn::server::Server::new(turn::server::config::ServerConfig {
             conn_configs: vec![turn::server::config::ConnConfig {
-                conn: Arc::new(socket),
+                conn: Arc::new(RetransmitConn::new(Arc::new(socket))),
                 relay_addr_generator: Box::new(FilteringRelayGenerator {
                     bind_ip: cfg.listen.ip(),
                     relay_ip: advertised_ip,
