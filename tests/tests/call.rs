@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use call_cli::call::{dial, listen, CallOptions, EndReason, IncomingDecision};
+use media::netsim::trace::Trace;
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::Identity;
 use signaling::server::{Server, ServerConfig};
@@ -39,6 +40,8 @@ async fn sine_call(relay_only: bool) {
     alice_opts.duration = Some(Duration::from_secs(SECONDS));
     alice_opts.relay_only = relay_only;
     alice_opts.say = vec!["hello from alice".into()];
+    let trace_path = dir.path().join("alice.trace");
+    alice_opts.record_trace = Some(trace_path.clone());
     let a = dial(Arc::clone(&alice), bob.call_id(), alice_opts)
         .await
         .expect("alice's call connects and ends normally");
@@ -58,6 +61,11 @@ async fn sine_call(relay_only: bool) {
     if relay_only {
         assert_eq!(a.stats.candidate_type.as_deref(), Some("relay"));
     }
+
+    // The arrival trace alice recorded replays what she received.
+    let trace =
+        Trace::parse(&std::fs::read_to_string(&trace_path).unwrap()).expect("a valid trace");
+    assert_eq!(trace.records.len() as u64, a.stats.packets_received);
 
     let samples = read_wav(&heard);
     let frames = samples.len() / 960;

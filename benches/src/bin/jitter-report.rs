@@ -3,7 +3,8 @@
 //! conditions of issue 4 and writes the table to `docs/quality.md`.
 //!
 //! Run: `cargo run --release -p benches --bin jitter-report [-- --seconds 60 --seeds 3
-//! --audio-seconds 20 --no-write]`.
+//! --audio-seconds 20 --no-write]`; `-- --trace FILE` instead evaluates a recorded trace (see
+//! `media::netsim::trace` for the format) and prints its table without writing anything.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -53,6 +54,10 @@ fn main() -> anyhow::Result<()> {
             None => Ok(default),
         }
     };
+    if let Some(i) = flag("--trace") {
+        let path = args.get(i + 1).context("--trace needs a file")?;
+        return replay(path);
+    }
     let seconds = value("--seconds", 60)?;
     let seeds = value("--seeds", 3)?;
     let write = flag("--no-write").is_none();
@@ -355,4 +360,24 @@ fn cost_section() -> String {
         );
     }
     t
+}
+
+/// Evaluates the three buffers on a recorded trace file and prints the table.
+fn replay(path: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let trace = Trace::parse(&text).with_context(|| format!("parsing {path}"))?;
+    let origin = Instant::now();
+    let row = Row {
+        profile: path.to_owned(),
+        jitter_p99_ms: 0.0,
+        adaptive: evaluate(&trace, &mut AudioJitterBuffer::default(), origin),
+        fixed80: evaluate(&trace, &mut fixed(80), origin),
+        fixed200: evaluate(&trace, &mut fixed(200), origin),
+    };
+    println!(
+        "{} packets; delays are relative to the fastest packet when the trace has no send times.\n",
+        trace.records.len()
+    );
+    print!("{}", table(&[row]));
+    Ok(())
 }

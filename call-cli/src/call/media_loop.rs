@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use media::chat::ChatFrame;
 use media::codec::opus::{EncoderConfig, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES};
+use media::jitter::audio::AudioPacket;
+use media::netsim::trace::TraceRecorder;
 use media::session::{Session, SessionEvent};
 use media::stats::{CallStats, ReceiveCounter};
 use native::{AudioSink, AudioSource};
@@ -73,6 +75,10 @@ pub(crate) async fn run_media(
     let mut source_done = false;
     let mut ping_n = 0u64;
     let mut ping_out: Option<(u64, Instant)> = None;
+    let mut recorder = opts
+        .record_trace
+        .as_ref()
+        .map(|_| TraceRecorder::new(48_000));
     // Once the signaling connection is gone `client.recv()` returns `None` at once, every time:
     // stop polling it, or the loop spins.
     let mut signaling_open = true;
@@ -133,7 +139,11 @@ pub(crate) async fn run_media(
             ev = events.recv() => match ev {
                 Some(SessionEvent::Audio(pkt)) => {
                     counter.on_packet(pkt.seq, pkt.timestamp, pkt.payload.len(), pkt.arrival);
-                    playout.insert(pkt);
+                    let packet = audio_packet(&pkt);
+                    if let Some(rec) = recorder.as_mut() {
+                        rec.record(&packet, pkt.arrival);
+                    }
+                    playout.insert(packet, pkt.arrival);
                 }
                 Some(SessionEvent::ChatOpen) => {
                     chat_open = true;
@@ -248,6 +258,14 @@ pub(crate) async fn run_media(
     stats.packets_sent = packets_sent;
     fill_receive(&mut stats, &counter);
     playout.fill_stats(&mut stats);
+    if let (Some(path), Some(rec)) = (&opts.record_trace, recorder) {
+        std::fs::write(path, rec.into_trace().to_string()).map_err(|e| {
+            CallError::Io(format!(
+                "could not write the trace to {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
     if let Some(path) = &opts.stats_json {
         let json = serde_json::to_vec_pretty(&stats).unwrap_or_default();
         std::fs::write(path, json).map_err(|e| {
@@ -264,6 +282,15 @@ pub(crate) async fn run_media(
         chat_received,
         end,
     })
+}
+
+fn audio_packet(pkt: &media::session::ReceivedRtp) -> AudioPacket {
+    AudioPacket {
+        seq: pkt.seq,
+        timestamp: pkt.timestamp,
+        ssrc: pkt.ssrc,
+        payload: pkt.payload.clone(),
+    }
 }
 
 fn fill_receive(stats: &mut CallStats, counter: &ReceiveCounter) {

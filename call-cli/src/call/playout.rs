@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use media::codec::opus::{CodecError, FRAME_SAMPLES};
 use media::jitter::audio::{AudioPacket, AudioPlayout, FrameKind, JitterConfig};
-use media::session::ReceivedRtp;
 use media::stats::CallStats;
 
 /// The jitter buffer and decoder, plus whether playout has started (so a sink gets no leading
@@ -24,17 +23,8 @@ impl Playout {
         })
     }
 
-    pub(crate) fn insert(&mut self, pkt: ReceivedRtp) {
-        let arrival = pkt.arrival;
-        self.inner.insert(
-            AudioPacket {
-                seq: pkt.seq,
-                timestamp: pkt.timestamp,
-                ssrc: pkt.ssrc,
-                payload: pkt.payload,
-            },
-            arrival,
-        );
+    pub(crate) fn insert(&mut self, pkt: AudioPacket, arrival: Instant) {
+        self.inner.insert(pkt, arrival);
     }
 
     /// The frame due at `now`, or `None` before playout has started.

@@ -13,7 +13,8 @@
 //! [`JitterConfig::history`]) feeds a forgetting histogram whose [`JitterConfig::quantile`]
 //! (0.95) gives the body of the jitter distribution, and a peak hold over
 //! [`JitterConfig::peak_hold`] covering its tail (NetEq's peak detector). The target delay is
-//! the larger of the two, rises immediately (fast attack), falls at
+//! the larger of the two plus [`JitterConfig::headroom`] (20 ms, for delays beyond any seen
+//! yet), rises immediately (fast attack), falls at
 //! [`JitterConfig::decay_per_second`] (slow decay), and stays within
 //! `[min_delay, max_delay]` (default cap 200 ms). Playout starts after
 //! [`JitterConfig::initial_delay`] (60 ms).
@@ -92,6 +93,8 @@ pub struct JitterConfig {
     pub peak_hold: Duration,
     /// How fast the target may fall, per second of arrivals (default 10 ms/s).
     pub decay_per_second: Duration,
+    /// Added to the measured delay, for delays beyond any seen so far (default 20 ms).
+    pub headroom: Duration,
     /// Recover a lost frame from the next packet's in-band FEC when it is buffered (default true).
     pub use_fec: bool,
     /// Hard bound on buffered packets (default 256, 5.1 s of 20 ms frames).
@@ -116,6 +119,7 @@ impl Default for JitterConfig {
             history: Duration::from_secs(10),
             peak_hold: Duration::from_secs(30),
             decay_per_second: Duration::from_millis(10),
+            headroom: Duration::from_millis(20),
             use_fec: true,
             max_packets: 256,
             idle_reset: Duration::from_secs(1),
@@ -369,6 +373,7 @@ impl AudioJitterBuffer {
             history_us: micros(cfg.history),
             peak_hold_us: micros(cfg.peak_hold),
             decay_per_s_us: micros(cfg.decay_per_second),
+            headroom_us: micros(cfg.headroom),
         });
         Self {
             frame_ts: frame_ts.max(1),

@@ -6,7 +6,8 @@
 //! (1) a histogram with exponential forgetting, whose upper quantile (default 0.95) describes the
 //! body of the jitter distribution, and (2) a peak hold: the largest relative delay in a shorter
 //! sliding window, which covers the tail that a 0.95 quantile alone would lose (the role of
-//! NetEq's delay peak detector). The target is the larger of the two; it rises at once when the
+//! NetEq's delay peak detector). The target is the larger of the two plus a fixed headroom for
+//! delays beyond anything seen yet; it rises at once when the
 //! network gets worse (fast attack) and falls at a bounded rate when it improves (slow decay),
 //! always within `[min_delay, max_delay]`.
 //!
@@ -29,6 +30,7 @@ pub(crate) struct DelayParams {
     pub(crate) history_us: i64,
     pub(crate) peak_hold_us: i64,
     pub(crate) decay_per_s_us: i64,
+    pub(crate) headroom_us: i64,
 }
 
 /// Relative-delay statistics and the resulting target delay.
@@ -119,6 +121,7 @@ impl DelayEstimator {
         if self.p.peak_hold_us > 0 {
             raw = raw.max(self.peak_window.front().map_or(0, |&(_, r)| r));
         }
+        raw = raw.saturating_add(self.p.headroom_us);
         let elapsed = self
             .last_arrival_us
             .map_or(0, |l| arrival_us.saturating_sub(l).max(0));
@@ -169,6 +172,7 @@ mod tests {
             history_us: 10_000_000,
             peak_hold_us: 10_000_000,
             decay_per_s_us: 10_000,
+            headroom_us: 0,
         }
     }
 
