@@ -893,3 +893,56 @@ fn audio_in_device_without_a_device_suggests_sine() {
         "the cause must not be repeated: {line}"
     );
 }
+
+#[test]
+fn chat_from_stdin_is_delivered_and_end_of_input_hangs_up() {
+    let server = TestServer::start();
+    let url = server.url();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let mut listener = Running::spawn(
+        call_in(b.path())
+            .args([
+                "listen",
+                "--auto-accept",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+                "null",
+            ])
+            .args(conn_args(&url, false)),
+        "call listen",
+    );
+    server.wait_for_clients(1, &mut listener);
+
+    // Both lines are typed (piped) before the chat channel opens; neither may be lost, and the
+    // end of input hangs up only after they were sent.
+    let mut chat = call_in(a.path());
+    chat.args(["chat", &id_b.to_string()])
+        .args(conn_args(&url, false))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = chat.spawn().expect("call chat starts");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(b"first line\nsecond line\n").unwrap();
+    }
+    let out = child.wait_with_output().expect("call chat exits");
+    assert!(
+        out.status.success(),
+        "call chat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listener = listener.wait(PROCESS_LIMIT);
+    listener.assert_success("call listen");
+    let first = listener.stdout.find(": first line");
+    let second = listener.stdout.find(": second line");
+    assert!(
+        matches!((first, second), (Some(f), Some(s)) if f < s),
+        "the listener printed both lines in order: {}",
+        listener.stdout
+    );
+}

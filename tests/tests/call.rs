@@ -95,3 +95,36 @@ async fn sine_and_chat_over_host_candidates() {
 async fn sine_and_chat_over_turn_relay() {
     sine_call(true).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callee_hang_up_ends_the_callers_side() {
+    let server = Server::start(ServerConfig::local())
+        .await
+        .expect("server starts");
+    let alice = Arc::new(Identity::generate());
+    let bob = Arc::new(Identity::generate());
+    let mut bob_opts = CallOptions::scripted(&server.url());
+    bob_opts.duration = Some(Duration::from_secs(1));
+    let listener = tokio::spawn(listen(
+        Arc::clone(&bob),
+        IncomingDecision::AutoAccept,
+        bob_opts,
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Alice would talk for a minute; bob's hang-up after one second must end her call.
+    let mut alice_opts = CallOptions::scripted(&server.url());
+    alice_opts.duration = Some(Duration::from_secs(60));
+    let a = tokio::time::timeout(
+        Duration::from_secs(20),
+        dial(alice, bob.call_id(), alice_opts),
+    )
+    .await
+    .expect("alice's call ends when bob hangs up")
+    .expect("alice's call ends normally");
+    let b = listener.await.unwrap().expect("bob's call ends normally");
+    assert_eq!(b.end, EndReason::DurationElapsed);
+    assert_eq!(a.end, EndReason::RemoteHangup);
+    assert!(a.stats.elapsed_s < 30.0);
+    server.shutdown().await;
+}

@@ -259,7 +259,13 @@ fn document(body: &str) -> String {
          packets that arrived after their frame was played, over delivered packets. Concealed: \
          output frames produced by concealment (lost, late, or inserted to grow the delay). \
          Dropped: packets skipped to shrink the delay. Fixed buffers start playing their delay \
-         after the first packet and use FEC like the adaptive one.\n\n{body}"
+         after the first packet and use FEC like the adaptive one.\n\n\
+         Profiles (`media::netsim::Profile::by_name`): 30 ms base delay and 2 ms (sigma) \
+         half-normal jitter, plus: `loss5/10/20` independent loss; `bursty` Gilbert-Elliott loss \
+         (bursts of about 4 packets); `jitter30`/`jitter80` half-normal jitter with 95 % of \
+         packets below 30/80 ms (sigma 15/40 ms, correlation 0.3, order kept like a queue); \
+         `reorder` 10 % of packets held back 45 ms and 1 % duplicated; `drift+0.1%`/`drift-0.1%` \
+         sender clock 0.1 % fast/slow; `pareto` (extra) Pareto-tailed jitter and 1 % loss.\n\n{body}"
     )
 }
 

@@ -73,6 +73,7 @@ pub(crate) async fn run_media(
     let mut last_sent_bytes = 0u64;
     let mut last_recv_bytes = 0u64;
     let mut source_done = false;
+    let mut input_done = false;
     let mut ping_n = 0u64;
     let mut ping_out: Option<(u64, Instant)> = None;
     let mut recorder = opts
@@ -151,6 +152,9 @@ pub(crate) async fn run_media(
                         chat_seq += 1;
                         send_text(&session, chat_seq, &text).await;
                     }
+                    if input_done && source.is_none() && opts.duration.is_none() {
+                        break EndReason::LocalHangup;
+                    }
                 }
                 Some(SessionEvent::Chat(bytes)) => match ChatFrame::parse(&bytes) {
                     Ok(ChatFrame::Text { text, ts_ms, .. }) => {
@@ -197,8 +201,10 @@ pub(crate) async fn run_media(
                 }
                 Some(text) => pending_say.push(text),
                 None => {
+                    // End of input hangs up a chat-only call, once what was typed has been sent.
                     chat_input = ChatInput::None;
-                    if source.is_none() && opts.duration.is_none() {
+                    input_done = true;
+                    if chat_open && source.is_none() && opts.duration.is_none() {
                         break EndReason::LocalHangup;
                     }
                 }

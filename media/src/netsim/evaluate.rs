@@ -274,6 +274,40 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any parsed trace (outside input) can be replayed and measured without panicking.
+        #[test]
+        fn any_trace_evaluates(
+            records in proptest::collection::vec(
+                (
+                    proptest::prelude::any::<u16>(),
+                    proptest::prelude::any::<u32>(),
+                    proptest::option::of(0u64..5_000_000),
+                    proptest::option::of(0u64..5_000_000),
+                    0u32..2000,
+                ),
+                0..200,
+            )
+        ) {
+            let trace = Trace {
+                clock_rate: 48_000,
+                records: records
+                    .into_iter()
+                    .map(|(seq, timestamp, send, arrival, len)| TraceRecord {
+                        seq,
+                        timestamp,
+                        send: send.map(Duration::from_micros),
+                        arrival: arrival.map(Duration::from_micros),
+                        len,
+                    })
+                    .collect(),
+            };
+            let rep = evaluate(&trace, &mut AudioJitterBuffer::default(), Instant::now());
+            proptest::prop_assert!(rep.played <= rep.delivered);
+            proptest::prop_assert!(rep.late + rep.dropped + rep.played == rep.delivered);
+        }
+    }
+
     #[test]
     fn evaluation_is_deterministic() {
         let trace = Trace::synthesize(

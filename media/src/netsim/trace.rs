@@ -13,9 +13,9 @@
 //! ```
 //!
 //! `seq` and `rtp_ts` are the RTP sequence number and timestamp; `send_us` and `arrival_us` are
-//! microseconds since the start of the trace on the receiver clock, `-` when unknown (a receiver does not know send
-//! times) or when the packet was lost (arrival); `len` is the payload size in bytes. A duplicated
-//! packet appears twice. Lines starting with `#` are comments, except `# clock_rate=N`.
+//! microseconds since the start of the trace on the receiver's clock, `-` when unknown (a
+//! receiver does not know send times) or when the packet was lost (arrival); `len` is the
+//! payload size in bytes. A duplicated packet appears twice. Lines starting with `#` are comments, except `# clock_rate=N`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -27,6 +27,8 @@ use crate::jitter::audio::AudioPacket;
 
 /// First line of every trace file.
 const MAGIC: &str = "# call-jitter-trace v1";
+/// Longest time a trace may span (24 h), so replaying any parsed trace stays bounded.
+const MAX_TRACE_US: u64 = 24 * 3600 * 1_000_000;
 
 /// One copy of one packet in a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,7 +117,7 @@ impl Trace {
         }
     }
 
-    /// Reads the text format described in the module documentation.
+    /// Reads the text format described in the module documentation; times are limited to 24 h.
     pub fn parse(text: &str) -> Result<Self, TraceError> {
         let mut trace = Self {
             clock_rate: 48_000,
@@ -151,12 +153,16 @@ impl Trace {
             };
             let micros = |what: &str, v: &str| -> Result<Option<Duration>, TraceError> {
                 if v == "-" {
-                    Ok(None)
-                } else {
-                    v.parse()
-                        .map(|us| Some(Duration::from_micros(us)))
-                        .map_err(|_| bad(what, v))
+                    return Ok(None);
                 }
+                let us: u64 = v.parse().map_err(|_| bad(what, v))?;
+                if us > MAX_TRACE_US {
+                    return Err(TraceError::BadLine {
+                        line,
+                        reason: format!("{what} `{v}` is beyond 24 h"),
+                    });
+                }
+                Ok(Some(Duration::from_micros(us)))
             };
             trace.records.push(TraceRecord {
                 seq: seq.parse().map_err(|_| bad("seq", seq))?,
@@ -289,6 +295,10 @@ mod tests {
                 reason: "3 columns".into()
             })
         );
+        assert!(matches!(
+            Trace::parse("1 2 3 99999999999999 5"),
+            Err(TraceError::BadLine { line: 1, .. })
+        ));
         assert!(matches!(
             Trace::parse("1 2 x 4 5"),
             Err(TraceError::BadLine { line: 1, .. })

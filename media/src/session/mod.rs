@@ -46,6 +46,8 @@ use webrtc::track::track_remote::TrackRemote;
 
 /// Label of the reliable, ordered data channel that carries chat and file frames.
 pub const CHAT_CHANNEL_LABEL: &str = "chat";
+/// Longest wait for queued chat messages to leave when closing.
+pub const CHAT_DRAIN: Duration = Duration::from_secs(2);
 /// RTP payload type we register for Opus.
 const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// Events queued between webrtc-rs callbacks and the call loop; audio beyond this is dropped
@@ -447,9 +449,16 @@ impl Session {
     }
 
     /// Closes the chat channel and the peer connection, releasing sockets and tasks.
+    ///
+    /// Chat messages still queued in SCTP are given up to [`CHAT_DRAIN`] to leave first, so a
+    /// message typed just before hanging up is not lost.
     pub async fn close(&self) {
         let dc = self.chat.lock().ok().and_then(|mut c| c.take());
         if let Some(dc) = dc {
+            let deadline = tokio::time::Instant::now() + CHAT_DRAIN;
+            while dc.buffered_amount().await > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
             let _ = dc.close().await;
         }
         if let Err(e) = self.pc.close().await {

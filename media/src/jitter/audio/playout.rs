@@ -162,3 +162,30 @@ mod tests {
         assert!(play.pull(t0, &mut [0i16; 10]).is_err());
     }
 }
+
+#[cfg(test)]
+mod dtx_tests {
+    use super::*;
+    use crate::codec::opus::{EncoderConfig, OpusEncoder, MAX_PACKET_BYTES};
+
+    /// The buffer treats payloads up to `dtx_max_payload` bytes as sender silence; check that
+    /// this is what the Opus encoder emits for silence with DTX on.
+    #[test]
+    fn opus_dtx_silence_packets_are_recognised_as_silence() {
+        let mut enc = OpusEncoder::new(&EncoderConfig {
+            dtx: true,
+            ..EncoderConfig::default()
+        })
+        .expect("encoder");
+        let silence = vec![0i16; FRAME_SAMPLES];
+        let mut packet = vec![0u8; MAX_PACKET_BYTES];
+        let sizes: Vec<usize> = (0..50)
+            .map(|_| enc.encode(&silence, &mut packet).expect("encode"))
+            .collect();
+        let max_dtx = JitterConfig::default().dtx_max_payload;
+        // After a 200 ms hangover libopus sends 1-byte frames, with a comfort-noise update
+        // every 400 ms.
+        let silent = sizes[10..].iter().filter(|&&n| n <= max_dtx).count();
+        assert!(silent >= 35, "packet sizes in silence: {sizes:?}");
+    }
+}
