@@ -946,3 +946,41 @@ fn chat_from_stdin_is_delivered_and_end_of_input_hangs_up() {
         listener.stdout
     );
 }
+
+#[test]
+fn sigterm_hangs_up_cleanly_on_both_sides() {
+    let server = TestServer::start();
+    let url = server.url();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let id_b = new_id(b.path());
+    let heard = b.path().join("heard.wav");
+    let mut listener = Running::spawn(
+        call_in(b.path())
+            .args(["listen", "--auto-accept", "--audio-in", "silence", "--audio-out"])
+            .arg(&heard)
+            .args(conn_args(&url, false)),
+        "call listen",
+    );
+    server.wait_for_clients(1, &mut listener);
+    let mut dialer = Running::spawn(
+        call_in(a.path())
+            .args(["dial", &id_b.to_string()])
+            .args(["--audio-in", "sine:440", "--audio-out", "null", "--duration", "60"])
+            .args(conn_args(&url, false)),
+        "call dial",
+    );
+    dialer.wait_for_stderr("connected to");
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill")
+        .args(["-TERM", &dialer.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let dialer = dialer.wait(PROCESS_LIMIT);
+    dialer.assert_success("call dial after SIGTERM");
+    let listener = listener.wait(PROCESS_LIMIT);
+    listener.assert_success("call listen after the peer's SIGTERM");
+    // The WAV file was finalised: readable, with the audio heard before the hang-up.
+    assert!(wav_seconds(&heard) > 0.2, "the listener kept what it heard");
+}

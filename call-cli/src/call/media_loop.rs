@@ -97,6 +97,8 @@ pub(crate) async fn run_media(
     let mut state = session.state_changes();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // SIGTERM (e.g. from a script's `kill`) hangs up as cleanly as Ctrl-C.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
 
     let end = loop {
         tokio::select! {
@@ -234,6 +236,7 @@ pub(crate) async fn run_media(
             }
             _ = sleep_until(deadline) => break EndReason::DurationElapsed,
             _ = &mut ctrl_c => break EndReason::LocalHangup,
+            _ = terminated(&mut sigterm) => break EndReason::LocalHangup,
             _ = state.changed() => {
                 if session.is_failed_or_closed() {
                     break EndReason::ConnectionLost;
@@ -325,6 +328,15 @@ async fn next_line(input: &mut ChatInput) -> Option<String> {
     match input {
         ChatInput::None => std::future::pending().await,
         ChatInput::Lines(rx) => rx.recv().await,
+    }
+}
+
+async fn terminated(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -24,9 +24,9 @@
 //! frame is played) and keeps it at or slightly above the target by adding or removing whole
 //! 20 ms frames; it does not resample or time-scale PCM:
 //! - *expand* (delay too small): during sender silence (DTX gap or tiny DTX payloads) one more
-//!   comfort-noise frame is produced; in speech a concealment frame is inserted, but only when
-//!   the deficit is over half a frame, or while waiting for a missing packet that may still
-//!   arrive (which a fixed buffer would conceal anyway);
+//!   comfort-noise frame is produced as soon as there is any deficit; in speech a concealment
+//!   frame is inserted only when the deficit is over half a frame, or while waiting for a
+//!   missing packet that may still arrive (which a fixed buffer would conceal anyway);
 //! - *accelerate* (delay too large): one silence frame is skipped once the excess reaches one
 //!   frame, or one speech packet is dropped once it reaches 1.5 frames and the next packet is
 //!   already buffered, so no gap opens.
@@ -600,6 +600,12 @@ impl AudioJitterBuffer {
                 self.last_out_ts = Some(key);
                 key = next;
             }
+        } else if silent && excess < 0 {
+            // Lengthen a pause: one more comfort-noise frame before this silent packet.
+            self.stats.expanded += 1;
+            return Playout::Dtx {
+                timestamp: self.inserted_ts(),
+            };
         } else if excess < -self.frame_us / 2 {
             return Playout::Expand {
                 timestamp: self.inserted_ts(),

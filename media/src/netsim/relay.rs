@@ -226,6 +226,7 @@ impl Relay {
                     )));
                     tasks.push(tokio::spawn(upstream_reader(
                         up,
+                        self.upstream,
                         Impairment::new(self.profile.clone(), self.seed ^ (2 * index + 1)),
                         self.epoch,
                         back,
@@ -257,9 +258,8 @@ impl Relay {
         } else {
             (std::net::Ipv6Addr::LOCALHOST, 0).into()
         };
-        let s = UdpSocket::bind(any).await?;
-        s.connect(self.upstream).await?;
-        Ok(s)
+        // Not connected: sending with an address on a connected socket fails on some systems.
+        UdpSocket::bind(any).await
     }
 }
 
@@ -284,6 +284,7 @@ fn schedule(
 /// Reads the upstream's answers for one client and queues them, impaired, towards it.
 async fn upstream_reader(
     up: Arc<UdpSocket>,
+    upstream: SocketAddr,
     mut imp: Impairment,
     epoch: Instant,
     back: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
@@ -294,9 +295,9 @@ async fn upstream_reader(
     loop {
         let n = tokio::select! {
             _ = stop.changed() => return,
-            r = up.recv(&mut buf) => match r {
-                Ok(n) => n,
-                Err(_) => continue,
+            r = up.recv_from(&mut buf) => match r {
+                Ok((n, from)) if from == upstream => n,
+                _ => continue,
             },
         };
         counters.from_upstream.fetch_add(1, Ordering::Relaxed);

@@ -247,43 +247,65 @@ fn dtx_gap_produces_comfort_noise_not_concealment() {
     assert_eq!(played_seqs(&out).len(), 50 - 3);
 }
 
-fn drift_run(ppm: i64) -> JitterStats {
+/// Two minutes of packets from a sender whose clock is off by `ppm`; every packet with
+/// `k % 200 >= 190` is a 1-byte DTX silence frame. Returns the stats, the sequence numbers
+/// never played, and the number of speech concealment frames inserted.
+fn drift_run(ppm: i64) -> (JitterStats, Vec<u16>, usize) {
     let mut buf = AudioJitterBuffer::default();
     let t0 = Instant::now();
-    let n = 6_000u32; // 2 minutes
+    let n = 6_000u32;
     let mut next_pull = 0u32;
+    let mut played = HashSet::new();
+    let mut speech_inserts = 0;
+    let mut pull = |buf: &mut AudioJitterBuffer, at: Instant| match buf.pull(at) {
+        Playout::Packet { seq, .. } => {
+            played.insert(seq);
+        }
+        Playout::Expand { .. } => speech_inserts += 1,
+        _ => {}
+    };
     for k in 0..n {
         // Sender clock: frame k leaves at k * 20 ms * (1 - ppm/1e6) of receiver time.
         let send_us = i64::from(k) * 20_000 * (1_000_000 - ppm) / 1_000_000;
         let arrive = t0 + Duration::from_micros((send_us + 30_000) as u64);
         while t0 + FRAME * next_pull <= arrive {
-            buf.pull(t0 + FRAME * next_pull);
+            pull(&mut buf, t0 + FRAME * next_pull);
             next_pull += 1;
         }
-        // Every 50th..59th packet of 200 is silence, where stretching is free.
         let mut p = pkt(k as u16, k * TS_STEP);
         if k % 200 >= 190 {
             p.payload = Bytes::from_static(&[0xF8]);
         }
         buf.insert(p, arrive);
     }
-    buf.stats()
+    // Skip the first 8 s, where the delay settles from its initial 60 ms (two speech drops).
+    let unplayed = (400..n - 10)
+        .map(|k| k as u16)
+        .filter(|k| !played.contains(k))
+        .collect();
+    (buf.stats(), unplayed, speech_inserts)
 }
 
 #[test]
-fn sender_clock_fast_drops_frames_and_keeps_delay_bounded() {
-    let s = drift_run(1_000);
+fn sender_clock_fast_drops_silence_frames_and_keeps_delay_bounded() {
+    let (s, unplayed, _) = drift_run(1_000);
     assert!(s.accelerated >= 3, "accelerated {}", s.accelerated);
     assert!(s.current_delay <= ms(120), "delay {:?}", s.current_delay);
     assert_eq!(s.late, 0);
+    assert!(
+        unplayed.iter().all(|k| k % 200 >= 190),
+        "speech packets dropped: {unplayed:?}"
+    );
 }
 
 #[test]
-fn sender_clock_slow_adds_frames_without_late_loss() {
-    let s = drift_run(-1_000);
-    assert!(s.expanded + s.dtx >= 3);
+fn sender_clock_slow_adds_silence_frames_without_late_loss() {
+    let (s, unplayed, speech_inserts) = drift_run(-1_000);
+    assert!(s.expanded >= 3, "expanded {}", s.expanded);
     assert_eq!(s.late, 0);
     assert!(s.current_delay <= ms(120), "delay {:?}", s.current_delay);
+    assert!(unplayed.is_empty(), "{unplayed:?}");
+    assert_eq!(speech_inserts, 0, "concealment inserted in speech");
 }
 
 #[test]
@@ -367,8 +389,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
+    // 256 cases by default; more with PROPTEST_CASES=5000.
     /// Any order, duplicate, wrap-around or loss pattern: no panic, no frame twice, monotonic
     /// timestamps within a stream, bounded memory, target never above the cap.
     #[test]
