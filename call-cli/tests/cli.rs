@@ -957,7 +957,13 @@ fn sigterm_hangs_up_cleanly_on_both_sides() {
     let heard = b.path().join("heard.wav");
     let mut listener = Running::spawn(
         call_in(b.path())
-            .args(["listen", "--auto-accept", "--audio-in", "silence", "--audio-out"])
+            .args([
+                "listen",
+                "--auto-accept",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+            ])
             .arg(&heard)
             .args(conn_args(&url, false)),
         "call listen",
@@ -966,7 +972,14 @@ fn sigterm_hangs_up_cleanly_on_both_sides() {
     let mut dialer = Running::spawn(
         call_in(a.path())
             .args(["dial", &id_b.to_string()])
-            .args(["--audio-in", "sine:440", "--audio-out", "null", "--duration", "60"])
+            .args([
+                "--audio-in",
+                "sine:440",
+                "--audio-out",
+                "null",
+                "--duration",
+                "60",
+            ])
             .args(conn_args(&url, false)),
         "call dial",
     );

@@ -24,6 +24,14 @@ fn main() -> Result<()> {
         .transpose()
         .context("--calls takes a number")?
         .unwrap_or(20);
+    // Off unless RUST_LOG asks, so the table stays readable.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let server = Server::start(ServerConfig::local()).await?;
@@ -32,7 +40,9 @@ fn main() -> Result<()> {
         for relay_only in [false, true] {
             let mut times = Vec::with_capacity(calls);
             for _ in 0..calls {
-                times.push(one_call(&server.url(), relay_only).await?);
+                let ms = one_call(&server.url(), relay_only).await?;
+                tracing::info!(relay_only, ms, "call done");
+                times.push(ms);
             }
             times.sort_by(f64::total_cmp);
             println!(

@@ -98,7 +98,8 @@ pub(crate) async fn run_media(
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     // SIGTERM (e.g. from a script's `kill`) hangs up as cleanly as Ctrl-C.
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
 
     let end = loop {
         tokio::select! {

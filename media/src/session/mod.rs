@@ -24,6 +24,7 @@ use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
+use webrtc::data_channel::data_channel_state::RTCDataChannelState;
 use webrtc::data_channel::RTCDataChannel;
 use webrtc::dtls_transport::dtls_role::DTLSRole;
 use webrtc::ice::mdns::MulticastDnsMode;
@@ -138,6 +139,11 @@ impl Session {
         if cfg.candidate_scope == CandidateScope::LoopbackOnly {
             settings.set_include_loopback_candidate(true);
             settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+            // The answerer's checks can reach the offerer before it has applied the answer, so
+            // the offerer first learns the answerer's host address as peer-reflexive, and
+            // webrtc-rs waits 1 s before accepting a prflx pair. On loopback a prflx address is
+            // a host address; accept it at once (removes 1 s outliers in `call-setup`).
+            settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
         }
         settings.set_ice_timeouts(
             Some(cfg.ice_disconnected_timeout),
@@ -150,9 +156,10 @@ impl Session {
             settings.set_relay_acceptance_min_wait(Some(Duration::ZERO));
         }
         // The answerer waits for the ClientHello. As DTLS client it would send it the moment
-        // its ICE side connects, which can be before the offerer's DTLS server listens; the
-        // dropped flight then costs webrtc-rs' 1 s retransmission timer (seen as 1 s outliers
-        // in `call-setup`). The offerer connects ICE last, so it is the better client.
+        // its ICE side connects, which can be before the offerer's DTLS transport listens:
+        // webrtc-rs' mux drops the flight ("no endpoint for packet starting with 22") and the
+        // handshake waits out the 1 s retransmission timer (seen as 1 s outliers in
+        // `call-setup`). The offerer's ICE connects last, so it makes the better client.
         settings
             .set_answering_dtls_role(DTLSRole::Server)
             .map_err(SessionError::webrtc("set the DTLS role"))?;
@@ -464,7 +471,11 @@ impl Session {
         let dc = self.chat.lock().ok().and_then(|mut c| c.take());
         if let Some(dc) = dc {
             let deadline = tokio::time::Instant::now() + CHAT_DRAIN;
-            while dc.buffered_amount().await > 0 && tokio::time::Instant::now() < deadline {
+            // Only an open channel can drain; after the peer's hang-up nothing more will leave.
+            while dc.ready_state() == RTCDataChannelState::Open
+                && dc.buffered_amount().await > 0
+                && tokio::time::Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             let _ = dc.close().await;
