@@ -9,6 +9,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 ./scripts/install-system-deps.sh
 ./scripts/install-cargo-audit.sh
+for component in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^${component}" || rustup component add "${component}"
+done
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

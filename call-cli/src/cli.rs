@@ -128,9 +128,9 @@ pub struct ListenArgs {
     pub audio: AudioArgs,
 }
 
-/// `call dial`
-#[derive(Debug, Args)]
-pub struct DialArgs {
+/// Whom to call, with trust on first use.
+#[derive(Debug, Args, Clone)]
+pub struct PeerArgs {
     /// The call ID to call, or a name saved with --name.
     pub peer: String,
     /// Remember the ID under this name (trust on first use; a changed key is refused).
@@ -139,6 +139,14 @@ pub struct DialArgs {
     /// Accept that the key saved for --name changed (only after verifying the new safety number!).
     #[arg(long)]
     pub accept_changed_key: bool,
+}
+
+/// `call dial`
+#[derive(Debug, Args)]
+pub struct DialArgs {
+    /// Whom to call.
+    #[command(flatten)]
+    pub peer: PeerArgs,
     /// Connection options.
     #[command(flatten)]
     pub conn: ConnArgs,
@@ -150,14 +158,9 @@ pub struct DialArgs {
 /// `call chat`
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// The call ID to chat with, or a saved name.
-    pub peer: String,
-    /// Remember the ID under this name.
-    #[arg(long)]
-    pub name: Option<String>,
-    /// Accept that the key saved for --name changed.
-    #[arg(long)]
-    pub accept_changed_key: bool,
+    /// Whom to chat with.
+    #[command(flatten)]
+    pub peer: PeerArgs,
     /// Connection options.
     #[command(flatten)]
     pub conn: ConnArgs,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use call_cli::call::{dial, listen, CallOptions, ChatInput, IncomingDecision};
-use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction};
+use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction, PeerArgs};
 use call_cli::{config, demo, id};
 use clap::Parser;
 use media::session::CandidateScope;
@@ -113,23 +113,13 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Dial(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
-            let peer = trusted_peer(
-                &dir,
-                &args.peer,
-                args.name.as_deref(),
-                args.accept_changed_key,
-            )?;
+            let peer = trusted_peer(&dir, &args.peer)?;
             let opts = call_options(&args.conn, Some(&args.audio))?;
             dial(me, peer, opts).await?;
         }
         Command::Chat(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
-            let peer = trusted_peer(
-                &dir,
-                &args.peer,
-                args.name.as_deref(),
-                args.accept_changed_key,
-            )?;
+            let peer = trusted_peer(&dir, &args.peer)?;
             let mut opts = call_options(&args.conn, None)?;
             opts.audio_out = AudioOutSpec::Null;
             dial(me, peer, opts).await?;
@@ -203,14 +193,11 @@ fn resolve_peer(dir: &std::path::Path, text: &str) -> Result<CallId> {
 }
 
 /// Resolves the peer and applies trust on first use when a name is given.
-fn trusted_peer(
-    dir: &std::path::Path,
-    text: &str,
-    name: Option<&str>,
-    accept_changed: bool,
-) -> Result<CallId> {
-    let peer = resolve_peer(dir, text)?;
-    let Some(name) = name else { return Ok(peer) };
+fn trusted_peer(dir: &std::path::Path, args: &PeerArgs) -> Result<CallId> {
+    let peer = resolve_peer(dir, &args.peer)?;
+    let Some(name) = args.name.as_deref() else {
+        return Ok(peer);
+    };
     let path = KnownPeers::default_path(dir);
     let mut peers = KnownPeers::load(&path)?;
     match peers.check(name, &peer) {
@@ -224,7 +211,7 @@ fn trusted_peer(
             eprintln!("WARNING: the key for `{name}` CHANGED");
             eprintln!("  saved: {previous}");
             eprintln!("  now:   {peer}");
-            if !accept_changed {
+            if !args.accept_changed_key {
                 bail!(call_cli::call::CallError::KeyChanged {
                     name: name.to_owned(),
                     previous,

@@ -3,5 +3,6 @@
 //! and the signaling server like a malicious server would.
 
 pub mod analysis;
+pub mod pair;
 pub mod resources;
 pub mod tamper;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use call_cli::call::{dial, listen, CallOptions, EndReason, IncomingDecision};
+use call_cli::call::{CallOptions, EndReason};
 use media::netsim::trace::Trace;
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::Identity;
 use signaling::server::{Server, ServerConfig};
 use tests::analysis::{dominant_frequency, read_wav};
+use tests::pair::call_pair;
 
 const SECONDS: u64 = 3;
 
@@ -28,13 +29,6 @@ async fn sine_call(relay_only: bool) {
     bob_opts.duration = None;
     bob_opts.relay_only = relay_only;
     bob_opts.say = vec!["hello from bob".into()];
-    let listener = tokio::spawn(listen(
-        Arc::clone(&bob),
-        IncomingDecision::AutoAccept,
-        bob_opts,
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
     let mut alice_opts = CallOptions::scripted(&server.url());
     alice_opts.audio_in = Some(AudioInSpec::Sine(440.0));
     alice_opts.duration = Some(Duration::from_secs(SECONDS));
@@ -42,10 +36,9 @@ async fn sine_call(relay_only: bool) {
     alice_opts.say = vec!["hello from alice".into()];
     let trace_path = dir.path().join("alice.trace");
     alice_opts.record_trace = Some(trace_path.clone());
-    let a = dial(Arc::clone(&alice), bob.call_id(), alice_opts)
-        .await
-        .expect("alice's call connects and ends normally");
-    let b = listener.await.unwrap().expect("bob's call ends normally");
+    let r = call_pair(&server, &alice, alice_opts, &bob, bob_opts).await;
+    let a = r.alice.expect("alice's call connects and ends normally");
+    let b = r.bob.expect("bob's call ends normally");
 
     assert_eq!(a.end, EndReason::DurationElapsed);
     assert_eq!(
@@ -105,24 +98,17 @@ async fn callee_hang_up_ends_the_callers_side() {
     let bob = Arc::new(Identity::generate());
     let mut bob_opts = CallOptions::scripted(&server.url());
     bob_opts.duration = Some(Duration::from_secs(1));
-    let listener = tokio::spawn(listen(
-        Arc::clone(&bob),
-        IncomingDecision::AutoAccept,
-        bob_opts,
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
     // Alice would talk for a minute; bob's hang-up after one second must end her call.
     let mut alice_opts = CallOptions::scripted(&server.url());
     alice_opts.duration = Some(Duration::from_secs(60));
-    let a = tokio::time::timeout(
+    let r = tokio::time::timeout(
         Duration::from_secs(20),
-        dial(alice, bob.call_id(), alice_opts),
+        call_pair(&server, &alice, alice_opts, &bob, bob_opts),
     )
     .await
-    .expect("alice's call ends when bob hangs up")
-    .expect("alice's call ends normally");
-    let b = listener.await.unwrap().expect("bob's call ends normally");
+    .expect("alice's call ends when bob hangs up");
+    let a = r.alice.expect("alice's call ends normally");
+    let b = r.bob.expect("bob's call ends normally");
     assert_eq!(b.end, EndReason::DurationElapsed);
     assert_eq!(a.end, EndReason::RemoteHangup);
     assert!(a.stats.elapsed_s < 30.0);

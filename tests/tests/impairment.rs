@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use call_cli::call::{dial, listen, CallOptions, CallReport, EndReason, IncomingDecision};
+use call_cli::call::{CallOptions, CallReport, EndReason};
 use media::netsim::model::Profile;
 use media::netsim::relay::ImpairmentRelay;
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::Identity;
 use signaling::server::{Server, ServerConfig};
 use tests::analysis::{dominant_frequency, read_wav};
+use tests::pair::call_pair;
 
 const SECONDS: u64 = 4;
 
@@ -45,22 +46,17 @@ async fn impaired_call(profile: &str, seed: u64) -> Outcome {
     bob_opts.audio_out = AudioOutSpec::File(heard_path.clone());
     bob_opts.duration = None;
     bob_opts.relay_only = true;
-    let listener = tokio::spawn(listen(
-        Arc::clone(&bob),
-        IncomingDecision::AutoAccept,
-        bob_opts,
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let mut alice_opts = CallOptions::scripted(&server.url());
     alice_opts.audio_in = Some(AudioInSpec::Sine(440.0));
     alice_opts.duration = Some(Duration::from_secs(SECONDS));
     alice_opts.relay_only = true;
     alice_opts.turn_override = Some(vec![format!("turn:{}?transport=udp", relay.local_addr())]);
-    let alice_report = dial(Arc::clone(&alice), bob.call_id(), alice_opts)
-        .await
+    let r = call_pair(&server, &alice, alice_opts, &bob, bob_opts).await;
+    let alice_report = r
+        .alice
         .expect("the call connects through the impaired relay and ends normally");
-    let bob_report = listener.await.unwrap().expect("bob's side ends normally");
+    let bob_report = r.bob.expect("bob's side ends normally");
     assert!(
         relay.stats().delivered > 0,
         "traffic went through the relay"

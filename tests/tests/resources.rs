@@ -3,28 +3,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use call_cli::call::{dial, listen, CallOptions, IncomingDecision};
+use call_cli::call::CallOptions;
 use signaling::identity::Identity;
-use signaling::server::{Server, ServerConfig};
+use signaling::server::{RunningServer, Server, ServerConfig};
+use tests::pair::call_pair;
 use tests::resources::{open_fds, threads};
 
-async fn one_call(url: &str) {
+async fn one_call(server: &RunningServer) {
     let alice = Arc::new(Identity::generate());
     let bob = Arc::new(Identity::generate());
-    let mut bob_opts = CallOptions::scripted(url);
+    let mut bob_opts = CallOptions::scripted(&server.url());
     bob_opts.duration = None;
-    let listener = tokio::spawn(listen(
-        Arc::clone(&bob),
-        IncomingDecision::AutoAccept,
-        bob_opts,
-    ));
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut alice_opts = CallOptions::scripted(url);
+    let mut alice_opts = CallOptions::scripted(&server.url());
     alice_opts.duration = Some(Duration::from_millis(500));
-    dial(alice, bob.call_id(), alice_opts)
-        .await
-        .expect("call works");
-    listener.await.unwrap().expect("listener ends cleanly");
+    let r = call_pair(server, &alice, alice_opts, &bob, bob_opts).await;
+    r.alice.expect("call works");
+    r.bob.expect("listener ends cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,17 +26,16 @@ async fn repeated_calls_do_not_grow_tasks_or_fds() {
     let server = Server::start(ServerConfig::local())
         .await
         .expect("server starts");
-    let url = server.url();
     let metrics = tokio::runtime::Handle::current().metrics();
 
     // Warm up: the first call creates lazily-initialised state (thread pools, caches).
-    one_call(&url).await;
-    one_call(&url).await;
+    one_call(&server).await;
+    one_call(&server).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (fds0, tasks0, threads0) = (open_fds(), metrics.num_alive_tasks(), threads());
 
     for _ in 0..5 {
-        one_call(&url).await;
+        one_call(&server).await;
     }
     // webrtc-rs closes some sockets and tasks asynchronously after `close()` returns.
     let mut settled = (0, 0, 0);

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use call_cli::call::{dial, listen, CallError, CallOptions, IncomingDecision};
+use call_cli::call::{dial, CallError, CallOptions};
 use native::AudioOutSpec;
 use signaling::identity::Identity;
 use signaling::server::{Server, ServerConfig};
+use tests::pair::start_listener;
 use tests::tamper::{Tamper, TamperRelay};
 
 /// Runs a call where alice reaches the server through a tampering relay; returns alice's error
@@ -30,12 +31,7 @@ async fn tampered_call(
     bob_opts.duration = Some(Duration::from_secs(2));
     bob_opts.connect_timeout = Duration::from_secs(5);
     bob_opts.relay_only = relay_only;
-    let listener = tokio::spawn(listen(
-        Arc::clone(&bob),
-        IncomingDecision::AutoAccept,
-        bob_opts,
-    ));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let listener = start_listener(&server, &bob, bob_opts).await;
 
     let mut alice_opts = CallOptions::scripted(&relay.url());
     alice_opts.audio_in = Some(native::AudioInSpec::Sine(440.0));
