@@ -653,6 +653,30 @@ fn conn_args(server: &str, relay_only: bool) -> Vec<String> {
     args
 }
 
+/// `call listen --auto-accept` with silence in and `audio_out` out, registered with the server.
+fn spawn_listener(
+    server: &TestServer,
+    dir: &Path,
+    audio_out: impl AsRef<std::ffi::OsStr>,
+    relay_only: bool,
+) -> Running {
+    let mut listener = Running::spawn(
+        call_in(dir)
+            .args([
+                "listen",
+                "--auto-accept",
+                "--audio-in",
+                "silence",
+                "--audio-out",
+            ])
+            .arg(audio_out)
+            .args(conn_args(&server.url(), relay_only)),
+        "call listen",
+    );
+    server.wait_for_clients(1, &mut listener);
+    listener
+}
+
 fn wav_seconds(path: &Path) -> f64 {
     let reader = hound::WavReader::open(path)
         .unwrap_or_else(|e| panic!("{} is not a WAV file: {e}", path.display()));
@@ -670,20 +694,7 @@ fn real_call(relay_only: bool) {
     let heard: PathBuf = b.path().join("heard.wav");
     let stats: PathBuf = a.path().join("stats.json");
 
-    let mut listener = Running::spawn(
-        call_in(b.path())
-            .args([
-                "listen",
-                "--auto-accept",
-                "--audio-in",
-                "silence",
-                "--audio-out",
-            ])
-            .arg(&heard)
-            .args(conn_args(&url, relay_only)),
-        "call listen",
-    );
-    server.wait_for_clients(1, &mut listener);
+    let listener = spawn_listener(&server, b.path(), &heard, relay_only);
 
     let dialer = run(
         call_in(a.path())
@@ -817,20 +828,7 @@ fn a_connected_call_survives_losing_the_signaling_server() {
     let (a, b) = (tempdir(), tempdir());
     new_id(a.path());
     let id_b = new_id(b.path());
-    let mut listener = Running::spawn(
-        call_in(b.path())
-            .args([
-                "listen",
-                "--auto-accept",
-                "--audio-in",
-                "silence",
-                "--audio-out",
-                "null",
-            ])
-            .args(conn_args(&url, false)),
-        "call listen",
-    );
-    server.wait_for_clients(1, &mut listener);
+    let mut listener = spawn_listener(&server, b.path(), "null", false);
     let mut dialer = Running::spawn(
         call_in(a.path())
             .args(["dial", &id_b.to_string()])
@@ -901,20 +899,7 @@ fn chat_from_stdin_is_delivered_and_end_of_input_hangs_up() {
     let (a, b) = (tempdir(), tempdir());
     new_id(a.path());
     let id_b = new_id(b.path());
-    let mut listener = Running::spawn(
-        call_in(b.path())
-            .args([
-                "listen",
-                "--auto-accept",
-                "--audio-in",
-                "silence",
-                "--audio-out",
-                "null",
-            ])
-            .args(conn_args(&url, false)),
-        "call listen",
-    );
-    server.wait_for_clients(1, &mut listener);
+    let listener = spawn_listener(&server, b.path(), "null", false);
 
     // Both lines are typed (piped) before the chat channel opens; neither may be lost, and the
     // end of input hangs up only after they were sent.
@@ -955,20 +940,7 @@ fn sigterm_hangs_up_cleanly_on_both_sides() {
     new_id(a.path());
     let id_b = new_id(b.path());
     let heard = b.path().join("heard.wav");
-    let mut listener = Running::spawn(
-        call_in(b.path())
-            .args([
-                "listen",
-                "--auto-accept",
-                "--audio-in",
-                "silence",
-                "--audio-out",
-            ])
-            .arg(&heard)
-            .args(conn_args(&url, false)),
-        "call listen",
-    );
-    server.wait_for_clients(1, &mut listener);
+    let listener = spawn_listener(&server, b.path(), &heard, false);
     let mut dialer = Running::spawn(
         call_in(a.path())
             .args(["dial", &id_b.to_string()])

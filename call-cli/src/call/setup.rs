@@ -34,19 +34,7 @@ pub async fn dial(
         let outcome = async {
             let offer_sdp = session.create_offer().await?;
             let call_id = CallToken::random();
-            let offer = SignedSdp::sign(
-                &identity,
-                &peer,
-                call_id,
-                Role::Offer,
-                &offer_sdp,
-                now_unix() + SDP_TTL_SECS,
-            )
-            .map_err(|e| CallError::Verification(e.to_string()))?;
-            client
-                .send(&peer, EnvelopeKind::Offer, &offer.to_json())
-                .await
-                .map_err(|e| CallError::Signaling(e.to_string()))?;
+            send_signed_sdp(&client, &identity, &peer, call_id, Role::Offer, &offer_sdp).await?;
             tracing::info!(%peer, %call_id, "offer sent");
 
             let answer = tokio::time::timeout(
@@ -104,19 +92,15 @@ pub async fn listen(
         let session = Arc::new(session);
         let connected = async {
             let answer_sdp = session.accept_offer(&offer.sdp).await?;
-            let answer = SignedSdp::sign(
+            send_signed_sdp(
+                &client,
                 &identity,
                 &peer,
                 offer.call_id,
                 Role::Answer,
                 &answer_sdp,
-                now_unix() + SDP_TTL_SECS,
             )
-            .map_err(|e| CallError::Verification(e.to_string()))?;
-            client
-                .send(&peer, EnvelopeKind::Answer, &answer.to_json())
-                .await
-                .map_err(|e| CallError::Signaling(e.to_string()))?;
+            .await?;
             session
                 .wait_connected(opts.connect_timeout, &offer.fingerprint)
                 .await?;
@@ -144,6 +128,35 @@ pub async fn listen(
     .await;
     client.close().await;
     result
+}
+
+/// Signs our SDP for `peer` (binding its DTLS fingerprint to both IDs, the call and the role)
+/// and sends it as an offer or answer envelope.
+async fn send_signed_sdp(
+    client: &Client,
+    identity: &Identity,
+    peer: &CallId,
+    call_id: CallToken,
+    role: Role,
+    sdp: &str,
+) -> Result<(), CallError> {
+    let signed = SignedSdp::sign(
+        identity,
+        peer,
+        call_id,
+        role,
+        sdp,
+        now_unix() + SDP_TTL_SECS,
+    )
+    .map_err(|e| CallError::Verification(e.to_string()))?;
+    let kind = match role {
+        Role::Offer => EnvelopeKind::Offer,
+        Role::Answer => EnvelopeKind::Answer,
+    };
+    client
+        .send(peer, kind, &signed.to_json())
+        .await
+        .map_err(|e| CallError::Signaling(e.to_string()))
 }
 
 async fn connect(identity: &Arc<Identity>, opts: &CallOptions) -> Result<Client, CallError> {
