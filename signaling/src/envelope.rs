@@ -598,25 +598,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const NOW: u64 = 1_700_000_000;
-
-    fn seq<const N: usize>(start: u8) -> [u8; N] {
-        let mut out = [0u8; N];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = start.wrapping_add(i as u8);
-        }
-        out
-    }
-
-    fn alice() -> Identity {
-        Identity::from_seed(seq(0x00))
-    }
-    fn bob() -> Identity {
-        Identity::from_seed(seq(0x20))
-    }
-    fn carol() -> Identity {
-        Identity::from_seed(seq(0x80))
-    }
+    use crate::test_fixtures::{alice, bob, carol, seq, NOW};
 
     fn sealed() -> Envelope {
         Envelope::seal(

@@ -14,4 +14,6 @@ pub mod known_peers;
 pub mod offer;
 pub mod protocol;
 pub mod server;
+#[cfg(test)]
+mod test_fixtures;
 pub mod turn_credentials;

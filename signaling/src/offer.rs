@@ -559,25 +559,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const NOW: u64 = 1_700_000_000;
+    use crate::test_fixtures::{alice, bob, carol, NOW};
+
     const FP: &str = "sha-256 1C:7E:31:9A:0B:44:5D:E2:68:F0:93:AA:17:C6:5B:0D:88:29:4E:F1:3A:B7:60:D5:92:0C:E4:7F:16:A3:BD:58";
 
-    fn seq(start: u8) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = start.wrapping_add(i as u8);
-        }
-        out
-    }
-    fn alice() -> Identity {
-        Identity::from_seed(seq(0x00))
-    }
-    fn bob() -> Identity {
-        Identity::from_seed(seq(0x20))
-    }
-    fn carol() -> Identity {
-        Identity::from_seed(seq(0x80))
-    }
     fn token() -> CallToken {
         "00112233445566778899aabbccddeeff".parse().unwrap()
     }
