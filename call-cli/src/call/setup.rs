@@ -50,13 +50,7 @@ pub async fn dial(
             Ok::<_, CallError>(call_id)
         }
         .await;
-        let call_id = match outcome {
-            Ok(c) => c,
-            Err(e) => {
-                session.close().await;
-                return Err(e);
-            }
-        };
+        let call_id = closing_on_error(&session, outcome).await?;
         announce(&identity.call_id(), &peer, &opts);
         run_media(
             Arc::clone(&session),
@@ -107,10 +101,7 @@ pub async fn listen(
             Ok::<_, CallError>(())
         }
         .await;
-        if let Err(e) = connected {
-            session.close().await;
-            return Err(e);
-        }
+        closing_on_error(&session, connected).await?;
         announce(&identity.call_id(), &peer, &opts);
         run_media(
             Arc::clone(&session),
@@ -128,6 +119,18 @@ pub async fn listen(
     .await;
     client.close().await;
     result
+}
+
+/// Passes `outcome` on; on an error, first closes the session so no socket or task outlives a
+/// call that never connected.
+async fn closing_on_error<T>(
+    session: &Session,
+    outcome: Result<T, CallError>,
+) -> Result<T, CallError> {
+    if outcome.is_err() {
+        session.close().await;
+    }
+    outcome
 }
 
 /// Signs our SDP for `peer` (binding its DTLS fingerprint to both IDs, the call and the role)
