@@ -2,7 +2,7 @@
 # Installs the pinned cargo-audit from crates.io if it is not there yet (idempotent).
 set -euo pipefail
 version="0.22.2"
-if cargo audit --version 2>/dev/null | grep -q "cargo-audit-audit ${version}\|cargo-audit ${version}"; then
+if cargo audit --version 2>/dev/null | grep -q " ${version}$"; then
   exit 0
 fi
 echo "installing cargo-audit ${version}" >&2
