@@ -598,7 +598,9 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    use crate::test_fixtures::{alice, bob, carol, seq, NOW};
+    use crate::test_fixtures::{
+        alice, assert_codes_distinct_and_documented, bob, carol, seq, NOW, PROTOCOL_DOC,
+    };
 
     fn sealed() -> Envelope {
         Envelope::seal(
@@ -992,19 +994,8 @@ mod tests {
             EnvelopeError::DecryptFailed,
             EnvelopeError::EncryptFailed,
         ];
-        let codes: std::collections::BTreeSet<_> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes.len(), all.len());
-        for e in &all {
-            assert!(
-                docs_protocol().contains(&format!("`{}`", e.code())),
-                "{} undocumented",
-                e.code()
-            );
-        }
-    }
-
-    fn docs_protocol() -> &'static str {
-        include_str!("../../docs/protocol.md")
+        let codes: Vec<_> = all.iter().map(|e| e.code()).collect();
+        assert_codes_distinct_and_documented(&codes);
     }
 
     /// The worked example of docs/protocol.md: every value printed there is asserted here.
@@ -1046,7 +1037,7 @@ mod tests {
                 crate::identity::safety_number(&a.call_id(), &b.call_id()).to_string(),
             ),
         ];
-        let doc = docs_protocol();
+        let doc = PROTOCOL_DOC;
         let mut missing = Vec::new();
         for (name, value) in &values {
             if !doc.contains(value.as_str()) {

@@ -29,3 +29,23 @@ pub fn bob() -> Identity {
 pub fn carol() -> Identity {
     Identity::from_seed(seq(0x80))
 }
+
+/// `docs/protocol.md`, which the tests hold to the code.
+pub const PROTOCOL_DOC: &str = include_str!("../../docs/protocol.md");
+
+/// Asserts that error `codes` are pairwise distinct and each is documented (as `` `code` ``) in
+/// `docs/protocol.md`.
+pub fn assert_codes_distinct_and_documented(codes: &[&str]) {
+    let distinct: std::collections::BTreeSet<_> = codes.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        codes.len(),
+        "duplicate error codes in {codes:?}"
+    );
+    for code in codes {
+        assert!(
+            PROTOCOL_DOC.contains(&format!("`{code}`")),
+            "{code} undocumented"
+        );
+    }
+}
