@@ -6,4 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 ./scripts/install-system-deps.sh
-cargo run --release --quiet -p call-cli --bin call -- demo "$@"
+# The first build compiles webrtc-rs, libopus and openh264: say so instead of sitting silent.
+if [ ! -x target/release/call ]; then
+  echo "demo: building call in release mode; the first build takes about 5 minutes on 2 cores" >&2
+fi
+cargo build --release -p call-cli --bin call
+exec target/release/call demo "$@"

@@ -6,8 +6,9 @@
 #   libasound2-dev -> cpal (ALSA)
 #   pkg-config     -> finding the above
 #   libsodium23, python3 -> the independent libsodium check of docs/protocol.md (tests only)
+#   tmux           -> terminal tests of the accept prompt (tests only)
 set -euo pipefail
-pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3)
+pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3 tmux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

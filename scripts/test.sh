@@ -20,8 +20,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo audit"
-advisory_db="${CALL_ADVISORY_DB:-../shared/advisory-db}"
-cargo audit --no-fetch --db "$advisory_db"
+./scripts/audit.sh
 
 echo "== protocol.md checked by an independent implementation (libsodium via Python)"
 python3 scripts/interop/libsodium_check.py docs/protocol.md
