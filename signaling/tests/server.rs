@@ -748,3 +748,83 @@ async fn connection_cap_refuses_extra_websockets() {
     assert!(ok);
     server.shutdown().await;
 }
+
+/// A signed envelope whose `deliver` frame is `deliver_len` bytes (hand-built: larger than
+/// `Envelope::seal` allows; the server checks signatures, not contents).
+fn envelope_with_deliver_len(from: &Identity, to: &Identity, deliver_len: usize) -> Envelope {
+    let mut env =
+        Envelope::seal(from, &to.call_id(), EnvelopeKind::Offer, b"", unix_now()).unwrap();
+    // Base64 grows in steps of 4 characters; `offer`/`answer` differ by one, which reaches
+    // every length we need (checked below).
+    for kind in [EnvelopeKind::Offer, EnvelopeKind::Answer] {
+        env.kind = kind;
+        env.body.clear();
+        let base = ServerFrame::Deliver {
+            envelope: env.clone(),
+        }
+        .to_json()
+        .len();
+        if deliver_len >= base && (deliver_len - base) % 4 == 0 {
+            env.body = vec![0x5a; (deliver_len - base) / 4 * 3];
+            env.sig = from.sign(&env.signed_bytes());
+            let got = ServerFrame::Deliver {
+                envelope: env.clone(),
+            }
+            .to_json()
+            .len();
+            assert_eq!(got, deliver_len);
+            return env;
+        }
+    }
+    panic!("no envelope has a {deliver_len}-byte deliver frame");
+}
+
+#[tokio::test]
+async fn largest_deliverable_envelope_arrives_and_one_byte_more_is_refused() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.idle_timeout = Duration::from_secs(30);
+    let server = start(cfg).await;
+    let url = server.url();
+    let sender = Identity::generate();
+    let recipient = Identity::generate();
+    let mut a = Raw::authed(&url, &sender).await;
+    let mut b = Raw::authed(&url, &recipient).await;
+
+    let largest = envelope_with_deliver_len(&sender, &recipient, MAX_FRAME_BYTES);
+    a.send_text(send_frame(&largest)).await;
+    match b.next_frame().await {
+        Some(ServerFrame::Deliver { envelope }) => assert_eq!(envelope, largest),
+        other => panic!("expected the largest envelope, got {other:?}"),
+    }
+
+    let over = envelope_with_deliver_len(&sender, &recipient, MAX_FRAME_BYTES + 1);
+    let send = send_frame(&over);
+    assert!(send.len() <= MAX_FRAME_BYTES, "the send frame itself fits");
+    a.send_text(send).await;
+    // Refused at the sender (`too_large`, or `bad_envelope` if the envelope limit is lower),
+    // and the sender stays connected.
+    match a.next_frame().await {
+        Some(ServerFrame::Error { code, .. }) => assert!(
+            matches!(code, ErrorCode::TooLarge | ErrorCode::BadEnvelope),
+            "{code}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // The recipient is still connected and gets the next envelope.
+    let small = Envelope::seal(
+        &sender,
+        &recipient.call_id(),
+        EnvelopeKind::Hangup,
+        b"bye",
+        unix_now(),
+    )
+    .unwrap();
+    a.send_text(send_frame(&small)).await;
+    match b.next_frame().await {
+        Some(ServerFrame::Deliver { envelope }) => assert_eq!(envelope, small),
+        other => panic!("expected the small envelope, got {other:?}"),
+    }
+    assert_eq!(server.connected_clients(), 2);
+    server.shutdown().await;
+}

@@ -235,29 +235,29 @@ async fn run_action(
             tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
             conn.send_frame(&ServerFrame::Welcome { id }).await
         }
-        Action::Route { to, envelope } => {
-            let from = envelope.from;
-            let kind = envelope.kind;
-            let frame = ServerFrame::Deliver { envelope }.to_json();
-            match conn.shared.registry.route(&to, frame) {
-                Ok(()) => {
-                    tracing::debug!(%from, %to, %kind, "routed");
-                    true
-                }
-                Err(RouteError::NotOnline) => {
-                    let frame =
-                        ServerFrame::error(ErrorCode::NotOnline, format!("{to} is not connected"));
-                    conn.send_frame(&frame).await
-                }
-                Err(RouteError::RecipientBusy) => {
-                    let frame = ServerFrame::error(
-                        ErrorCode::RecipientBusy,
-                        format!("{to} is not reading its messages; it was disconnected"),
-                    );
-                    conn.send_frame(&frame).await
-                }
+        Action::Route {
+            from,
+            to,
+            kind,
+            frame,
+        } => match conn.shared.registry.route(&to, frame) {
+            Ok(()) => {
+                tracing::debug!(%from, %to, %kind, "routed");
+                true
             }
-        }
+            Err(RouteError::NotOnline) => {
+                let frame =
+                    ServerFrame::error(ErrorCode::NotOnline, format!("{to} is not connected"));
+                conn.send_frame(&frame).await
+            }
+            Err(RouteError::RecipientBusy) => {
+                let frame = ServerFrame::error(
+                    ErrorCode::RecipientBusy,
+                    format!("{to} is not reading its messages; it was disconnected"),
+                );
+                conn.send_frame(&frame).await
+            }
+        },
         Action::IssueTurn(id) => {
             let frame = match conn.shared.turn_credentials(&id) {
                 Some(creds) => ServerFrame::TurnCredentials(creds),
