@@ -155,7 +155,7 @@ async fn client_refuses_an_unexpected_server_name() {
         .unwrap_err();
     assert!(matches!(err, ClientError::WrongServer { .. }), "{err}");
     let opts = ClientOptions {
-        server_name: Some("call-signaling".into()),
+        server_name: Some("127.0.0.1".into()),
         ..ClientOptions::default()
     };
     Client::connect(&server.url(), Identity::generate(), opts)
@@ -827,4 +827,71 @@ async fn largest_deliverable_envelope_arrives_and_one_byte_more_is_refused() {
     }
     assert_eq!(server.connected_clients(), 2);
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_name_is_the_listen_host_and_the_url_host() {
+    init_tracing();
+    let server = start(test_config()).await;
+    assert_eq!(server.server_name(), "127.0.0.1");
+    let url = server.url();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    let (_raw, c) = Raw::connect(&url).await;
+    assert_eq!(c.server, "127.0.0.1");
+
+    let named = start(ServerConfig {
+        server_name: Some("LocalHost".into()),
+        ..test_config()
+    })
+    .await;
+    assert_eq!(named.server_name(), "localhost");
+    let url = named.url();
+    assert!(url.starts_with("ws://localhost:"), "{url}");
+    let (_raw, c) = Raw::connect(&url).await;
+    assert_eq!(c.server, "localhost");
+    named.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wildcard_listener_without_a_name_and_overlong_names_do_not_start() {
+    init_tracing();
+    let err = signaling::server::Server::start(ServerConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, signaling::server::ServerError::ServerNameRequired(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--server-name"), "{err}");
+    let err = signaling::server::Server::start(ServerConfig {
+        server_name: Some("a".repeat(signaling::protocol::MAX_SERVER_NAME_BYTES + 1)),
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, signaling::server::ServerError::BadServerName(256)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn binary_on_a_wildcard_address_asks_for_a_server_name() {
+    init_tracing();
+    // Refused before anything is bound.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_call-signaling"))
+        .args(["--listen", "0.0.0.0:0", "--no-turn"])
+        .env_remove("CALL_SERVER_NAME")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--server-name"), "{stderr}");
 }

@@ -22,9 +22,10 @@ struct Args {
     #[arg(long, env = "CALL_SIGNALING_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
 
-    /// Name put in every auth challenge (clients may insist on it).
-    #[arg(long, env = "CALL_SERVER_NAME", default_value = "call-signaling")]
-    server_name: String,
+    /// Name put in every auth challenge: the DNS name or IP address clients dial (they check
+    /// it). Default: the --listen IP; required when listening on a wildcard such as 0.0.0.0.
+    #[arg(long, env = "CALL_SERVER_NAME")]
+    server_name: Option<String>,
 
     /// UDP address of the embedded TURN server.
     #[arg(long, env = "CALL_TURN_LISTEN", default_value = "127.0.0.1:3478")]

@@ -18,7 +18,7 @@ pub mod tls;
 pub mod turn;
 pub mod turn_retransmit;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,8 +88,11 @@ impl Default for Limits {
 pub struct ServerConfig {
     /// TCP address for the WebSocket listener (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Name put in every challenge and covered by the client's signature.
-    pub server_name: String,
+    /// Name put in every challenge and covered by the client's signature: the host clients
+    /// dial (DNS name or IP literal), since clients check it against their URL's host. `None`
+    /// uses the listen address's IP when it is not a wildcard; a wildcard listener must name
+    /// itself. See [`server_name_for`].
+    pub server_name: Option<String>,
     /// Embedded TURN server; `None` runs none.
     pub turn: Option<TurnConfig>,
     /// Shared secret for TURN credentials; `None` picks a random one (fine for the embedded
@@ -110,12 +113,12 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Local development and tests: `127.0.0.1:0`, embedded TURN on `127.0.0.1:0`, random
-    /// secret, loopback peers allowed, no TLS, default limits.
+    /// Local development and tests: `127.0.0.1:0` (server name `127.0.0.1`), embedded TURN on
+    /// `127.0.0.1:0`, random secret, loopback peers allowed, no TLS, default limits.
     pub fn local() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            server_name: "call-signaling".to_owned(),
+            server_name: None,
             turn: Some(TurnConfig::local()),
             turn_secret: None,
             external_turn_urls: Vec::new(),
@@ -140,8 +143,14 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// The server name is empty or too long.
-    #[error("server name must be 1 to {MAX_SERVER_NAME_BYTES} bytes")]
-    BadServerName,
+    #[error("server name must be 1 to {MAX_SERVER_NAME_BYTES} bytes, got {0}")]
+    BadServerName(usize),
+    /// The listen address is a wildcard and no server name was given.
+    #[error(
+        "listening on {0} (all interfaces) needs --server-name: the DNS name or IP address \
+         clients dial (it goes into every login challenge and clients check it)"
+    )]
+    ServerNameRequired(SocketAddr),
     /// TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -225,9 +234,7 @@ impl Server {
     /// Binds the listener (and the embedded TURN server), starts serving, and returns once
     /// both accept connections.
     pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
-        if cfg.server_name.is_empty() || cfg.server_name.len() > MAX_SERVER_NAME_BYTES {
-            return Err(ServerError::BadServerName);
-        }
+        let server_name = server_name_for(cfg.server_name.as_deref(), cfg.listen)?;
         let secret = cfg.turn_secret.clone().unwrap_or_else(TurnSecret::random);
         let policy = Arc::new(CredentialPolicy::new(
             secret,
@@ -261,7 +268,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let shared = Arc::new(Shared {
-            server_name: cfg.server_name.clone(),
+            server_name: server_name.clone(),
             limits: cfg.limits.clone(),
             registry: routing::Registry::default(),
             policy,
@@ -276,15 +283,7 @@ impl Server {
             .route(WS_PATH, get(ws_handler))
             .with_state(shared.clone());
         let scheme = if tls.is_some() { "wss" } else { "ws" };
-        let mut url_addr = addr;
-        if url_addr.ip().is_unspecified() {
-            url_addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        let url = format!("{scheme}://{url_addr}{WS_PATH}");
+        let url = format!("{scheme}://{}{WS_PATH}", url_authority(&server_name, addr));
 
         tracker.spawn(http::accept_loop(
             listener,
@@ -302,7 +301,7 @@ impl Server {
             });
             (turn_addr, task)
         });
-        tracing::info!(%url, turn = ?turn_task.as_ref().map(|t| t.0), "signaling server ready");
+        tracing::info!(%url, %server_name, turn = ?turn_task.as_ref().map(|t| t.0), "signaling server ready");
         Ok(RunningServer {
             url,
             addr,
@@ -313,6 +312,67 @@ impl Server {
             turn_task: turn_task.map(|t| t.1),
         })
     }
+}
+
+/// The name a server puts in its challenges: `configured` if given (IP literals in canonical
+/// form without brackets, DNS names in lowercase), else the listen IP when it is not a
+/// wildcard. Clients compare it with the host of the URL they dialed, so every deployment has
+/// its own name and a login cannot be relayed to another server.
+pub fn server_name_for(
+    configured: Option<&str>,
+    listen: SocketAddr,
+) -> Result<String, ServerError> {
+    let name = match configured {
+        Some(name) => {
+            let bare = name
+                .strip_prefix('[')
+                .and_then(|n| n.strip_suffix(']'))
+                .unwrap_or(name);
+            match bare.parse::<IpAddr>() {
+                Ok(ip) => ip.to_string(),
+                Err(_) => name.to_ascii_lowercase(),
+            }
+        }
+        None if listen.ip().is_unspecified() => {
+            return Err(ServerError::ServerNameRequired(listen))
+        }
+        None => listen.ip().to_string(),
+    };
+    if name.is_empty() || name.len() > MAX_SERVER_NAME_BYTES {
+        return Err(ServerError::BadServerName(name.len()));
+    }
+    Ok(name)
+}
+
+/// `HOST:PORT` for [`RunningServer::url`]: the server name when it can be a URL host (an IP
+/// literal or a DNS name), so that the URL's host is what clients check the challenge against;
+/// otherwise the bound address (loopback for a wildcard).
+fn url_authority(server_name: &str, bound: SocketAddr) -> String {
+    let port = bound.port();
+    if let Ok(ip) = server_name.parse::<IpAddr>() {
+        return SocketAddr::new(ip, port).to_string();
+    }
+    let dns_name = server_name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if dns_name {
+        return format!("{server_name}:{port}");
+    }
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr.to_string()
 }
 
 /// A started server. Stops on [`RunningServer::shutdown`], when its
@@ -337,7 +397,9 @@ impl std::fmt::Debug for RunningServer {
 }
 
 impl RunningServer {
-    /// The URL clients connect to: `ws://HOST:PORT/ws` or `wss://HOST:PORT/ws`.
+    /// The URL clients connect to: `ws://HOST:PORT/ws` or `wss://HOST:PORT/ws`, where `HOST` is
+    /// the server name when that is an IP literal or a DNS name (so clients that check the
+    /// challenge against the URL's host accept it), else the bound address.
     pub fn url(&self) -> String {
         self.url.clone()
     }
@@ -381,11 +443,79 @@ impl RunningServer {
     }
 }
 
+impl RunningServer {
+    /// The name this server puts in its challenges.
+    pub fn server_name(&self) -> &str {
+        &self.shared.server_name
+    }
+}
+
 impl Drop for RunningServer {
     fn drop(&mut self) {
         // Tasks notice the cancellation and end on their own (the TURN task closes the TURN
         // server); `shutdown()` is the way to wait for that.
         self.shutdown.cancel();
         self.tracker.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_server_name_is_the_listen_host_and_a_wildcard_needs_one() {
+        let name =
+            |configured: Option<&str>, listen: &str| server_name_for(configured, addr(listen));
+        assert_eq!(name(None, "127.0.0.1:8443").unwrap(), "127.0.0.1");
+        assert_eq!(name(None, "[::1]:8443").unwrap(), "::1");
+        assert!(matches!(
+            name(None, "0.0.0.0:8443"),
+            Err(ServerError::ServerNameRequired(_))
+        ));
+        assert!(matches!(
+            name(None, "[::]:8443"),
+            Err(ServerError::ServerNameRequired(_))
+        ));
+        assert_eq!(
+            name(Some("Call.Example.COM"), "0.0.0.0:8443").unwrap(),
+            "call.example.com"
+        );
+        assert_eq!(name(Some("[::1]"), "[::]:1").unwrap(), "::1");
+        assert_eq!(name(Some("0:0:0:0:0:0:0:1"), "[::]:1").unwrap(), "::1");
+        let longest = "a".repeat(MAX_SERVER_NAME_BYTES);
+        assert_eq!(name(Some(&longest), "0.0.0.0:1").unwrap(), longest);
+        let over = "a".repeat(MAX_SERVER_NAME_BYTES + 1);
+        assert!(matches!(
+            name(Some(&over), "0.0.0.0:1"),
+            Err(ServerError::BadServerName(256))
+        ));
+        assert!(matches!(
+            name(Some(""), "127.0.0.1:1"),
+            Err(ServerError::BadServerName(0))
+        ));
+    }
+
+    #[test]
+    fn url_host_is_the_server_name_when_it_can_be() {
+        assert_eq!(
+            url_authority("127.0.0.1", addr("127.0.0.1:5")),
+            "127.0.0.1:5"
+        );
+        assert_eq!(url_authority("::1", addr("[::1]:5")), "[::1]:5");
+        assert_eq!(
+            url_authority("call.example.com", addr("0.0.0.0:5")),
+            "call.example.com:5"
+        );
+        assert_eq!(
+            url_authority("not a host", addr("0.0.0.0:5")),
+            "127.0.0.1:5"
+        );
+        assert_eq!(url_authority("not a host", addr("[::]:5")), "[::1]:5");
+        assert_eq!(url_authority("x", addr("10.0.0.1:5")), "x:5");
     }
 }
