@@ -895,3 +895,57 @@ async fn binary_on_a_wildcard_address_asks_for_a_server_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--server-name"), "{stderr}");
 }
+
+async fn ws_status_with_origin(url: &str, origin: Option<&str>) -> Result<(), u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn browser_origins_are_refused_unless_allowed() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    // Non-browser clients send no Origin and are unaffected.
+    assert_eq!(ws_status_with_origin(&url, None).await, Ok(()));
+    client(&url).await;
+    assert_eq!(
+        ws_status_with_origin(&url, Some("https://evil.example")).await,
+        Err(403)
+    );
+    assert_eq!(ws_status_with_origin(&url, Some("null")).await, Err(403));
+    server.shutdown().await;
+
+    let server = start(ServerConfig {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..test_config()
+    })
+    .await;
+    let url = server.url();
+    assert_eq!(
+        ws_status_with_origin(&url, Some("https://app.example.com")).await,
+        Ok(())
+    );
+    assert_eq!(
+        ws_status_with_origin(&url, Some("https://evil.example")).await,
+        Err(403)
+    );
+    assert_eq!(ws_status_with_origin(&url, None).await, Ok(()));
+    server.shutdown().await;
+
+    let err = signaling::server::Server::start(ServerConfig {
+        allowed_origins: vec!["app.example.com".into()],
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("scheme://host"), "{err}");
+}

@@ -68,6 +68,15 @@ struct Args {
     #[arg(long, env = "CALL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Browser origin (scheme://host[:port]) allowed to open /ws; repeatable. Requests with
+    /// any other Origin header are refused; clients that send none (not browsers) always pass.
+    #[arg(
+        long = "allow-origin",
+        env = "CALL_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+
     /// Seconds a connection has to authenticate.
     #[arg(long, default_value_t = 10)]
     auth_timeout: u64,
@@ -119,6 +128,7 @@ impl Args {
             credential_ttl: self.turn_ttl,
             max_ttl: self.turn_max_ttl,
             allow_loopback_peers: self.allow_loopback_peers,
+            allowed_origins: self.allow_origins,
             tls: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsPaths { cert, key }),
                 _ => None,

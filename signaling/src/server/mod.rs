@@ -11,6 +11,7 @@ pub mod auth;
 mod connection;
 mod http;
 pub mod limits;
+pub mod origin;
 pub mod peer_policy;
 pub mod routing;
 pub mod session;
@@ -25,7 +26,7 @@ use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -40,6 +41,7 @@ use crate::turn_credentials::{
 };
 
 pub use limits::RateLimit;
+pub use origin::{OriginError, OriginPolicy};
 pub use tls::{TlsError, TlsPaths};
 pub use turn::{TurnConfig, TurnServerError};
 
@@ -108,6 +110,10 @@ pub struct ServerConfig {
     pub allow_loopback_peers: bool,
     /// Serve `wss://` with this certificate and key.
     pub tls: Option<TlsPaths>,
+    /// Browser origins (`scheme://host[:port]`) allowed to open `/ws`; a request with any other
+    /// `Origin` header is refused with 403. Requests without one (non-browser clients) are
+    /// always allowed.
+    pub allowed_origins: Vec<String>,
     /// Timeouts and bounds.
     pub limits: Limits,
 }
@@ -126,6 +132,7 @@ impl ServerConfig {
             max_ttl: DEFAULT_MAX_TTL_SECS,
             allow_loopback_peers: true,
             tls: None,
+            allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -160,11 +167,15 @@ pub enum ServerError {
     /// TTL settings are inconsistent.
     #[error(transparent)]
     Credentials(#[from] TurnCredentialError),
+    /// An allowed origin is malformed.
+    #[error(transparent)]
+    Origin(#[from] OriginError),
 }
 
 /// State shared by all connections of one server.
 pub(crate) struct Shared {
     server_name: String,
+    origins: OriginPolicy,
     limits: Limits,
     registry: routing::Registry,
     policy: Arc<CredentialPolicy>,
@@ -207,7 +218,13 @@ async fn ws_handler(
     ws: WebSocketUpgrade,
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    let origin = headers.get(header::ORIGIN);
+    if !shared.origins.allows(origin.map(|o| o.as_bytes())) {
+        tracing::info!(%peer, ?origin, "refusing WebSocket: origin not allowed (--allow-origin)");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
     let open = shared.open_websockets.fetch_add(1, Ordering::AcqRel);
     let slot = WsSlot(shared.clone());
     if open >= shared.limits.max_connections || shared.shutdown.is_cancelled() {
@@ -235,6 +252,7 @@ impl Server {
     /// both accept connections.
     pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         let server_name = server_name_for(cfg.server_name.as_deref(), cfg.listen)?;
+        let origins = OriginPolicy::new(&cfg.allowed_origins)?;
         let secret = cfg.turn_secret.clone().unwrap_or_else(TurnSecret::random);
         let policy = Arc::new(CredentialPolicy::new(
             secret,
@@ -269,6 +287,7 @@ impl Server {
         let tracker = TaskTracker::new();
         let shared = Arc::new(Shared {
             server_name: server_name.clone(),
+            origins,
             limits: cfg.limits.clone(),
             registry: routing::Registry::default(),
             policy,
