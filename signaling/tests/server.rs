@@ -949,3 +949,108 @@ async fn browser_origins_are_refused_unless_allowed() {
     .unwrap_err();
     assert!(err.to_string().contains("scheme://host"), "{err}");
 }
+
+/// Starts the binary with `args`; returns its printed URL (or its stderr if it exited).
+async fn run_binary(
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, Result<String, String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_call-signaling"));
+    cmd.args(["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("CALL_TURN_SECRET")
+        .env_remove("CALL_TURN_SECRET_FILE")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(SOON, tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    match line {
+        Some(url) => (child, Ok(url)),
+        None => {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .await
+                .unwrap();
+            (child, Err(stderr))
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_reads_the_turn_secret_from_an_owner_only_file() {
+    use signaling::turn_credentials::{CredentialPolicy, TurnSecret};
+    use std::os::unix::fs::PermissionsExt as _;
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("turn-secret");
+    std::fs::write(&path, "north\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let policy =
+        CredentialPolicy::new(TurnSecret::new(b"north".to_vec()).unwrap(), 600, 3600).unwrap();
+    let path_str = path.to_str().unwrap();
+    for (args, envs) in [
+        (vec!["--turn-secret-file", path_str], vec![]),
+        (vec![], vec![("CALL_TURN_SECRET_FILE", path_str)]),
+    ] {
+        let (mut child, url) = run_binary(&args, &envs).await;
+        let url = url.expect("the server starts");
+        let creds = client(&url).await.turn_credentials().await.unwrap();
+        assert_eq!(creds.password, policy.password_for(&creds.username));
+        child.kill().await.unwrap();
+    }
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut child, out) = run_binary(&["--turn-secret-file", path_str], &[]).await;
+    let stderr = out.expect_err("refused");
+    assert!(stderr.contains("readable by other users"), "{stderr}");
+    assert!(!child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn binary_warns_that_a_command_line_turn_secret_is_visible() {
+    init_tracing();
+    let (mut child, url) = run_binary(&["--turn-secret", "north"], &[]).await;
+    url.expect("the server starts");
+    child.kill().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("visible to other local users"), "{stderr}");
+    assert!(
+        !stderr.contains("north"),
+        "the secret is never logged: {stderr}"
+    );
+
+    let (mut child, url) = run_binary(&[], &[("CALL_TURN_SECRET", "north")]).await;
+    url.expect("the server starts");
+    child.kill().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(!stderr.contains("visible"), "{stderr}");
+}

@@ -10,12 +10,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _};
+use signaling::server::secret_file::read_turn_secret_file;
 use signaling::server::{Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig};
 use signaling::turn_credentials::{TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS};
 
 /// End-to-end encrypted signaling server for `call`, with an embedded TURN relay.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "call-signaling", version)]
 struct Args {
     /// TCP address to serve WebSockets on (path /ws). Port 0 picks a free port.
@@ -41,8 +43,19 @@ struct Args {
     no_turn: bool,
 
     /// Shared secret for TURN REST credentials (random if absent; set it to share with coturn).
+    /// Visible to other local users in `ps` when given here: prefer --turn-secret-file or the
+    /// environment variable.
     #[arg(long, env = "CALL_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+
+    /// File holding the TURN shared secret (one line; must not be readable by group or others).
+    #[arg(
+        long,
+        env = "CALL_TURN_SECRET_FILE",
+        conflicts_with = "turn_secret",
+        value_name = "PATH"
+    )]
+    turn_secret_file: Option<PathBuf>,
 
     /// Extra TURN URL to hand out (e.g. a coturn using the same secret); repeatable.
     #[arg(long = "turn-url", env = "CALL_TURN_URLS", value_delimiter = ',')]
@@ -100,9 +113,10 @@ struct Args {
 
 impl Args {
     fn into_config(self) -> Result<ServerConfig, String> {
-        let turn_secret = match self.turn_secret {
-            Some(s) => Some(TurnSecret::new(s.into_bytes()).map_err(|e| e.to_string())?),
-            None => None,
+        let turn_secret = match (self.turn_secret, &self.turn_secret_file) {
+            (Some(s), _) => Some(TurnSecret::new(s.into_bytes()).map_err(|e| e.to_string())?),
+            (None, Some(path)) => Some(read_turn_secret_file(path).map_err(|e| e.to_string())?),
+            (None, None) => None,
         };
         let limits = Limits {
             rate: RateLimit {
@@ -171,7 +185,18 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cfg = match Args::parse().into_config() {
+    let matches = Args::command().get_matches();
+    if matches.value_source("turn_secret") == Some(ValueSource::CommandLine) {
+        tracing::warn!(
+            "--turn-secret on the command line is visible to other local users (ps, /proc); \
+             use --turn-secret-file PATH or CALL_TURN_SECRET instead"
+        );
+    }
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(err) => err.exit(),
+    };
+    let cfg = match args.into_config() {
         Ok(cfg) => cfg,
         Err(err) => {
             eprintln!("call-signaling: {err}");

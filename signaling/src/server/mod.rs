@@ -14,6 +14,7 @@ pub mod limits;
 pub mod origin;
 pub mod peer_policy;
 pub mod routing;
+pub mod secret_file;
 pub mod session;
 pub mod tls;
 pub mod turn;
