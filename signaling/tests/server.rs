@@ -5,9 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt as _;
 use signaling::client::{Client, ClientError, ClientOptions};
 use signaling::envelope::{Envelope, EnvelopeError, EnvelopeKind};
-use signaling::identity::Identity;
+use signaling::identity::{CallId, Identity};
 use signaling::protocol::{answer_challenge, ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use signaling::server::{RateLimit, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -650,55 +651,57 @@ async fn binary_prints_its_url_and_stops_on_sigterm() {
 #[tokio::test]
 async fn a_receiver_that_does_not_read_is_disconnected_not_buffered() {
     init_tracing();
-    let mut cfg = test_config();
-    cfg.limits.send_queue = 4;
+    let mut cfg = flood_config();
     cfg.limits.send_timeout = Duration::from_millis(200);
-    cfg.limits.rate = RateLimit {
-        per_second: 10_000.0,
-        burst: 10_000,
-    };
-    cfg.limits.replay_capacity = 10_000;
     let server = start(cfg).await;
     let url = server.url();
     let sender = Identity::generate();
     let mut a = Raw::authed(&url, &sender).await;
     let lazy = Identity::generate();
-    let mut b = Raw::authed(&url, &lazy).await; // never reads until the end
-    let payload = vec![7u8; 40 * 1024];
-    let mut refused = None;
-    for _ in 0..2000 {
-        let env = Envelope::seal(
+    // Never reads until the end; a small receive buffer makes the server's writes stall soon.
+    let mut b = Raw::authed_with(
+        &url,
+        &lazy,
+        SocketOptions {
+            recv_buffer: Some(8 * 1024),
+            ..SocketOptions::default()
+        },
+    )
+    .await;
+    let mut busy = 0;
+    let mut sent = 0;
+    // The sender is refused (recipient_busy) once its share is queued; the lazy receiver is
+    // closed once a write to it makes no progress for the write timeout.
+    while server.connected_clients() == 2 {
+        assert!(sent < 5000, "the lazy receiver was never disconnected");
+        a.send_text(send_frame(&bulk_envelope(
             &sender,
             &lazy.call_id(),
-            EnvelopeKind::Offer,
-            &payload,
-            unix_now(),
-        )
-        .unwrap();
-        a.send_text(send_frame(&env)).await;
-        // Errors come back asynchronously; look without waiting.
+            32 * 1024,
+        )))
+        .await;
+        sent += 1;
         use futures::FutureExt;
-        use futures::StreamExt;
-        if let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
+        while let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
             a.ws.next().now_or_never()
         {
-            if let Ok(ServerFrame::Error { code, .. }) = ServerFrame::parse(t.as_str()) {
-                refused = Some(code);
-                break;
+            match ServerFrame::parse(t.as_str()) {
+                Ok(ServerFrame::Error {
+                    code: ErrorCode::RecipientBusy,
+                    ..
+                }) => busy += 1,
+                Ok(ServerFrame::Error {
+                    code: ErrorCode::NotOnline,
+                    ..
+                }) => {}
+                other => panic!("{other:?}"),
             }
         }
+        if busy > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    let code = match refused {
-        Some(code) => code,
-        None => match a.next_frame().await {
-            Some(ServerFrame::Error { code, .. }) => code,
-            other => panic!("the sender was never told: {other:?}"),
-        },
-    };
-    assert!(
-        matches!(code, ErrorCode::RecipientBusy | ErrorCode::NotOnline),
-        "{code}"
-    );
+    assert!(busy > 0, "the sender was told");
     // The lazy receiver's connection is gone (it may still read what was in flight).
     let mut closed = false;
     for _ in 0..10_000 {
@@ -709,6 +712,7 @@ async fn a_receiver_that_does_not_read_is_disconnected_not_buffered() {
     }
     assert!(closed);
     assert_eq!(server.connected_clients(), 1);
+    assert_eq!(server.queued_bytes(), 0, "its queue was freed");
     server.shutdown().await;
 }
 
@@ -1053,4 +1057,299 @@ async fn binary_warns_that_a_command_line_turn_secret_is_visible() {
         .await
         .unwrap();
     assert!(!stderr.contains("visible"), "{stderr}");
+}
+
+/// A signed envelope with a `len`-byte body that is not encrypted (the server never opens
+/// bodies; sealing large bodies is needlessly slow in debug builds).
+fn bulk_envelope(from: &Identity, to: &CallId, len: usize) -> Envelope {
+    let mut env = Envelope::seal(from, to, EnvelopeKind::Candidate, b"", unix_now()).unwrap();
+    env.body = vec![0x42; len];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut env.nonce);
+    env.sig = from.sign(&env.signed_bytes());
+    env
+}
+
+fn flood_config() -> ServerConfig {
+    let mut cfg = test_config();
+    cfg.limits.rate = RateLimit {
+        per_second: 100_000.0,
+        burst: 100_000,
+    };
+    cfg.limits.replay_capacity = 100_000;
+    cfg.limits.idle_timeout = Duration::from_secs(60);
+    // Small kernel buffers: a client that does not read stalls the server's writes sooner.
+    cfg.limits.tcp_send_buffer = Some(16 * 1024);
+    cfg
+}
+
+/// Sends `count` envelopes of `len` bytes from `me` to `to` as fast as the socket takes them,
+/// reading (and discarding) whatever the server answers (`recipient_busy` once throttled).
+fn spawn_flooder(
+    url: String,
+    me: Identity,
+    to: CallId,
+    count: usize,
+    len: usize,
+) -> tokio::task::JoinHandle<()> {
+    use futures::{SinkExt, StreamExt};
+    tokio::spawn(async move {
+        let raw = Raw::authed(&url, &me).await;
+        let (mut sink, mut stream) = raw.ws.split();
+        let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+        for _ in 0..count {
+            let frame = send_frame(&bulk_envelope(&me, &to, len));
+            if sink
+                .send(tokio_tungstenite::tungstenite::Message::Text(frame.into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+        let _ = tokio::time::timeout(SOON, reader).await;
+    })
+}
+
+#[tokio::test]
+async fn flooding_a_victim_does_not_disconnect_it() {
+    init_tracing();
+    let server = start(flood_config()).await;
+    let url = server.url();
+    let victim = Identity::generate();
+    let good = Identity::generate();
+    // The victim reads every frame, at a steady pace, through a small receive buffer.
+    let mut victim_conn = Raw::authed_with(
+        &url,
+        &victim,
+        SocketOptions {
+            recv_buffer: Some(16 * 1024),
+            ..SocketOptions::default()
+        },
+    )
+    .await;
+    let good_id = good.call_id();
+    let reader = tokio::spawn(async move {
+        let (mut from_good, mut total) = (0, 0);
+        while from_good < 5 {
+            match tokio::time::timeout(Duration::from_secs(30), victim_conn.ws.next()).await {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                    match ServerFrame::parse(t.as_str()).unwrap() {
+                        ServerFrame::Deliver { envelope } => {
+                            total += 1;
+                            if envelope.from == good_id {
+                                from_good += 1;
+                            }
+                        }
+                        other => panic!("the victim got {other:?}"),
+                    }
+                    // A steady reader, slower than the flood.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the victim's connection ended: {other:?} after {total} frames"),
+            }
+        }
+        (victim_conn, total)
+    });
+
+    let flooders: Vec<_> = (0..3)
+        .map(|_| {
+            spawn_flooder(
+                url.clone(),
+                Identity::generate(),
+                victim.call_id(),
+                150,
+                32 * 1024,
+            )
+        })
+        .collect();
+    let mut good_conn = Raw::authed(&url, &good).await;
+    for i in 0..5u8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let env = Envelope::seal(
+            &good,
+            &victim.call_id(),
+            EnvelopeKind::Offer,
+            &[i],
+            unix_now(),
+        )
+        .unwrap();
+        good_conn.send_text(send_frame(&env)).await;
+    }
+    for f in flooders {
+        f.await.unwrap();
+    }
+    let (mut victim_conn, _) = reader.await.unwrap();
+    // Still connected: an envelope sent now arrives.
+    let env = Envelope::seal(
+        &good,
+        &victim.call_id(),
+        EnvelopeKind::Hangup,
+        b"end",
+        unix_now(),
+    )
+    .unwrap();
+    good_conn.send_text(send_frame(&env)).await;
+    loop {
+        match victim_conn.next_frame().await {
+            Some(ServerFrame::Deliver { envelope }) if envelope == env => break,
+            Some(ServerFrame::Deliver { .. }) => continue,
+            other => panic!("the victim was disconnected: {other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
+
+fn from_ip(last: u8) -> SocketOptions {
+    SocketOptions {
+        local_ip: Some(std::net::IpAddr::from([127, 0, 0, last])),
+        ..SocketOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_websocket_slot() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.max_connections_per_ip = 2;
+    let server = start(cfg).await;
+    let url = server.url();
+    let first = Raw::authed_with(&url, &Identity::generate(), from_ip(2)).await;
+    let _second = Raw::authed_with(&url, &Identity::generate(), from_ip(2)).await;
+    match Raw::connect_with(&url, from_ip(2)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429)
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a third WebSocket from 127.0.0.2 was accepted"),
+    }
+    // Other addresses are unaffected.
+    let _other = Raw::authed_with(&url, &Identity::generate(), from_ip(3)).await;
+    // The slot comes back when a connection closes.
+    drop(first);
+    let mut ok = false;
+    for _ in 0..100 {
+        if Raw::connect_with(&url, from_ip(2)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.max_handshakes_per_ip = 2;
+    // Far longer than the test waits: a refusal must come from the cap, not the timeout.
+    cfg.limits.header_read_timeout = Duration::from_secs(60);
+    let server = start(cfg).await;
+    let addr = server.local_addr();
+    let silent = |last: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))
+            .unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    let _h1 = silent(4).await;
+    let _h2 = silent(4).await;
+    // Give the accept loop time to count both (the third is then refused at once).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = silent(4).await;
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(SOON, third.read(&mut buf))
+        .await
+        .expect("the server closes the third connection")
+    {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("unexpected {n} bytes"),
+    }
+    // Another address still gets in, and so does 127.0.0.4 once a handshake is gone.
+    Raw::authed_with(&server.url(), &Identity::generate(), from_ip(5)).await;
+    drop(_h1);
+    let mut ok = false;
+    for _ in 0..100 {
+        if Raw::connect_with(&server.url(), from_ip(4)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_global_queue_budget_bounds_memory_for_all_recipients() {
+    init_tracing();
+    let budget = 256 * 1024;
+    let mut cfg = flood_config();
+    cfg.limits.global_queue_bytes = budget;
+    cfg.limits.sender_queue_bytes = 4 * 1024 * 1024;
+    cfg.limits.recipient_queue_bytes = 4 * 1024 * 1024;
+    cfg.limits.send_timeout = Duration::from_secs(60);
+    let server = start(cfg).await;
+    let url = server.url();
+    let sender = Identity::generate();
+    let mut a = Raw::authed(&url, &sender).await;
+    let small_buffer = SocketOptions {
+        recv_buffer: Some(8 * 1024),
+        ..SocketOptions::default()
+    };
+    let lazies = [Identity::generate(), Identity::generate()];
+    let mut _lazy_conns = Vec::new();
+    for lazy in &lazies {
+        _lazy_conns.push(Raw::authed_with(&url, lazy, small_buffer).await);
+    }
+    let reader = Identity::generate();
+    let mut reader_conn = Raw::authed(&url, &reader).await;
+    // Two recipients that do not read: their queues grow until the global budget is spent.
+    let mut refused = None;
+    for i in 0..2000 {
+        let to = lazies[i % 2].call_id();
+        a.send_text(send_frame(&bulk_envelope(&sender, &to, 32 * 1024)))
+            .await;
+        assert!(server.queued_bytes() <= budget, "{}", server.queued_bytes());
+        use futures::FutureExt;
+        if let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
+            a.ws.next().now_or_never()
+        {
+            refused = Some(ServerFrame::parse(t.as_str()).unwrap());
+            break;
+        }
+    }
+    match refused {
+        Some(ServerFrame::Error {
+            code: ErrorCode::RecipientBusy,
+            message,
+        }) => assert!(message.contains("server's queues are full"), "{message}"),
+        other => panic!("expected recipient_busy, got {other:?}"),
+    }
+    assert!(server.queued_bytes() <= budget);
+    // While it is spent, even a recipient that reads gets nothing large queued: the sender is
+    // told, nobody is disconnected.
+    // (A 45 KiB body makes a 62 KiB frame; the refused one above was 44 KiB.)
+    let big = bulk_envelope(&sender, &reader.call_id(), 45 * 1024);
+    a.send_text(send_frame(&big)).await;
+    a.expect_error(ErrorCode::RecipientBusy).await;
+    let small = Envelope::seal(
+        &sender,
+        &reader.call_id(),
+        EnvelopeKind::Offer,
+        b"hi",
+        unix_now(),
+    )
+    .unwrap();
+    a.send_text(send_frame(&small)).await;
+    assert!(matches!(
+        reader_conn.next_frame().await,
+        Some(ServerFrame::Deliver { .. })
+    ));
+    assert_eq!(server.connected_clients(), 4);
+    server.shutdown().await;
 }

@@ -107,8 +107,36 @@ struct Args {
     burst: u32,
 
     /// Maximum simultaneous WebSocket connections.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
+
+    /// Maximum simultaneous WebSockets from one IPv4 address or IPv6 /64.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
+
+    /// Maximum simultaneous TLS/HTTP handshakes from one IPv4 address or IPv6 /64.
+    #[arg(long, default_value_t = Limits::default().max_handshakes_per_ip)]
+    max_handshakes_per_ip: usize,
+
+    /// KiB one sender may have queued for one recipient.
+    #[arg(long, default_value_t = Limits::default().sender_queue_bytes / 1024)]
+    sender_queue_kib: usize,
+
+    /// KiB queued for one recipient.
+    #[arg(long, default_value_t = Limits::default().recipient_queue_bytes / 1024)]
+    recipient_queue_kib: usize,
+
+    /// MiB queued for all recipients together.
+    #[arg(long, default_value_t = Limits::default().global_queue_bytes / (1024 * 1024))]
+    global_queue_mib: usize,
+
+    /// Kernel send buffer per client socket, KiB (default: the system's autotuning).
+    #[arg(long)]
+    tcp_send_buffer_kib: Option<usize>,
+
+    /// Seconds a write to a client may make no progress before the client is disconnected.
+    #[arg(long, default_value_t = Limits::default().send_timeout.as_secs())]
+    send_timeout: u64,
 }
 
 impl Args {
@@ -127,6 +155,13 @@ impl Args {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             ping_interval: Duration::from_secs((self.idle_timeout / 3).max(1)),
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_handshakes_per_ip: self.max_handshakes_per_ip,
+            sender_queue_bytes: self.sender_queue_kib.saturating_mul(1024),
+            recipient_queue_bytes: self.recipient_queue_kib.saturating_mul(1024),
+            global_queue_bytes: self.global_queue_mib.saturating_mul(1024 * 1024),
+            send_timeout: Duration::from_secs(self.send_timeout.max(1)),
+            tcp_send_buffer: self.tcp_send_buffer_kib.map(|k| k.saturating_mul(1024)),
             ..Limits::default()
         };
         Ok(ServerConfig {

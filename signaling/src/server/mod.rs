@@ -10,8 +10,10 @@
 pub mod auth;
 mod connection;
 mod http;
+pub mod ip_limits;
 pub mod limits;
 pub mod origin;
+pub mod outbox;
 pub mod peer_policy;
 pub mod routing;
 pub mod secret_file;
@@ -59,13 +61,34 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// A connection from which nothing (not even a pong) arrives for this long is closed.
     pub idle_timeout: Duration,
-    /// Outbound frames queued per connection; a recipient whose queue is full is closed.
-    pub send_queue: usize,
-    /// A single WebSocket write may take at most this long.
+    /// Bytes one sender may have queued for one recipient (beyond its first frame); past it
+    /// the sender gets `recipient_busy`.
+    pub sender_queue_bytes: usize,
+    /// Bytes queued for one recipient (beyond a first frame from each sender with nothing
+    /// queued); past it senders get `recipient_busy`. The recipient is never closed for it.
+    pub recipient_queue_bytes: usize,
+    /// Bytes queued for all recipients together (frames being written included); past it
+    /// senders get `recipient_busy`.
+    pub global_queue_bytes: usize,
+    /// A single WebSocket write may take at most this long; a client whose socket takes no
+    /// frame for this long does not read and is closed.
     pub send_timeout: Duration,
     /// Maximum simultaneous connections (WebSockets, and separately connections still in the
     /// TCP/TLS/HTTP stage).
     pub max_connections: usize,
+    /// Maximum simultaneous WebSockets from one IPv4 address or IPv6 /64 (HTTP 429 beyond).
+    pub max_connections_per_ip: usize,
+    /// Maximum simultaneous connections in the TCP/TLS/HTTP stage from one IPv4 address or
+    /// IPv6 /64 (closed at once beyond).
+    pub max_handshakes_per_ip: usize,
+    /// Bytes the WebSocket layer reads from the socket at a time (its read buffer).
+    pub ws_read_buffer: usize,
+    /// Most bytes the WebSocket layer may hold unwritten (at least one largest frame plus a
+    /// close frame; a connection that would exceed it is closed).
+    pub ws_max_write_buffer: usize,
+    /// Kernel send buffer (`SO_SNDBUF`) of every accepted socket; `None` keeps the system's
+    /// autotuning (up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default on Linux).
+    pub tcp_send_buffer: Option<usize>,
     /// Envelopes remembered per connection to refuse resends (bounded memory per connection).
     pub replay_capacity: usize,
 }
@@ -78,9 +101,16 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
-            send_queue: 64,
+            sender_queue_bytes: 256 * 1024,
+            recipient_queue_bytes: 1024 * 1024,
+            global_queue_bytes: 256 * 1024 * 1024,
             send_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 64,
+            max_handshakes_per_ip: 32,
+            ws_read_buffer: 16 * 1024,
+            ws_max_write_buffer: MAX_FRAME_BYTES + 4096,
+            tcp_send_buffer: None,
             replay_capacity: 256,
         }
     }
@@ -179,6 +209,8 @@ pub(crate) struct Shared {
     origins: OriginPolicy,
     limits: Limits,
     registry: routing::Registry,
+    queue_budget: Arc<outbox::ByteBudget>,
+    per_ip: Arc<ip_limits::PerSourceLimits>,
     policy: Arc<CredentialPolicy>,
     turn_urls: Vec<String>,
     shutdown: CancellationToken,
@@ -232,13 +264,34 @@ async fn ws_handler(
         tracing::warn!(%peer, open, "refusing WebSocket: connection limit or shutting down");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     }
+    let Some(ip_slot) = shared
+        .per_ip
+        .try_acquire(peer.ip(), ip_limits::Kind::Connection)
+    else {
+        tracing::info!(%peer, "refusing WebSocket: per-address connection limit reached");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from your address",
+        )
+            .into_response();
+    };
     let tracker = shared.tracker.clone();
+    // Frames are written one at a time and flushed, so the write buffer never holds more than
+    // one frame and a close frame while the socket drains; the cap turns a bug into a close
+    // instead of unbounded memory.
+    let max_write = shared
+        .limits
+        .ws_max_write_buffer
+        .max(MAX_FRAME_BYTES + 1024);
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(shared.limits.ws_read_buffer.max(1024))
+        .write_buffer_size(0)
+        .max_write_buffer_size(max_write)
         .on_failed_upgrade(move |err| tracing::debug!(%peer, %err, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
-                let _slot = slot;
+                let _slots = (slot, ip_slot);
                 connection::serve(socket, shared, peer).await;
             })
         })
@@ -291,6 +344,11 @@ impl Server {
             origins,
             limits: cfg.limits.clone(),
             registry: routing::Registry::default(),
+            queue_budget: Arc::new(outbox::ByteBudget::new(cfg.limits.global_queue_bytes)),
+            per_ip: ip_limits::PerSourceLimits::new(
+                cfg.limits.max_handshakes_per_ip,
+                cfg.limits.max_connections_per_ip,
+            ),
             policy,
             turn_urls,
             shutdown: shutdown.clone(),
@@ -443,6 +501,11 @@ impl RunningServer {
     /// Number of authenticated clients right now.
     pub fn connected_clients(&self) -> usize {
         self.shared.registry.len()
+    }
+
+    /// Bytes of `deliver` frames queued (or being written) for all clients right now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queue_budget.used()
     }
 
     /// Stops accepting, closes every connection (`shutting_down`), stops the TURN server and
