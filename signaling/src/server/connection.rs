@@ -169,9 +169,10 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
                         None => Flow::Continue,
                     }
                 }
-                out = outbox.next() => {
-                    // The frame's bytes stay counted in the global budget until written.
-                    if conn.write(Message::Text(out.text.as_str().into())).await { Flow::Continue } else { Flow::Stop }
+                mut out = outbox.next() => {
+                    // `out` keeps the frame's bytes counted in the global budget until written.
+                    let text = std::mem::take(&mut out.text);
+                    if conn.write(Message::Text(text.into())).await { Flow::Continue } else { Flow::Stop }
                 }
                 msg = conn.socket.recv() => {
                     idle_deadline = tokio::time::Instant::now() + shared.limits.idle_timeout;
