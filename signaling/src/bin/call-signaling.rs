@@ -134,7 +134,7 @@ struct Args {
     #[arg(long)]
     tcp_send_buffer_kib: Option<usize>,
 
-    /// Seconds a write to a client may make no progress before the client is disconnected.
+    /// Seconds writing one frame to a client may take before the client is disconnected.
     #[arg(long, default_value_t = Limits::default().send_timeout.as_secs())]
     send_timeout: u64,
 }

@@ -2,9 +2,9 @@
 //!
 //! It owns the socket, the connection's [`Outbox`] and its timers: the auth deadline, the idle
 //! deadline (reset by anything received, including pongs), the ping interval and a per-write
-//! timeout. A write that makes no progress within the write timeout means the client does not
-//! read its socket: that, and only that, disconnects a slow client. Every exit path unregisters
-//! the connection and frees its queue.
+//! timeout. A frame whose write does not complete within the write timeout means the client
+//! does not read its socket: that, and only that, disconnects a slow client. Every exit path
+//! unregisters the connection and frees its queue.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
