@@ -1353,3 +1353,32 @@ async fn the_global_queue_budget_bounds_memory_for_all_recipients() {
     assert_eq!(server.connected_clients(), 4);
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn oversize_http_request_heads_are_refused() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.as_str().into_client_request().unwrap();
+    // 20 KiB of headers: over the 16 KiB default (hyper alone would take about 400 KiB).
+    for i in 0..20 {
+        req.headers_mut().insert(
+            format!("x-pad-{i}")
+                .parse::<axum::http::HeaderName>()
+                .unwrap(),
+            "a".repeat(1000).parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => panic!("a 20 KiB request head was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 431)
+        }
+        // Or the server closes the connection.
+        Err(_) => {}
+    }
+    // A normal request still works.
+    client(&url).await;
+    server.shutdown().await;
+}

@@ -130,6 +130,10 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().global_queue_bytes / (1024 * 1024))]
     global_queue_mib: usize,
 
+    /// Largest HTTP request head before the WebSocket upgrade, KiB (at least 8).
+    #[arg(long, default_value_t = Limits::default().http_max_request_head / 1024)]
+    http_max_request_head_kib: usize,
+
     /// Kernel send buffer per client socket, KiB (default: the system's autotuning).
     #[arg(long)]
     tcp_send_buffer_kib: Option<usize>,
@@ -162,6 +166,7 @@ impl Args {
             global_queue_bytes: self.global_queue_mib.saturating_mul(1024 * 1024),
             send_timeout: Duration::from_secs(self.send_timeout.max(1)),
             tcp_send_buffer: self.tcp_send_buffer_kib.map(|k| k.saturating_mul(1024)),
+            http_max_request_head: self.http_max_request_head_kib.saturating_mul(1024),
             ..Limits::default()
         };
         Ok(ServerConfig {

@@ -132,6 +132,8 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.limits.header_read_timeout)
+        // hyper panics below 8192.
+        .max_buf_size(shared.limits.http_max_request_head.max(8192))
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);

@@ -81,6 +81,9 @@ pub struct Limits {
     /// Maximum simultaneous connections in the TCP/TLS/HTTP stage from one IPv4 address or
     /// IPv6 /64 (closed at once beyond).
     pub max_handshakes_per_ip: usize,
+    /// Largest HTTP request head (request line and headers) read before the upgrade, bytes
+    /// (at least 8192; hyper's own default would be about 400 KiB per connection).
+    pub http_max_request_head: usize,
     /// Bytes the WebSocket layer reads from the socket at a time (its read buffer).
     pub ws_read_buffer: usize,
     /// Most bytes the WebSocket layer may hold unwritten (at least one largest frame plus a
@@ -108,6 +111,7 @@ impl Default for Limits {
             max_connections: 10_000,
             max_connections_per_ip: 64,
             max_handshakes_per_ip: 32,
+            http_max_request_head: 16 * 1024,
             ws_read_buffer: 16 * 1024,
             ws_max_write_buffer: MAX_FRAME_BYTES + 4096,
             tcp_send_buffer: None,
