@@ -134,6 +134,14 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().http_max_request_head / 1024)]
     http_max_request_head_kib: usize,
 
+    /// WebSocket read buffer per connection, KiB.
+    #[arg(long, default_value_t = Limits::default().ws_read_buffer / 1024)]
+    ws_read_buffer_kib: usize,
+
+    /// Most unwritten bytes per WebSocket, KiB (at least one 64 KiB frame plus a close frame).
+    #[arg(long, default_value_t = Limits::default().ws_max_write_buffer / 1024)]
+    ws_max_write_buffer_kib: usize,
+
     /// Kernel send buffer per client socket, KiB (default: the system's autotuning).
     #[arg(long)]
     tcp_send_buffer_kib: Option<usize>,
@@ -167,6 +175,8 @@ impl Args {
             send_timeout: Duration::from_secs(self.send_timeout.max(1)),
             tcp_send_buffer: self.tcp_send_buffer_kib.map(|k| k.saturating_mul(1024)),
             http_max_request_head: self.http_max_request_head_kib.saturating_mul(1024),
+            ws_read_buffer: self.ws_read_buffer_kib.saturating_mul(1024),
+            ws_max_write_buffer: self.ws_max_write_buffer_kib.saturating_mul(1024),
             ..Limits::default()
         };
         Ok(ServerConfig {
