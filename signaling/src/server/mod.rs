@@ -1,11 +1,13 @@
 //! axum WebSocket signaling server with embedded TURN.
 //!
 //! Layers, from the wire inwards: `http` (TCP accept, optional TLS, HTTP/1.1 with a header
-//! read timeout, connection cap) → axum route `GET /ws` (WebSocket upgrade with 64 KiB limits)
-//! → `connection` (one task per socket: timers, bounded queue) → [`session`] (sans-IO
-//! protocol state: [`auth`] challenge, [`limits`] token bucket, frame checks) → [`routing`]
-//! (in-memory presence table). [`turn`] runs the embedded TURN server whose relays obey
-//! [`peer_policy`]. Nothing is written to disk.
+//! read timeout and size cap, connection caps in total and per address, [`ip_limits`]) → axum
+//! route `GET /ws` ([`origin`] check, per-address WebSocket cap, upgrade with 64 KiB limits and
+//! bounded buffers) → `connection` (one task per socket: timers, write timeout, its
+//! [`outbox`]) → [`session`] (sans-IO protocol state: [`auth`] challenge, [`limits`] token
+//! bucket, frame checks) → [`routing`] (in-memory presence table, fair byte-bounded queues).
+//! [`turn`] runs the embedded TURN server whose relays obey [`peer_policy`]. Nothing is written
+//! to disk ([`secret_file`] only reads the TURN secret).
 
 pub mod auth;
 mod connection;
