@@ -81,8 +81,9 @@ struct Args {
     #[arg(long, env = "CALL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
-    /// Browser origin (scheme://host[:port]) allowed to open /ws; repeatable. Requests with
-    /// any other Origin header are refused; clients that send none (not browsers) always pass.
+    /// Browser origin (scheme://host or scheme://host:port) allowed to open /ws; repeatable.
+    /// Requests with any other Origin header are refused; clients that send none (not
+    /// browsers) always pass.
     #[arg(
         long = "allow-origin",
         env = "CALL_ALLOW_ORIGINS",
