@@ -5,9 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use futures::StreamExt as _;
 use signaling::client::{Client, ClientError, ClientOptions};
 use signaling::envelope::{Envelope, EnvelopeError, EnvelopeKind};
-use signaling::identity::Identity;
+use signaling::identity::{CallId, Identity};
 use signaling::protocol::{answer_challenge, ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 use signaling::server::{RateLimit, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -155,7 +156,7 @@ async fn client_refuses_an_unexpected_server_name() {
         .unwrap_err();
     assert!(matches!(err, ClientError::WrongServer { .. }), "{err}");
     let opts = ClientOptions {
-        server_name: Some("call-signaling".into()),
+        server_name: Some("127.0.0.1".into()),
         ..ClientOptions::default()
     };
     Client::connect(&server.url(), Identity::generate(), opts)
@@ -650,55 +651,57 @@ async fn binary_prints_its_url_and_stops_on_sigterm() {
 #[tokio::test]
 async fn a_receiver_that_does_not_read_is_disconnected_not_buffered() {
     init_tracing();
-    let mut cfg = test_config();
-    cfg.limits.send_queue = 4;
+    let mut cfg = flood_config();
     cfg.limits.send_timeout = Duration::from_millis(200);
-    cfg.limits.rate = RateLimit {
-        per_second: 10_000.0,
-        burst: 10_000,
-    };
-    cfg.limits.replay_capacity = 10_000;
     let server = start(cfg).await;
     let url = server.url();
     let sender = Identity::generate();
     let mut a = Raw::authed(&url, &sender).await;
     let lazy = Identity::generate();
-    let mut b = Raw::authed(&url, &lazy).await; // never reads until the end
-    let payload = vec![7u8; 40 * 1024];
-    let mut refused = None;
-    for _ in 0..2000 {
-        let env = Envelope::seal(
+    // Never reads until the end; a small receive buffer makes the server's writes stall soon.
+    let mut b = Raw::authed_with(
+        &url,
+        &lazy,
+        SocketOptions {
+            recv_buffer: Some(8 * 1024),
+            ..SocketOptions::default()
+        },
+    )
+    .await;
+    let mut busy = 0;
+    let mut sent = 0;
+    // The sender is refused (recipient_busy) once its share is queued; the lazy receiver is
+    // closed once a write to it makes no progress for the write timeout.
+    while server.connected_clients() == 2 {
+        assert!(sent < 5000, "the lazy receiver was never disconnected");
+        a.send_text(send_frame(&bulk_envelope(
             &sender,
             &lazy.call_id(),
-            EnvelopeKind::Offer,
-            &payload,
-            unix_now(),
-        )
-        .unwrap();
-        a.send_text(send_frame(&env)).await;
-        // Errors come back asynchronously; look without waiting.
+            32 * 1024,
+        )))
+        .await;
+        sent += 1;
         use futures::FutureExt;
-        use futures::StreamExt;
-        if let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
+        while let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
             a.ws.next().now_or_never()
         {
-            if let Ok(ServerFrame::Error { code, .. }) = ServerFrame::parse(t.as_str()) {
-                refused = Some(code);
-                break;
+            match ServerFrame::parse(t.as_str()) {
+                Ok(ServerFrame::Error {
+                    code: ErrorCode::RecipientBusy,
+                    ..
+                }) => busy += 1,
+                Ok(ServerFrame::Error {
+                    code: ErrorCode::NotOnline,
+                    ..
+                }) => {}
+                other => panic!("{other:?}"),
             }
         }
+        if busy > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
-    let code = match refused {
-        Some(code) => code,
-        None => match a.next_frame().await {
-            Some(ServerFrame::Error { code, .. }) => code,
-            other => panic!("the sender was never told: {other:?}"),
-        },
-    };
-    assert!(
-        matches!(code, ErrorCode::RecipientBusy | ErrorCode::NotOnline),
-        "{code}"
-    );
+    assert!(busy > 0, "the sender was told");
     // The lazy receiver's connection is gone (it may still read what was in flight).
     let mut closed = false;
     for _ in 0..10_000 {
@@ -709,6 +712,7 @@ async fn a_receiver_that_does_not_read_is_disconnected_not_buffered() {
     }
     assert!(closed);
     assert_eq!(server.connected_clients(), 1);
+    assert_eq!(server.queued_bytes(), 0, "its queue was freed");
     server.shutdown().await;
 }
 
@@ -746,5 +750,635 @@ async fn connection_cap_refuses_extra_websockets() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(ok);
+    server.shutdown().await;
+}
+
+/// A signed envelope whose `deliver` frame is `deliver_len` bytes (hand-built: larger than
+/// `Envelope::seal` allows; the server checks signatures, not contents).
+fn envelope_with_deliver_len(from: &Identity, to: &Identity, deliver_len: usize) -> Envelope {
+    let mut env =
+        Envelope::seal(from, &to.call_id(), EnvelopeKind::Offer, b"", unix_now()).unwrap();
+    // Base64 grows in steps of 4 characters; `offer`/`answer` differ by one, which reaches
+    // every length we need (checked below).
+    for kind in [EnvelopeKind::Offer, EnvelopeKind::Answer] {
+        env.kind = kind;
+        env.body.clear();
+        let base = ServerFrame::Deliver {
+            envelope: env.clone(),
+        }
+        .to_json()
+        .len();
+        if deliver_len >= base && (deliver_len - base) % 4 == 0 {
+            env.body = vec![0x5a; (deliver_len - base) / 4 * 3];
+            env.sig = from.sign(&env.signed_bytes());
+            let got = ServerFrame::Deliver {
+                envelope: env.clone(),
+            }
+            .to_json()
+            .len();
+            assert_eq!(got, deliver_len);
+            return env;
+        }
+    }
+    panic!("no envelope has a {deliver_len}-byte deliver frame");
+}
+
+#[tokio::test]
+async fn largest_deliverable_envelope_arrives_and_one_byte_more_is_refused() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.idle_timeout = Duration::from_secs(30);
+    let server = start(cfg).await;
+    let url = server.url();
+    let sender = Identity::generate();
+    let recipient = Identity::generate();
+    let mut a = Raw::authed(&url, &sender).await;
+    let mut b = Raw::authed(&url, &recipient).await;
+
+    let largest = envelope_with_deliver_len(&sender, &recipient, MAX_FRAME_BYTES);
+    a.send_text(send_frame(&largest)).await;
+    match b.next_frame().await {
+        Some(ServerFrame::Deliver { envelope }) => assert_eq!(envelope, largest),
+        other => panic!("expected the largest envelope, got {other:?}"),
+    }
+
+    let over = envelope_with_deliver_len(&sender, &recipient, MAX_FRAME_BYTES + 1);
+    let send = send_frame(&over);
+    assert!(send.len() <= MAX_FRAME_BYTES, "the send frame itself fits");
+    a.send_text(send).await;
+    // Refused at the sender (`too_large`, or `bad_envelope` if the envelope limit is lower),
+    // and the sender stays connected.
+    match a.next_frame().await {
+        Some(ServerFrame::Error { code, .. }) => assert!(
+            matches!(code, ErrorCode::TooLarge | ErrorCode::BadEnvelope),
+            "{code}"
+        ),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    // The recipient is still connected and gets the next envelope.
+    let small = Envelope::seal(
+        &sender,
+        &recipient.call_id(),
+        EnvelopeKind::Hangup,
+        b"bye",
+        unix_now(),
+    )
+    .unwrap();
+    a.send_text(send_frame(&small)).await;
+    match b.next_frame().await {
+        Some(ServerFrame::Deliver { envelope }) => assert_eq!(envelope, small),
+        other => panic!("expected the small envelope, got {other:?}"),
+    }
+    assert_eq!(server.connected_clients(), 2);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn server_name_is_the_listen_host_and_the_url_host() {
+    init_tracing();
+    let server = start(test_config()).await;
+    assert_eq!(server.server_name(), "127.0.0.1");
+    let url = server.url();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    let (_raw, c) = Raw::connect(&url).await;
+    assert_eq!(c.server, "127.0.0.1");
+
+    let named = start(ServerConfig {
+        server_name: Some("LocalHost".into()),
+        ..test_config()
+    })
+    .await;
+    assert_eq!(named.server_name(), "localhost");
+    let url = named.url();
+    assert!(url.starts_with("ws://localhost:"), "{url}");
+    let (_raw, c) = Raw::connect(&url).await;
+    assert_eq!(c.server, "localhost");
+    named.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn wildcard_listener_without_a_name_and_overlong_names_do_not_start() {
+    init_tracing();
+    let err = signaling::server::Server::start(ServerConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, signaling::server::ServerError::ServerNameRequired(_)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("--server-name"), "{err}");
+    let err = signaling::server::Server::start(ServerConfig {
+        server_name: Some("a".repeat(signaling::protocol::MAX_SERVER_NAME_BYTES + 1)),
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, signaling::server::ServerError::BadServerName(256)),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn binary_on_a_wildcard_address_asks_for_a_server_name() {
+    init_tracing();
+    // Refused before anything is bound.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_call-signaling"))
+        .args(["--listen", "0.0.0.0:0", "--no-turn"])
+        .env_remove("CALL_SERVER_NAME")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--server-name"), "{stderr}");
+}
+
+async fn ws_status_with_origin(url: &str, origin: Option<&str>) -> Result<(), u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn browser_origins_are_refused_unless_allowed() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    // Non-browser clients send no Origin and are unaffected.
+    assert_eq!(ws_status_with_origin(&url, None).await, Ok(()));
+    client(&url).await;
+    assert_eq!(
+        ws_status_with_origin(&url, Some("https://evil.example")).await,
+        Err(403)
+    );
+    assert_eq!(ws_status_with_origin(&url, Some("null")).await, Err(403));
+    server.shutdown().await;
+
+    let server = start(ServerConfig {
+        allowed_origins: vec!["https://app.example.com".into()],
+        ..test_config()
+    })
+    .await;
+    let url = server.url();
+    assert_eq!(
+        ws_status_with_origin(&url, Some("https://app.example.com")).await,
+        Ok(())
+    );
+    assert_eq!(
+        ws_status_with_origin(&url, Some("https://evil.example")).await,
+        Err(403)
+    );
+    assert_eq!(ws_status_with_origin(&url, None).await, Ok(()));
+    server.shutdown().await;
+
+    let err = signaling::server::Server::start(ServerConfig {
+        allowed_origins: vec!["app.example.com".into()],
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("scheme://host"), "{err}");
+}
+
+/// Starts the binary with `args`; returns its printed URL (or its stderr if it exited).
+async fn run_binary(
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (tokio::process::Child, Result<String, String>) {
+    use tokio::io::AsyncBufReadExt;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_call-signaling"));
+    cmd.args(["--listen", "127.0.0.1:0", "--turn-listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("CALL_TURN_SECRET")
+        .env_remove("CALL_TURN_SECRET_FILE")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(SOON, tokio::io::BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    match line {
+        Some(url) => (child, Ok(url)),
+        None => {
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .await
+                .unwrap();
+            (child, Err(stderr))
+        }
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_reads_the_turn_secret_from_an_owner_only_file() {
+    use signaling::turn_credentials::{CredentialPolicy, TurnSecret};
+    use std::os::unix::fs::PermissionsExt as _;
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("turn-secret");
+    std::fs::write(&path, "north\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let policy =
+        CredentialPolicy::new(TurnSecret::new(b"north".to_vec()).unwrap(), 600, 3600).unwrap();
+    let path_str = path.to_str().unwrap();
+    for (args, envs) in [
+        (vec!["--turn-secret-file", path_str], vec![]),
+        (vec![], vec![("CALL_TURN_SECRET_FILE", path_str)]),
+    ] {
+        let (mut child, url) = run_binary(&args, &envs).await;
+        let url = url.expect("the server starts");
+        let creds = client(&url).await.turn_credentials().await.unwrap();
+        assert_eq!(creds.password, policy.password_for(&creds.username));
+        child.kill().await.unwrap();
+    }
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (mut child, out) = run_binary(&["--turn-secret-file", path_str], &[]).await;
+    let stderr = out.expect_err("refused");
+    assert!(stderr.contains("readable by other users"), "{stderr}");
+    assert!(!child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn binary_warns_that_a_command_line_turn_secret_is_visible() {
+    init_tracing();
+    let (mut child, url) = run_binary(&["--turn-secret", "north"], &[]).await;
+    url.expect("the server starts");
+    child.kill().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(stderr.contains("visible to other local users"), "{stderr}");
+    assert!(
+        !stderr.contains("north"),
+        "the secret is never logged: {stderr}"
+    );
+
+    let (mut child, url) = run_binary(&[], &[("CALL_TURN_SECRET", "north")]).await;
+    url.expect("the server starts");
+    child.kill().await.unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .await
+        .unwrap();
+    assert!(!stderr.contains("visible"), "{stderr}");
+}
+
+/// A signed envelope with a `len`-byte body that is not encrypted (the server never opens
+/// bodies; sealing large bodies is needlessly slow in debug builds).
+fn bulk_envelope(from: &Identity, to: &CallId, len: usize) -> Envelope {
+    let mut env = Envelope::seal(from, to, EnvelopeKind::Candidate, b"", unix_now()).unwrap();
+    env.body = vec![0x42; len];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut env.nonce);
+    env.sig = from.sign(&env.signed_bytes());
+    env
+}
+
+fn flood_config() -> ServerConfig {
+    let mut cfg = test_config();
+    cfg.limits.rate = RateLimit {
+        per_second: 100_000.0,
+        burst: 100_000,
+    };
+    cfg.limits.replay_capacity = 100_000;
+    cfg.limits.idle_timeout = Duration::from_secs(60);
+    // Small kernel buffers: a client that does not read stalls the server's writes sooner.
+    cfg.limits.tcp_send_buffer = Some(16 * 1024);
+    cfg
+}
+
+/// Sends `count` envelopes of `len` bytes from `me` to `to` as fast as the socket takes them,
+/// reading (and discarding) whatever the server answers (`recipient_busy` once throttled).
+fn spawn_flooder(
+    url: String,
+    me: Identity,
+    to: CallId,
+    count: usize,
+    len: usize,
+) -> tokio::task::JoinHandle<()> {
+    use futures::{SinkExt, StreamExt};
+    tokio::spawn(async move {
+        let raw = Raw::authed(&url, &me).await;
+        let (mut sink, mut stream) = raw.ws.split();
+        let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+        for _ in 0..count {
+            let frame = send_frame(&bulk_envelope(&me, &to, len));
+            if sink
+                .send(tokio_tungstenite::tungstenite::Message::Text(frame.into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+        let _ = tokio::time::timeout(SOON, reader).await;
+    })
+}
+
+#[tokio::test]
+async fn flooding_a_victim_does_not_disconnect_it() {
+    init_tracing();
+    let server = start(flood_config()).await;
+    let url = server.url();
+    let victim = Identity::generate();
+    let good = Identity::generate();
+    // The victim reads every frame, at a steady pace, through a small receive buffer.
+    let mut victim_conn = Raw::authed_with(
+        &url,
+        &victim,
+        SocketOptions {
+            recv_buffer: Some(16 * 1024),
+            ..SocketOptions::default()
+        },
+    )
+    .await;
+    let good_id = good.call_id();
+    let reader = tokio::spawn(async move {
+        let (mut from_good, mut total) = (0, 0);
+        while from_good < 5 {
+            match tokio::time::timeout(Duration::from_secs(30), victim_conn.ws.next()).await {
+                Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                    match ServerFrame::parse(t.as_str()).unwrap() {
+                        ServerFrame::Deliver { envelope } => {
+                            total += 1;
+                            if envelope.from == good_id {
+                                from_good += 1;
+                            }
+                        }
+                        other => panic!("the victim got {other:?}"),
+                    }
+                    // A steady reader, slower than the flood.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the victim's connection ended: {other:?} after {total} frames"),
+            }
+        }
+        (victim_conn, total)
+    });
+
+    let flooders: Vec<_> = (0..3)
+        .map(|_| {
+            spawn_flooder(
+                url.clone(),
+                Identity::generate(),
+                victim.call_id(),
+                150,
+                32 * 1024,
+            )
+        })
+        .collect();
+    let mut good_conn = Raw::authed(&url, &good).await;
+    for i in 0..5u8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let env = Envelope::seal(
+            &good,
+            &victim.call_id(),
+            EnvelopeKind::Offer,
+            &[i],
+            unix_now(),
+        )
+        .unwrap();
+        good_conn.send_text(send_frame(&env)).await;
+    }
+    for f in flooders {
+        f.await.unwrap();
+    }
+    let (mut victim_conn, _) = reader.await.unwrap();
+    // Still connected: an envelope sent now arrives.
+    let env = Envelope::seal(
+        &good,
+        &victim.call_id(),
+        EnvelopeKind::Hangup,
+        b"end",
+        unix_now(),
+    )
+    .unwrap();
+    good_conn.send_text(send_frame(&env)).await;
+    loop {
+        match victim_conn.next_frame().await {
+            Some(ServerFrame::Deliver { envelope }) if envelope == env => break,
+            Some(ServerFrame::Deliver { .. }) => continue,
+            other => panic!("the victim was disconnected: {other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
+
+fn from_ip(last: u8) -> SocketOptions {
+    SocketOptions {
+        local_ip: Some(std::net::IpAddr::from([127, 0, 0, last])),
+        ..SocketOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_websocket_slot() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.max_connections_per_ip = 2;
+    let server = start(cfg).await;
+    let url = server.url();
+    let first = Raw::authed_with(&url, &Identity::generate(), from_ip(2)).await;
+    let _second = Raw::authed_with(&url, &Identity::generate(), from_ip(2)).await;
+    match Raw::connect_with(&url, from_ip(2)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429)
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a third WebSocket from 127.0.0.2 was accepted"),
+    }
+    // Other addresses are unaffected.
+    let _other = Raw::authed_with(&url, &Identity::generate(), from_ip(3)).await;
+    // The slot comes back when a connection closes.
+    drop(first);
+    let mut ok = false;
+    for _ in 0..100 {
+        if Raw::connect_with(&url, from_ip(2)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.max_handshakes_per_ip = 2;
+    // Far longer than the test waits: a refusal must come from the cap, not the timeout.
+    cfg.limits.header_read_timeout = Duration::from_secs(60);
+    let server = start(cfg).await;
+    let addr = server.local_addr();
+    let silent = |last: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, last], 0)))
+            .unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    let _h1 = silent(4).await;
+    let _h2 = silent(4).await;
+    // Give the accept loop time to count both (the third is then refused at once).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = silent(4).await;
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(SOON, third.read(&mut buf))
+        .await
+        .expect("the server closes the third connection")
+    {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("unexpected {n} bytes"),
+    }
+    // Another address still gets in, and so does 127.0.0.4 once a handshake is gone.
+    Raw::authed_with(&server.url(), &Identity::generate(), from_ip(5)).await;
+    drop(_h1);
+    let mut ok = false;
+    for _ in 0..100 {
+        if Raw::connect_with(&server.url(), from_ip(4)).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_global_queue_budget_bounds_memory_for_all_recipients() {
+    init_tracing();
+    let budget = 256 * 1024;
+    let mut cfg = flood_config();
+    cfg.limits.global_queue_bytes = budget;
+    cfg.limits.sender_queue_bytes = 4 * 1024 * 1024;
+    cfg.limits.recipient_queue_bytes = 4 * 1024 * 1024;
+    cfg.limits.send_timeout = Duration::from_secs(60);
+    let server = start(cfg).await;
+    let url = server.url();
+    let sender = Identity::generate();
+    let mut a = Raw::authed(&url, &sender).await;
+    let small_buffer = SocketOptions {
+        recv_buffer: Some(8 * 1024),
+        ..SocketOptions::default()
+    };
+    let lazies = [Identity::generate(), Identity::generate()];
+    let mut _lazy_conns = Vec::new();
+    for lazy in &lazies {
+        _lazy_conns.push(Raw::authed_with(&url, lazy, small_buffer).await);
+    }
+    let reader = Identity::generate();
+    let mut reader_conn = Raw::authed(&url, &reader).await;
+    // Two recipients that do not read: their queues grow until the global budget is spent.
+    let mut refused = None;
+    for i in 0..2000 {
+        let to = lazies[i % 2].call_id();
+        a.send_text(send_frame(&bulk_envelope(&sender, &to, 32 * 1024)))
+            .await;
+        assert!(server.queued_bytes() <= budget, "{}", server.queued_bytes());
+        use futures::FutureExt;
+        if let Some(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) =
+            a.ws.next().now_or_never()
+        {
+            refused = Some(ServerFrame::parse(t.as_str()).unwrap());
+            break;
+        }
+    }
+    match refused {
+        Some(ServerFrame::Error {
+            code: ErrorCode::RecipientBusy,
+            message,
+        }) => assert!(message.contains("server's queues are full"), "{message}"),
+        other => panic!("expected recipient_busy, got {other:?}"),
+    }
+    assert!(server.queued_bytes() <= budget);
+    // While it is spent, even a recipient that reads gets nothing large queued: the sender is
+    // told, nobody is disconnected.
+    // (A 45 KiB body makes a 62 KiB frame; the refused one above was 44 KiB.)
+    let big = bulk_envelope(&sender, &reader.call_id(), 45 * 1024);
+    a.send_text(send_frame(&big)).await;
+    a.expect_error(ErrorCode::RecipientBusy).await;
+    let small = Envelope::seal(
+        &sender,
+        &reader.call_id(),
+        EnvelopeKind::Offer,
+        b"hi",
+        unix_now(),
+    )
+    .unwrap();
+    a.send_text(send_frame(&small)).await;
+    assert!(matches!(
+        reader_conn.next_frame().await,
+        Some(ServerFrame::Deliver { .. })
+    ));
+    assert_eq!(server.connected_clients(), 4);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversize_http_request_heads_are_refused() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.as_str().into_client_request().unwrap();
+    // 20 KiB of headers: over the 16 KiB default (hyper alone would take about 400 KiB).
+    for i in 0..20 {
+        req.headers_mut().insert(
+            format!("x-pad-{i}")
+                .parse::<axum::http::HeaderName>()
+                .unwrap(),
+            "a".repeat(1000).parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => panic!("a 20 KiB request head was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 431)
+        }
+        // Or the server closes the connection.
+        Err(_) => {}
+    }
+    // A normal request still works.
+    client(&url).await;
     server.shutdown().await;
 }

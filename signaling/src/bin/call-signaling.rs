@@ -10,21 +10,24 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _};
+use signaling::server::secret_file::read_turn_secret_file;
 use signaling::server::{Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig};
 use signaling::turn_credentials::{TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS};
 
 /// End-to-end encrypted signaling server for `call`, with an embedded TURN relay.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(name = "call-signaling", version)]
 struct Args {
     /// TCP address to serve WebSockets on (path /ws). Port 0 picks a free port.
     #[arg(long, env = "CALL_SIGNALING_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
 
-    /// Name put in every auth challenge (clients may insist on it).
-    #[arg(long, env = "CALL_SERVER_NAME", default_value = "call-signaling")]
-    server_name: String,
+    /// Name put in every auth challenge: the DNS name or IP address clients dial (they check
+    /// it). Default: the --listen IP; required when listening on a wildcard such as 0.0.0.0.
+    #[arg(long, env = "CALL_SERVER_NAME")]
+    server_name: Option<String>,
 
     /// UDP address of the embedded TURN server.
     #[arg(long, env = "CALL_TURN_LISTEN", default_value = "127.0.0.1:3478")]
@@ -40,8 +43,19 @@ struct Args {
     no_turn: bool,
 
     /// Shared secret for TURN REST credentials (random if absent; set it to share with coturn).
+    /// Visible to other local users in `ps` when given here: prefer --turn-secret-file or the
+    /// environment variable.
     #[arg(long, env = "CALL_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+
+    /// File holding the TURN shared secret (one line; must not be readable by group or others).
+    #[arg(
+        long,
+        env = "CALL_TURN_SECRET_FILE",
+        conflicts_with = "turn_secret",
+        value_name = "PATH"
+    )]
+    turn_secret_file: Option<PathBuf>,
 
     /// Extra TURN URL to hand out (e.g. a coturn using the same secret); repeatable.
     #[arg(long = "turn-url", env = "CALL_TURN_URLS", value_delimiter = ',')]
@@ -67,6 +81,16 @@ struct Args {
     #[arg(long, env = "CALL_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
 
+    /// Browser origin (scheme://host or scheme://host:port) allowed to open /ws; repeatable.
+    /// Requests with any other Origin header are refused; clients that send none (not
+    /// browsers) always pass.
+    #[arg(
+        long = "allow-origin",
+        env = "CALL_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+
     /// Seconds a connection has to authenticate.
     #[arg(long, default_value_t = 10)]
     auth_timeout: u64,
@@ -84,15 +108,56 @@ struct Args {
     burst: u32,
 
     /// Maximum simultaneous WebSocket connections.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = Limits::default().max_connections)]
     max_connections: usize,
+
+    /// Maximum simultaneous WebSockets from one IPv4 address or IPv6 /64.
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip)]
+    max_connections_per_ip: usize,
+
+    /// Maximum simultaneous TLS/HTTP handshakes from one IPv4 address or IPv6 /64.
+    #[arg(long, default_value_t = Limits::default().max_handshakes_per_ip)]
+    max_handshakes_per_ip: usize,
+
+    /// KiB one sender may have queued for one recipient.
+    #[arg(long, default_value_t = Limits::default().sender_queue_bytes / 1024)]
+    sender_queue_kib: usize,
+
+    /// KiB queued for one recipient.
+    #[arg(long, default_value_t = Limits::default().recipient_queue_bytes / 1024)]
+    recipient_queue_kib: usize,
+
+    /// MiB queued for all recipients together.
+    #[arg(long, default_value_t = Limits::default().global_queue_bytes / (1024 * 1024))]
+    global_queue_mib: usize,
+
+    /// Largest HTTP request head before the WebSocket upgrade, KiB (at least 8).
+    #[arg(long, default_value_t = Limits::default().http_max_request_head / 1024)]
+    http_max_request_head_kib: usize,
+
+    /// WebSocket read buffer per connection, KiB.
+    #[arg(long, default_value_t = Limits::default().ws_read_buffer / 1024)]
+    ws_read_buffer_kib: usize,
+
+    /// Most unwritten bytes per WebSocket, KiB (at least one 64 KiB frame plus a close frame).
+    #[arg(long, default_value_t = Limits::default().ws_max_write_buffer / 1024)]
+    ws_max_write_buffer_kib: usize,
+
+    /// Kernel send buffer per client socket, KiB (default: the system's autotuning).
+    #[arg(long)]
+    tcp_send_buffer_kib: Option<usize>,
+
+    /// Seconds writing one frame to a client may take before the client is disconnected.
+    #[arg(long, default_value_t = Limits::default().send_timeout.as_secs())]
+    send_timeout: u64,
 }
 
 impl Args {
     fn into_config(self) -> Result<ServerConfig, String> {
-        let turn_secret = match self.turn_secret {
-            Some(s) => Some(TurnSecret::new(s.into_bytes()).map_err(|e| e.to_string())?),
-            None => None,
+        let turn_secret = match (self.turn_secret, &self.turn_secret_file) {
+            (Some(s), _) => Some(TurnSecret::new(s.into_bytes()).map_err(|e| e.to_string())?),
+            (None, Some(path)) => Some(read_turn_secret_file(path).map_err(|e| e.to_string())?),
+            (None, None) => None,
         };
         let limits = Limits {
             rate: RateLimit {
@@ -103,6 +168,16 @@ impl Args {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             ping_interval: Duration::from_secs((self.idle_timeout / 3).max(1)),
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_handshakes_per_ip: self.max_handshakes_per_ip,
+            sender_queue_bytes: self.sender_queue_kib.saturating_mul(1024),
+            recipient_queue_bytes: self.recipient_queue_kib.saturating_mul(1024),
+            global_queue_bytes: self.global_queue_mib.saturating_mul(1024 * 1024),
+            send_timeout: Duration::from_secs(self.send_timeout.max(1)),
+            tcp_send_buffer: self.tcp_send_buffer_kib.map(|k| k.saturating_mul(1024)),
+            http_max_request_head: self.http_max_request_head_kib.saturating_mul(1024),
+            ws_read_buffer: self.ws_read_buffer_kib.saturating_mul(1024),
+            ws_max_write_buffer: self.ws_max_write_buffer_kib.saturating_mul(1024),
             ..Limits::default()
         };
         Ok(ServerConfig {
@@ -118,6 +193,7 @@ impl Args {
             credential_ttl: self.turn_ttl,
             max_ttl: self.turn_max_ttl,
             allow_loopback_peers: self.allow_loopback_peers,
+            allowed_origins: self.allow_origins,
             tls: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsPaths { cert, key }),
                 _ => None,
@@ -160,7 +236,18 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cfg = match Args::parse().into_config() {
+    let matches = Args::command().get_matches();
+    if matches.value_source("turn_secret") == Some(ValueSource::CommandLine) {
+        tracing::warn!(
+            "--turn-secret on the command line is visible to other local users (ps, /proc); \
+             use --turn-secret-file PATH or CALL_TURN_SECRET instead"
+        );
+    }
+    let args = match Args::from_arg_matches(&matches) {
+        Ok(args) => args,
+        Err(err) => err.exit(),
+    };
+    let cfg = match args.into_config() {
         Ok(cfg) => cfg,
         Err(err) => {
             eprintln!("call-signaling: {err}");

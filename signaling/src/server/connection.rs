@@ -1,8 +1,10 @@
 //! The I/O loop of one WebSocket connection (the thin shell around [`Session`]).
 //!
-//! It owns the socket, the connection's bounded outbound queue and its timers: the auth
-//! deadline, the idle deadline (reset by anything received, including pongs), the ping
-//! interval and a per-write timeout. Every exit path unregisters the connection.
+//! It owns the socket, the connection's [`Outbox`] and its timers: the auth deadline, the idle
+//! deadline (reset by anything received, including pongs), the ping interval and a per-write
+//! timeout. A frame whose write does not complete within the write timeout means the client
+//! does not read its socket: that, and only that, disconnects a slow client. Every exit path
+//! unregisters the connection and frees its queue.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +12,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use rand::RngCore;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::protocol::{ErrorCode, ServerFrame, CHALLENGE_NONCE_LEN};
 
 use super::auth::Challenge;
+use super::outbox::{Outbox, QueueLimits};
 use super::routing::{ConnHandle, RouteError};
 use super::session::{Action, Session};
 use super::Shared;
@@ -62,8 +65,16 @@ impl Conn {
     }
 
     async fn send_frame(&mut self, frame: &ServerFrame) -> bool {
-        if let ServerFrame::Error { code, message } = frame {
-            tracing::info!(conn = self.conn_id, peer = %self.peer, %code, %message, "error frame");
+        match frame {
+            // Expected under load, possibly thousands a second from a flooder: debug only.
+            ServerFrame::Error {
+                code: ErrorCode::RecipientBusy,
+                ..
+            } => tracing::debug!(conn = self.conn_id, peer = %self.peer, "recipient_busy"),
+            ServerFrame::Error { code, message } => {
+                tracing::info!(conn = self.conn_id, peer = %self.peer, %code, %message, "error frame")
+            }
+            _ => {}
         }
         self.write(Message::Text(frame.to_json().into())).await
     }
@@ -108,7 +119,13 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
     };
     tracing::debug!(conn = conn_id, %peer, "websocket connected");
 
-    let (tx, mut rx) = mpsc::channel::<String>(shared.limits.send_queue.max(1));
+    let outbox = Arc::new(Outbox::new(
+        QueueLimits {
+            sender_share: shared.limits.sender_queue_bytes,
+            recipient_max: shared.limits.recipient_queue_bytes,
+        },
+        shared.queue_budget.clone(),
+    ));
     let (kick_tx, mut kick_rx) = watch::channel::<Option<ErrorCode>>(None);
     let auth_deadline = tokio::time::Instant::from_std(start + shared.limits.auth_timeout);
     let mut idle_deadline = tokio::time::Instant::from_std(start + shared.limits.idle_timeout);
@@ -144,7 +161,6 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
                         Some(code) => {
                             let message = match code {
                                 ErrorCode::Replaced => "another connection authenticated with this call ID",
-                                ErrorCode::TooSlow => "frames were not read fast enough; the send queue overflowed",
                                 _ => "closed by the server",
                             };
                             conn.close_with(code, message).await;
@@ -153,12 +169,14 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
                         None => Flow::Continue,
                     }
                 }
-                Some(text) = rx.recv() => {
+                mut out = outbox.next() => {
+                    // `out` keeps the frame's bytes counted in the global budget until written.
+                    let text = std::mem::take(&mut out.text);
                     if conn.write(Message::Text(text.into())).await { Flow::Continue } else { Flow::Stop }
                 }
                 msg = conn.socket.recv() => {
                     idle_deadline = tokio::time::Instant::now() + shared.limits.idle_timeout;
-                    handle_message(&mut conn, &mut session, msg, &tx, &kick_tx).await
+                    handle_message(&mut conn, &mut session, msg, &outbox, &kick_tx).await
                 }
             };
             if matches!(flow, Flow::Stop) {
@@ -167,6 +185,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
         }
     }
 
+    outbox.close();
     if let Some(id) = session.id() {
         shared.registry.unregister(&id, conn_id);
         tracing::info!(conn = conn_id, %id, "client disconnected");
@@ -179,7 +198,7 @@ async fn handle_message(
     conn: &mut Conn,
     session: &mut Session,
     msg: Option<Result<Message, axum::Error>>,
-    tx: &mpsc::Sender<String>,
+    outbox: &Arc<Outbox>,
     kick_tx: &watch::Sender<Option<ErrorCode>>,
 ) -> Flow {
     let now = Instant::now();
@@ -203,14 +222,14 @@ async fn handle_message(
             return Flow::Stop;
         }
     };
-    run_action(conn, session, action, tx, kick_tx).await
+    run_action(conn, session, action, outbox, kick_tx).await
 }
 
 async fn run_action(
     conn: &mut Conn,
     session: &mut Session,
     action: Action,
-    tx: &mpsc::Sender<String>,
+    outbox: &Arc<Outbox>,
     kick_tx: &watch::Sender<Option<ErrorCode>>,
 ) -> Flow {
     let ok = match action {
@@ -228,36 +247,43 @@ async fn run_action(
                 id,
                 ConnHandle {
                     conn_id: conn.conn_id,
-                    tx: tx.clone(),
+                    outbox: outbox.clone(),
                     kick: kick_tx.clone(),
                 },
             );
             tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
             conn.send_frame(&ServerFrame::Welcome { id }).await
         }
-        Action::Route { to, envelope } => {
-            let from = envelope.from;
-            let kind = envelope.kind;
-            let frame = ServerFrame::Deliver { envelope }.to_json();
-            match conn.shared.registry.route(&to, frame) {
-                Ok(()) => {
-                    tracing::debug!(%from, %to, %kind, "routed");
-                    true
-                }
-                Err(RouteError::NotOnline) => {
-                    let frame =
-                        ServerFrame::error(ErrorCode::NotOnline, format!("{to} is not connected"));
-                    conn.send_frame(&frame).await
-                }
-                Err(RouteError::RecipientBusy) => {
-                    let frame = ServerFrame::error(
-                        ErrorCode::RecipientBusy,
-                        format!("{to} is not reading its messages; it was disconnected"),
-                    );
-                    conn.send_frame(&frame).await
-                }
+        Action::Route {
+            from,
+            to,
+            kind,
+            frame,
+        } => match conn.shared.registry.route(from, &to, frame) {
+            Ok(()) => {
+                tracing::debug!(%from, %to, %kind, "routed");
+                true
             }
-        }
+            Err(err) => {
+                let (code, message) = match err {
+                    RouteError::NotOnline => (ErrorCode::NotOnline, format!("{to} is not connected")),
+                    RouteError::SenderShareFull => (
+                        ErrorCode::RecipientBusy,
+                        format!("{to} has not yet received what you sent it; this envelope was dropped, retry later"),
+                    ),
+                    RouteError::RecipientFull => (
+                        ErrorCode::RecipientBusy,
+                        format!("{to} is receiving more than it reads; this envelope was dropped, retry later"),
+                    ),
+                    RouteError::ServerFull => (
+                        ErrorCode::RecipientBusy,
+                        "the server's queues are full; this envelope was dropped, retry later".to_owned(),
+                    ),
+                };
+                tracing::debug!(%from, %to, %kind, ?err, "envelope not routed");
+                conn.send_frame(&ServerFrame::error(code, message)).await
+            }
+        },
         Action::IssueTurn(id) => {
             let frame = match conn.shared.turn_credentials(&id) {
                 Some(creds) => ServerFrame::TurnCredentials(creds),

@@ -3,8 +3,8 @@
 //! Plain HTTP/1.1 only (no HTTP/2 sniffing, which would wait for a preface without any
 //! timeout). Every stage is bounded: the TLS handshake and the request head must arrive within
 //! `header_read_timeout`, so half-open and slowloris connections are reaped; the number of
-//! open connections is capped; after the WebSocket upgrade the connection loop's own auth and
-//! idle timeouts take over.
+//! open connections is capped, in total and per IPv4 address or IPv6 /64 (`ip_limits`); after
+//! the WebSocket upgrade the connection loop's own auth and idle timeouts take over.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -21,10 +21,14 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower_service::Service as _;
 
+use super::ip_limits::{Kind, SourceSlot};
 use super::Shared;
 
 /// Decrements the count of connections in the TCP/TLS/HTTP stage when dropped.
 struct ConnSlot(Arc<Shared>);
+
+/// The global and the per-address slot of a connection in the TCP/TLS/HTTP stage.
+type Slots = (ConnSlot, SourceSlot);
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
@@ -61,13 +65,18 @@ pub(crate) async fn accept_loop(
             drop(slot);
             continue;
         }
+        let Some(ip_slot) = shared.per_ip.try_acquire(peer.ip(), Kind::Handshake) else {
+            tracing::info!(%peer, "per-address handshake limit reached; refusing");
+            drop(stream);
+            continue;
+        };
         tracker.spawn(serve_tcp(
             stream,
             peer,
             router.clone(),
             tls.clone(),
             shared.clone(),
-            slot,
+            (slot, ip_slot),
         ));
     }
     tracing::debug!("accept loop stopped");
@@ -79,9 +88,14 @@ async fn serve_tcp(
     router: Router,
     tls: Option<TlsAcceptor>,
     shared: Arc<Shared>,
-    slot: ConnSlot,
+    slot: Slots,
 ) {
     let _ = stream.set_nodelay(true);
+    if let Some(size) = shared.limits.tcp_send_buffer {
+        if let Err(err) = socket2::SockRef::from(&stream).set_send_buffer_size(size) {
+            tracing::debug!(%peer, %err, "cannot set SO_SNDBUF");
+        }
+    }
     match tls {
         None => serve_http(stream, peer, router, shared, slot).await,
         Some(acceptor) => {
@@ -106,7 +120,7 @@ async fn serve_tcp(
     }
 }
 
-async fn serve_http<I>(io: I, peer: SocketAddr, router: Router, shared: Arc<Shared>, slot: ConnSlot)
+async fn serve_http<I>(io: I, peer: SocketAddr, router: Router, shared: Arc<Shared>, slot: Slots)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -118,6 +132,8 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.limits.header_read_timeout)
+        // hyper panics below 8192.
+        .max_buf_size(shared.limits.http_max_request_head.max(8192))
         .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);

@@ -1,31 +1,37 @@
 //! axum WebSocket signaling server with embedded TURN.
 //!
 //! Layers, from the wire inwards: `http` (TCP accept, optional TLS, HTTP/1.1 with a header
-//! read timeout, connection cap) → axum route `GET /ws` (WebSocket upgrade with 64 KiB limits)
-//! → `connection` (one task per socket: timers, bounded queue) → [`session`] (sans-IO
-//! protocol state: [`auth`] challenge, [`limits`] token bucket, frame checks) → [`routing`]
-//! (in-memory presence table). [`turn`] runs the embedded TURN server whose relays obey
-//! [`peer_policy`]. Nothing is written to disk.
+//! read timeout and size cap, connection caps in total and per address, [`ip_limits`]) → axum
+//! route `GET /ws` ([`origin`] check, per-address WebSocket cap, upgrade with 64 KiB limits and
+//! bounded buffers) → `connection` (one task per socket: timers, write timeout, its
+//! [`outbox`]) → [`session`] (sans-IO protocol state: [`auth`] challenge, [`limits`] token
+//! bucket, frame checks) → [`routing`] (in-memory presence table, fair byte-bounded queues).
+//! [`turn`] runs the embedded TURN server whose relays obey [`peer_policy`]. Nothing is written
+//! to disk ([`secret_file`] only reads the TURN secret).
 
 pub mod auth;
 mod connection;
 mod http;
+pub mod ip_limits;
 pub mod limits;
+pub mod origin;
+pub mod outbox;
 pub mod peer_policy;
 pub mod routing;
+pub mod secret_file;
 pub mod session;
 pub mod tls;
 pub mod turn;
 pub mod turn_retransmit;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -40,6 +46,7 @@ use crate::turn_credentials::{
 };
 
 pub use limits::RateLimit;
+pub use origin::{OriginError, OriginPolicy};
 pub use tls::{TlsError, TlsPaths};
 pub use turn::{TurnConfig, TurnServerError};
 
@@ -56,13 +63,37 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// A connection from which nothing (not even a pong) arrives for this long is closed.
     pub idle_timeout: Duration,
-    /// Outbound frames queued per connection; a recipient whose queue is full is closed.
-    pub send_queue: usize,
-    /// A single WebSocket write may take at most this long.
+    /// Bytes one sender may have queued for one recipient (beyond its first frame); past it
+    /// the sender gets `recipient_busy`.
+    pub sender_queue_bytes: usize,
+    /// Bytes queued for one recipient (beyond a first frame from each sender with nothing
+    /// queued); past it senders get `recipient_busy`. The recipient is never closed for it.
+    pub recipient_queue_bytes: usize,
+    /// Bytes queued for all recipients together (frames being written included); past it
+    /// senders get `recipient_busy`.
+    pub global_queue_bytes: usize,
+    /// A single WebSocket write may take at most this long; a client whose socket takes no
+    /// frame for this long does not read and is closed.
     pub send_timeout: Duration,
     /// Maximum simultaneous connections (WebSockets, and separately connections still in the
     /// TCP/TLS/HTTP stage).
     pub max_connections: usize,
+    /// Maximum simultaneous WebSockets from one IPv4 address or IPv6 /64 (HTTP 429 beyond).
+    pub max_connections_per_ip: usize,
+    /// Maximum simultaneous connections in the TCP/TLS/HTTP stage from one IPv4 address or
+    /// IPv6 /64 (closed at once beyond).
+    pub max_handshakes_per_ip: usize,
+    /// Largest HTTP request head (request line and headers) read before the upgrade, bytes
+    /// (at least 8192; hyper's own default would be about 400 KiB per connection).
+    pub http_max_request_head: usize,
+    /// Bytes the WebSocket layer reads from the socket at a time (its read buffer).
+    pub ws_read_buffer: usize,
+    /// Most bytes the WebSocket layer may hold unwritten (at least one largest frame plus a
+    /// close frame; a connection that would exceed it is closed).
+    pub ws_max_write_buffer: usize,
+    /// Kernel send buffer (`SO_SNDBUF`) of every accepted socket; `None` keeps the system's
+    /// autotuning (up to `net.ipv4.tcp_wmem`'s maximum, 4 MiB by default on Linux).
+    pub tcp_send_buffer: Option<usize>,
     /// Envelopes remembered per connection to refuse resends (bounded memory per connection).
     pub replay_capacity: usize,
 }
@@ -75,9 +106,17 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
-            send_queue: 64,
+            sender_queue_bytes: 256 * 1024,
+            recipient_queue_bytes: 1024 * 1024,
+            global_queue_bytes: 256 * 1024 * 1024,
             send_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            max_connections_per_ip: 64,
+            max_handshakes_per_ip: 32,
+            http_max_request_head: 16 * 1024,
+            ws_read_buffer: 16 * 1024,
+            ws_max_write_buffer: MAX_FRAME_BYTES + 4096,
+            tcp_send_buffer: None,
             replay_capacity: 256,
         }
     }
@@ -88,8 +127,11 @@ impl Default for Limits {
 pub struct ServerConfig {
     /// TCP address for the WebSocket listener (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Name put in every challenge and covered by the client's signature.
-    pub server_name: String,
+    /// Name put in every challenge and covered by the client's signature: the host clients
+    /// dial (DNS name or IP literal), since clients check it against their URL's host. `None`
+    /// uses the listen address's IP when it is not a wildcard; a wildcard listener must name
+    /// itself. See [`server_name_for`].
+    pub server_name: Option<String>,
     /// Embedded TURN server; `None` runs none.
     pub turn: Option<TurnConfig>,
     /// Shared secret for TURN credentials; `None` picks a random one (fine for the embedded
@@ -105,17 +147,21 @@ pub struct ServerConfig {
     pub allow_loopback_peers: bool,
     /// Serve `wss://` with this certificate and key.
     pub tls: Option<TlsPaths>,
+    /// Browser origins (`scheme://host[:port]`) allowed to open `/ws`; a request with any other
+    /// `Origin` header is refused with 403. Requests without one (non-browser clients) are
+    /// always allowed.
+    pub allowed_origins: Vec<String>,
     /// Timeouts and bounds.
     pub limits: Limits,
 }
 
 impl ServerConfig {
-    /// Local development and tests: `127.0.0.1:0`, embedded TURN on `127.0.0.1:0`, random
-    /// secret, loopback peers allowed, no TLS, default limits.
+    /// Local development and tests: `127.0.0.1:0` (server name `127.0.0.1`), embedded TURN on
+    /// `127.0.0.1:0`, random secret, loopback peers allowed, no TLS, default limits.
     pub fn local() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            server_name: "call-signaling".to_owned(),
+            server_name: None,
             turn: Some(TurnConfig::local()),
             turn_secret: None,
             external_turn_urls: Vec::new(),
@@ -123,6 +169,7 @@ impl ServerConfig {
             max_ttl: DEFAULT_MAX_TTL_SECS,
             allow_loopback_peers: true,
             tls: None,
+            allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -140,8 +187,14 @@ pub enum ServerError {
         source: std::io::Error,
     },
     /// The server name is empty or too long.
-    #[error("server name must be 1 to {MAX_SERVER_NAME_BYTES} bytes")]
-    BadServerName,
+    #[error("server name must be 1 to {MAX_SERVER_NAME_BYTES} bytes, got {0}")]
+    BadServerName(usize),
+    /// The listen address is a wildcard and no server name was given.
+    #[error(
+        "listening on {0} (all interfaces) needs --server-name: the DNS name or IP address \
+         clients dial (it goes into every login challenge and clients check it)"
+    )]
+    ServerNameRequired(SocketAddr),
     /// TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -151,13 +204,19 @@ pub enum ServerError {
     /// TTL settings are inconsistent.
     #[error(transparent)]
     Credentials(#[from] TurnCredentialError),
+    /// An allowed origin is malformed.
+    #[error(transparent)]
+    Origin(#[from] OriginError),
 }
 
 /// State shared by all connections of one server.
 pub(crate) struct Shared {
     server_name: String,
+    origins: OriginPolicy,
     limits: Limits,
     registry: routing::Registry,
+    queue_budget: Arc<outbox::ByteBudget>,
+    per_ip: Arc<ip_limits::PerSourceLimits>,
     policy: Arc<CredentialPolicy>,
     turn_urls: Vec<String>,
     shutdown: CancellationToken,
@@ -198,20 +257,47 @@ async fn ws_handler(
     ws: WebSocketUpgrade,
     State(shared): State<Arc<Shared>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    let origin = headers.get(header::ORIGIN);
+    if !shared.origins.allows(origin.map(|o| o.as_bytes())) {
+        tracing::info!(%peer, ?origin, "refusing WebSocket: origin not allowed (--allow-origin)");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
     let open = shared.open_websockets.fetch_add(1, Ordering::AcqRel);
     let slot = WsSlot(shared.clone());
     if open >= shared.limits.max_connections || shared.shutdown.is_cancelled() {
         tracing::warn!(%peer, open, "refusing WebSocket: connection limit or shutting down");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     }
+    let Some(ip_slot) = shared
+        .per_ip
+        .try_acquire(peer.ip(), ip_limits::Kind::Connection)
+    else {
+        tracing::info!(%peer, "refusing WebSocket: per-address connection limit reached");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many connections from your address",
+        )
+            .into_response();
+    };
     let tracker = shared.tracker.clone();
+    // Frames are written one at a time and flushed, so the write buffer never holds more than
+    // one frame and a close frame while the socket drains; the cap turns a bug into a close
+    // instead of unbounded memory.
+    let max_write = shared
+        .limits
+        .ws_max_write_buffer
+        .max(MAX_FRAME_BYTES + 1024);
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        .read_buffer_size(shared.limits.ws_read_buffer.max(1024))
+        .write_buffer_size(0)
+        .max_write_buffer_size(max_write)
         .on_failed_upgrade(move |err| tracing::debug!(%peer, %err, "WebSocket upgrade failed"))
         .on_upgrade(move |socket| {
             tracker.track_future(async move {
-                let _slot = slot;
+                let _slots = (slot, ip_slot);
                 connection::serve(socket, shared, peer).await;
             })
         })
@@ -225,9 +311,8 @@ impl Server {
     /// Binds the listener (and the embedded TURN server), starts serving, and returns once
     /// both accept connections.
     pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
-        if cfg.server_name.is_empty() || cfg.server_name.len() > MAX_SERVER_NAME_BYTES {
-            return Err(ServerError::BadServerName);
-        }
+        let server_name = server_name_for(cfg.server_name.as_deref(), cfg.listen)?;
+        let origins = OriginPolicy::new(&cfg.allowed_origins)?;
         let secret = cfg.turn_secret.clone().unwrap_or_else(TurnSecret::random);
         let policy = Arc::new(CredentialPolicy::new(
             secret,
@@ -261,9 +346,15 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let shared = Arc::new(Shared {
-            server_name: cfg.server_name.clone(),
+            server_name: server_name.clone(),
+            origins,
             limits: cfg.limits.clone(),
             registry: routing::Registry::default(),
+            queue_budget: Arc::new(outbox::ByteBudget::new(cfg.limits.global_queue_bytes)),
+            per_ip: ip_limits::PerSourceLimits::new(
+                cfg.limits.max_handshakes_per_ip,
+                cfg.limits.max_connections_per_ip,
+            ),
             policy,
             turn_urls,
             shutdown: shutdown.clone(),
@@ -276,15 +367,7 @@ impl Server {
             .route(WS_PATH, get(ws_handler))
             .with_state(shared.clone());
         let scheme = if tls.is_some() { "wss" } else { "ws" };
-        let mut url_addr = addr;
-        if url_addr.ip().is_unspecified() {
-            url_addr.set_ip(if addr.is_ipv4() {
-                std::net::Ipv4Addr::LOCALHOST.into()
-            } else {
-                std::net::Ipv6Addr::LOCALHOST.into()
-            });
-        }
-        let url = format!("{scheme}://{url_addr}{WS_PATH}");
+        let url = format!("{scheme}://{}{WS_PATH}", url_authority(&server_name, addr));
 
         tracker.spawn(http::accept_loop(
             listener,
@@ -302,7 +385,7 @@ impl Server {
             });
             (turn_addr, task)
         });
-        tracing::info!(%url, turn = ?turn_task.as_ref().map(|t| t.0), "signaling server ready");
+        tracing::info!(%url, %server_name, turn = ?turn_task.as_ref().map(|t| t.0), "signaling server ready");
         Ok(RunningServer {
             url,
             addr,
@@ -313,6 +396,67 @@ impl Server {
             turn_task: turn_task.map(|t| t.1),
         })
     }
+}
+
+/// The name a server puts in its challenges: `configured` if given (IP literals in canonical
+/// form without brackets, DNS names in lowercase), else the listen IP when it is not a
+/// wildcard. Clients compare it with the host of the URL they dialed, so every deployment has
+/// its own name and a login cannot be relayed to another server.
+pub fn server_name_for(
+    configured: Option<&str>,
+    listen: SocketAddr,
+) -> Result<String, ServerError> {
+    let name = match configured {
+        Some(name) => {
+            let bare = name
+                .strip_prefix('[')
+                .and_then(|n| n.strip_suffix(']'))
+                .unwrap_or(name);
+            match bare.parse::<IpAddr>() {
+                Ok(ip) => ip.to_string(),
+                Err(_) => name.to_ascii_lowercase(),
+            }
+        }
+        None if listen.ip().is_unspecified() => {
+            return Err(ServerError::ServerNameRequired(listen))
+        }
+        None => listen.ip().to_string(),
+    };
+    if name.is_empty() || name.len() > MAX_SERVER_NAME_BYTES {
+        return Err(ServerError::BadServerName(name.len()));
+    }
+    Ok(name)
+}
+
+/// `HOST:PORT` for [`RunningServer::url`]: the server name when it can be a URL host (an IP
+/// literal or a DNS name), so that the URL's host is what clients check the challenge against;
+/// otherwise the bound address (loopback for a wildcard).
+fn url_authority(server_name: &str, bound: SocketAddr) -> String {
+    let port = bound.port();
+    if let Ok(ip) = server_name.parse::<IpAddr>() {
+        return SocketAddr::new(ip, port).to_string();
+    }
+    let dns_name = server_name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if dns_name {
+        return format!("{server_name}:{port}");
+    }
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    addr.to_string()
 }
 
 /// A started server. Stops on [`RunningServer::shutdown`], when its
@@ -337,7 +481,9 @@ impl std::fmt::Debug for RunningServer {
 }
 
 impl RunningServer {
-    /// The URL clients connect to: `ws://HOST:PORT/ws` or `wss://HOST:PORT/ws`.
+    /// The URL clients connect to: `ws://HOST:PORT/ws` or `wss://HOST:PORT/ws`, where `HOST` is
+    /// the server name when that is an IP literal or a DNS name (so clients that check the
+    /// challenge against the URL's host accept it), else the bound address.
     pub fn url(&self) -> String {
         self.url.clone()
     }
@@ -363,6 +509,11 @@ impl RunningServer {
         self.shared.registry.len()
     }
 
+    /// Bytes of `deliver` frames queued (or being written) for all clients right now.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queue_budget.used()
+    }
+
     /// Stops accepting, closes every connection (`shutting_down`), stops the TURN server and
     /// waits until all tasks have finished and all sockets are released.
     pub async fn shutdown(mut self) {
@@ -381,11 +532,79 @@ impl RunningServer {
     }
 }
 
+impl RunningServer {
+    /// The name this server puts in its challenges.
+    pub fn server_name(&self) -> &str {
+        &self.shared.server_name
+    }
+}
+
 impl Drop for RunningServer {
     fn drop(&mut self) {
         // Tasks notice the cancellation and end on their own (the TURN task closes the TURN
         // server); `shutdown()` is the way to wait for that.
         self.shutdown.cancel();
         self.tracker.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn default_server_name_is_the_listen_host_and_a_wildcard_needs_one() {
+        let name =
+            |configured: Option<&str>, listen: &str| server_name_for(configured, addr(listen));
+        assert_eq!(name(None, "127.0.0.1:8443").unwrap(), "127.0.0.1");
+        assert_eq!(name(None, "[::1]:8443").unwrap(), "::1");
+        assert!(matches!(
+            name(None, "0.0.0.0:8443"),
+            Err(ServerError::ServerNameRequired(_))
+        ));
+        assert!(matches!(
+            name(None, "[::]:8443"),
+            Err(ServerError::ServerNameRequired(_))
+        ));
+        assert_eq!(
+            name(Some("Call.Example.COM"), "0.0.0.0:8443").unwrap(),
+            "call.example.com"
+        );
+        assert_eq!(name(Some("[::1]"), "[::]:1").unwrap(), "::1");
+        assert_eq!(name(Some("0:0:0:0:0:0:0:1"), "[::]:1").unwrap(), "::1");
+        let longest = "a".repeat(MAX_SERVER_NAME_BYTES);
+        assert_eq!(name(Some(&longest), "0.0.0.0:1").unwrap(), longest);
+        let over = "a".repeat(MAX_SERVER_NAME_BYTES + 1);
+        assert!(matches!(
+            name(Some(&over), "0.0.0.0:1"),
+            Err(ServerError::BadServerName(256))
+        ));
+        assert!(matches!(
+            name(Some(""), "127.0.0.1:1"),
+            Err(ServerError::BadServerName(0))
+        ));
+    }
+
+    #[test]
+    fn url_host_is_the_server_name_when_it_can_be() {
+        assert_eq!(
+            url_authority("127.0.0.1", addr("127.0.0.1:5")),
+            "127.0.0.1:5"
+        );
+        assert_eq!(url_authority("::1", addr("[::1]:5")), "[::1]:5");
+        assert_eq!(
+            url_authority("call.example.com", addr("0.0.0.0:5")),
+            "call.example.com:5"
+        );
+        assert_eq!(
+            url_authority("not a host", addr("0.0.0.0:5")),
+            "127.0.0.1:5"
+        );
+        assert_eq!(url_authority("not a host", addr("[::]:5")), "[::1]:5");
+        assert_eq!(url_authority("x", addr("10.0.0.1:5")), "x:5");
     }
 }

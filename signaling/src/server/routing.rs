@@ -1,28 +1,33 @@
 //! Presence and routing: which connection is bound to which call ID (in memory only).
 //!
-//! Each authenticated connection registers a bounded outbound queue and a kick channel.
-//! Routing never blocks: a full recipient queue means the recipient is too slow, so it is
-//! kicked (closed with `too_slow`) and the sender gets `recipient_busy`.
+//! Each authenticated connection registers its [`Outbox`] and a kick channel. Routing never
+//! blocks and never disconnects the recipient: a frame that does not fit the recipient's queue
+//! (the sender's share of it, the recipient's bound or the server's budget, see
+//! [`outbox`](super::outbox)) is refused to the *sender* with `recipient_busy`. A recipient is
+//! disconnected only when its own socket stops taking writes (the connection task's write
+//! timeout).
 //!
 //! A second connection authenticating with an ID that is already connected **replaces** the
 //! old one (the old one gets `replaced` and is closed): only the key holder can authenticate,
 //! and a client that lost its network must not be locked out until the idle timeout.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::identity::CallId;
 use crate::protocol::ErrorCode;
+
+use super::outbox::{Outbox, Refused};
 
 /// How to reach one connection.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
     /// Connection number (unique per server run).
     pub conn_id: u64,
-    /// Outbound text frames (bounded).
-    pub tx: mpsc::Sender<String>,
+    /// Outbound `deliver` frames (bounded, fair between senders).
+    pub outbox: Arc<Outbox>,
     /// Set to `Some(code)` to make the connection send that error and close.
     pub kick: watch::Sender<Option<ErrorCode>>,
 }
@@ -32,8 +37,12 @@ pub struct ConnHandle {
 pub enum RouteError {
     /// Nobody is connected with that ID.
     NotOnline,
-    /// The recipient's queue is full; it has been kicked.
-    RecipientBusy,
+    /// The sender already has its share of the recipient's queue queued.
+    SenderShareFull,
+    /// The recipient's queue is full (it reads slower than it is sent to).
+    RecipientFull,
+    /// The server-wide budget for queued frames is exhausted.
+    ServerFull,
 }
 
 /// The presence table.
@@ -53,6 +62,7 @@ impl Registry {
     pub fn register(&self, id: CallId, handle: ConnHandle) {
         if let Some(old) = self.lock().insert(id, handle) {
             tracing::info!(%id, old_conn = old.conn_id, "call ID reconnected; replacing the old connection");
+            old.outbox.close();
             let _ = old.kick.send(Some(ErrorCode::Replaced));
         }
     }
@@ -65,22 +75,18 @@ impl Registry {
         }
     }
 
-    /// Queues `frame` for `to` without waiting.
-    pub fn route(&self, to: &CallId, frame: String) -> Result<(), RouteError> {
+    /// Queues `frame` from `from` for `to` without waiting.
+    pub fn route(&self, from: CallId, to: &CallId, frame: String) -> Result<(), RouteError> {
         let handle = self.lock().get(to).cloned().ok_or(RouteError::NotOnline)?;
-        match handle.tx.try_send(frame) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::warn!(id = %to, conn = handle.conn_id, "send queue full; closing the slow connection");
-                let _ = handle.kick.send(Some(ErrorCode::TooSlow));
-                self.unregister(to, handle.conn_id);
-                Err(RouteError::RecipientBusy)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.unregister(to, handle.conn_id);
-                Err(RouteError::NotOnline)
-            }
-        }
+        handle
+            .outbox
+            .push(from, frame)
+            .map_err(|refused| match refused {
+                Refused::SenderShare => RouteError::SenderShareFull,
+                Refused::RecipientFull => RouteError::RecipientFull,
+                Refused::ServerFull => RouteError::ServerFull,
+                Refused::Closed => RouteError::NotOnline,
+            })
     }
 
     /// Number of bound IDs.
@@ -98,34 +104,53 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::identity::Identity;
+    use crate::server::outbox::{ByteBudget, QueueLimits};
 
     fn handle(
         conn_id: u64,
-        cap: usize,
-    ) -> (
-        ConnHandle,
-        mpsc::Receiver<String>,
-        watch::Receiver<Option<ErrorCode>>,
-    ) {
-        let (tx, rx) = mpsc::channel(cap);
+        recipient_max: usize,
+    ) -> (ConnHandle, Arc<Outbox>, watch::Receiver<Option<ErrorCode>>) {
+        let outbox = Arc::new(Outbox::new(
+            QueueLimits {
+                sender_share: recipient_max,
+                recipient_max,
+            },
+            Arc::new(ByteBudget::new(usize::MAX)),
+        ));
         let (kick, kick_rx) = watch::channel(None);
-        (ConnHandle { conn_id, tx, kick }, rx, kick_rx)
+        (
+            ConnHandle {
+                conn_id,
+                outbox: outbox.clone(),
+                kick,
+            },
+            outbox,
+            kick_rx,
+        )
+    }
+
+    fn next(outbox: &Outbox) -> String {
+        futures::FutureExt::now_or_never(outbox.next())
+            .expect("a frame is queued")
+            .text
+            .clone()
     }
 
     #[test]
     fn route_register_replace_unregister() {
         let reg = Registry::default();
+        let from = Identity::from_seed([9; 32]).call_id();
         let id = Identity::from_seed([1; 32]).call_id();
-        assert_eq!(reg.route(&id, "x".into()), Err(RouteError::NotOnline));
-        let (h1, mut rx1, kick1) = handle(1, 4);
+        assert_eq!(reg.route(from, &id, "x".into()), Err(RouteError::NotOnline));
+        let (h1, out1, kick1) = handle(1, 100);
         reg.register(id, h1);
-        reg.route(&id, "a".into()).unwrap();
-        assert_eq!(rx1.try_recv().unwrap(), "a");
-        let (h2, mut rx2, _kick2) = handle(2, 4);
+        reg.route(from, &id, "a".into()).unwrap();
+        assert_eq!(next(&out1), "a");
+        let (h2, out2, _kick2) = handle(2, 100);
         reg.register(id, h2);
         assert_eq!(*kick1.borrow(), Some(ErrorCode::Replaced));
-        reg.route(&id, "b".into()).unwrap();
-        assert_eq!(rx2.try_recv().unwrap(), "b");
+        reg.route(from, &id, "b".into()).unwrap();
+        assert_eq!(next(&out2), "b");
         // The replaced connection's cleanup must not remove the new binding.
         reg.unregister(&id, 1);
         assert_eq!(reg.len(), 1);
@@ -134,14 +159,21 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_kicks_the_slow_recipient() {
+    fn a_full_queue_refuses_the_sender_and_keeps_the_recipient() {
         let reg = Registry::default();
+        let from = Identity::from_seed([9; 32]).call_id();
         let id = Identity::from_seed([1; 32]).call_id();
-        let (h, _rx, kick) = handle(1, 1);
+        let (h, out, kick) = handle(1, 2);
         reg.register(id, h);
-        reg.route(&id, "a".into()).unwrap();
-        assert_eq!(reg.route(&id, "b".into()), Err(RouteError::RecipientBusy));
-        assert_eq!(*kick.borrow(), Some(ErrorCode::TooSlow));
-        assert_eq!(reg.route(&id, "c".into()), Err(RouteError::NotOnline));
+        reg.route(from, &id, "aa".into()).unwrap();
+        assert_eq!(
+            reg.route(from, &id, "b".into()),
+            Err(RouteError::SenderShareFull)
+        );
+        assert_eq!(*kick.borrow(), None, "the recipient is not kicked");
+        assert_eq!(next(&out), "aa");
+        reg.route(from, &id, "c".into()).unwrap();
+        assert_eq!(next(&out), "c");
+        assert_eq!(reg.len(), 1);
     }
 }

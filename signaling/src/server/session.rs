@@ -6,7 +6,9 @@
 
 use std::time::Instant;
 
-use crate::envelope::{self, Envelope, EnvelopeError, ReplayCache, MAX_CLOCK_SKEW_SECS};
+use crate::envelope::{
+    self, Envelope, EnvelopeError, EnvelopeKind, ReplayCache, MAX_CLOCK_SKEW_SECS,
+};
 use crate::identity::CallId;
 use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 
@@ -24,12 +26,17 @@ pub enum Action {
     Close(ServerFrame),
     /// The client proved `id`: register the connection, then send `welcome`.
     Authenticated(CallId),
-    /// Deliver `envelope` to the connection bound to `to`.
+    /// Queue `frame` (a `deliver` frame that fits [`MAX_FRAME_BYTES`]) for the connection
+    /// bound to `to`.
     Route {
+        /// The sender (the connection's authenticated ID).
+        from: CallId,
         /// The recipient.
         to: CallId,
-        /// The envelope (shape checked, `from` checked, not decrypted).
-        envelope: Envelope,
+        /// What the envelope says it is (for logs).
+        kind: EnvelopeKind,
+        /// The encoded `deliver` frame.
+        frame: String,
     },
     /// Send TURN credentials for the connection's ID.
     IssueTurn(CallId),
@@ -179,12 +186,37 @@ impl Session {
                     };
                     return Action::Reply(ServerFrame::error(code, err.to_string()));
                 }
-                Action::Route {
-                    to: envelope.to,
-                    envelope,
+                let (from, to, kind) = (envelope.from, envelope.to, envelope.kind);
+                match deliver_frame(envelope, MAX_FRAME_BYTES) {
+                    Ok(frame) => Action::Route {
+                        from,
+                        to,
+                        kind,
+                        frame,
+                    },
+                    Err(size) => Action::Reply(ServerFrame::error(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "the deliver frame for this envelope would be {size} bytes, over the \
+                             {MAX_FRAME_BYTES}-byte limit; it was not sent (send a smaller envelope)"
+                        ),
+                    )),
                 }
             }
         }
+    }
+}
+
+/// Encodes the `deliver` frame for `envelope`, or returns its size when it exceeds `max` bytes:
+/// the recipient would have to drop an oversize frame together with its connection, so such an
+/// envelope is refused at the sender. The actual encoded size is checked, whatever the envelope
+/// size limit is.
+pub fn deliver_frame(envelope: Envelope, max: usize) -> Result<String, usize> {
+    let frame = ServerFrame::Deliver { envelope }.to_json();
+    if frame.len() > max {
+        Err(frame.len())
+    } else {
+        Ok(frame)
     }
 }
 
@@ -237,9 +269,14 @@ mod tests {
             envelope: serde_json::to_value(&env).unwrap(),
         };
         match s.handle_text(&frame.to_json(), t0, NOW) {
-            Action::Route { to, envelope } => {
-                assert_eq!(to, b.call_id());
-                assert_eq!(envelope, env);
+            Action::Route {
+                from,
+                to,
+                kind,
+                frame,
+            } => {
+                assert_eq!((from, to, kind), (a.call_id(), b.call_id(), env.kind));
+                assert_eq!(frame, ServerFrame::Deliver { envelope: env }.to_json());
             }
             other => panic!("{other:?}"),
         }
@@ -369,6 +406,49 @@ mod tests {
         assert_eq!(
             code(&s.handle_binary(1, later)),
             Some(ErrorCode::RateLimited)
+        );
+    }
+
+    #[test]
+    fn deliver_frames_over_the_limit_are_refused_at_any_limit() {
+        let a = Identity::from_seed([1; 32]);
+        let b = Identity::from_seed([2; 32]);
+        let env = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"x", NOW).unwrap();
+        let exact = ServerFrame::Deliver {
+            envelope: env.clone(),
+        }
+        .to_json()
+        .len();
+        assert_eq!(deliver_frame(env.clone(), exact).unwrap().len(), exact);
+        assert_eq!(deliver_frame(env, exact - 1), Err(exact));
+    }
+
+    #[test]
+    fn an_envelope_whose_deliver_frame_would_be_oversize_gets_too_large() {
+        let t0 = Instant::now();
+        let a = Identity::from_seed([1; 32]);
+        let b = Identity::from_seed([2; 32]);
+        let mut s = authed(&a, t0);
+        // `answer` with a 48 888-byte body: the deliver frame is exactly MAX_FRAME_BYTES + 1
+        // while the send frame (3 bytes shorter) is within the limit.
+        let mut env = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Answer, b"", NOW).unwrap();
+        env.body = vec![0x5a; 48_888];
+        env.sig = a.sign(&env.signed_bytes());
+        let send = ClientFrame::Send {
+            envelope: serde_json::to_value(&env).unwrap(),
+        }
+        .to_json();
+        assert!(send.len() <= MAX_FRAME_BYTES);
+        let action = s.handle_text(&send, t0, NOW);
+        // A smaller MAX_ENVELOPE_BYTES may refuse it earlier, as a bad envelope.
+        let code = code(&action).expect("refused");
+        assert!(
+            matches!(code, ErrorCode::TooLarge | ErrorCode::BadEnvelope),
+            "{action:?}"
+        );
+        assert!(
+            matches!(action, Action::Reply(_)),
+            "the sender stays connected"
         );
     }
 

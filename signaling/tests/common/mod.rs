@@ -53,17 +53,65 @@ pub struct ChallengeParts {
     pub ts: u64,
 }
 
+/// How a test client's TCP socket is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SocketOptions {
+    /// Local address to bind (e.g. 127.0.0.2: Linux routes all of 127/8 to lo).
+    pub local_ip: Option<std::net::IpAddr>,
+    /// SO_RCVBUF, to make a client that does not read stall the server's writes sooner.
+    pub recv_buffer: Option<u32>,
+}
+
+/// Opens a TCP connection to `url`'s `ws://` server with `opts` and upgrades it.
+pub async fn ws_connect_with(
+    url: &str,
+    opts: SocketOptions,
+) -> Result<
+    WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let authority = url
+        .strip_prefix("ws://")
+        .and_then(|rest| rest.split('/').next())
+        .expect("a ws:// URL");
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(authority)
+        .await
+        .expect("resolvable")
+        .find(|a| a.is_ipv4())
+        .expect("an IPv4 address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(ip) = opts.local_ip {
+        socket
+            .bind(std::net::SocketAddr::new(ip, 0))
+            .expect("bind the local address");
+    }
+    if let Some(size) = opts.recv_buffer {
+        socket.set_recv_buffer_size(size).expect("SO_RCVBUF");
+    }
+    let stream = socket.connect(addr).await?;
+    let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await?;
+    Ok(ws)
+}
+
 impl Raw {
     /// Connects and reads the challenge.
     pub async fn connect(url: &str) -> (Raw, ChallengeParts) {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Raw::connect_with(url, SocketOptions::default())
             .await
-            .expect("websocket connects");
+            .expect("websocket connects")
+    }
+
+    /// Connects with socket options and reads the challenge.
+    pub async fn connect_with(
+        url: &str,
+        opts: SocketOptions,
+    ) -> Result<(Raw, ChallengeParts), tokio_tungstenite::tungstenite::Error> {
+        let ws = ws_connect_with(url, opts).await?;
         let mut raw = Raw { ws };
         match raw.next_frame().await {
             Some(ServerFrame::Challenge { server, nonce, ts }) => {
                 let nonce = decode_nonce(&nonce).expect("32-byte nonce");
-                (raw, ChallengeParts { server, nonce, ts })
+                Ok((raw, ChallengeParts { server, nonce, ts }))
             }
             other => panic!("expected a challenge, got {other:?}"),
         }
@@ -71,7 +119,14 @@ impl Raw {
 
     /// Connects and authenticates as `identity`.
     pub async fn authed(url: &str, identity: &Identity) -> Raw {
-        let (mut raw, c) = Raw::connect(url).await;
+        Raw::authed_with(url, identity, SocketOptions::default()).await
+    }
+
+    /// Connects with socket options and authenticates as `identity`.
+    pub async fn authed_with(url: &str, identity: &Identity, opts: SocketOptions) -> Raw {
+        let (mut raw, c) = Raw::connect_with(url, opts)
+            .await
+            .expect("websocket connects");
         raw.send_text(answer_challenge(identity, &c.server, &c.nonce, c.ts).to_json())
             .await;
         match raw.next_frame().await {
