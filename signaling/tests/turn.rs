@@ -323,7 +323,6 @@ impl RawTurn {
         .await
     }
 
-    #[allow(dead_code)] // used by the quota tests below
     async fn permit(&mut self, peers: &[SocketAddr]) -> Answer {
         let peers = peers.to_vec();
         self.call(METHOD_CREATE_PERMISSION, move || {
@@ -479,4 +478,198 @@ async fn unauthenticated_answers_are_budgeted_per_source() {
         "{answered} answers in {elapsed:.1} s"
     );
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocation_quotas_answer_486_and_508_and_signaling_keeps_accepting() {
+    // Issue 7 item 8: per-user quota 2, global quota 3.
+    init_tracing();
+    let limits = TurnLimits {
+        allocations_per_user: 2,
+        max_allocations: 3,
+        ..TurnLimits::default()
+    };
+    let server = start(turn_config(limits, true)).await;
+    let turn_addr = server.turn_addr().unwrap();
+    let p = policy();
+    let alice = p.issue("alice", unix_now(), vec![]);
+    let mut alices = Vec::new();
+    for _ in 0..2 {
+        let mut c = RawTurn::new(turn_addr, &alice.username, &alice.password).await;
+        assert_eq!(c.allocate().await.0, Answer::Success);
+        alices.push(c);
+    }
+    let mut third = RawTurn::new(turn_addr, &alice.username, &alice.password).await;
+    assert_eq!(third.allocate().await.0, Answer::Error(486));
+    // Fresh credentials (another expiry) are the same user.
+    let again = p.issue("alice", unix_now() + 5, vec![]);
+    assert_ne!(again.username, alice.username);
+    let mut fourth = RawTurn::new(turn_addr, &again.username, &again.password).await;
+    assert_eq!(fourth.allocate().await.0, Answer::Error(486));
+
+    let bob = p.issue("bob", unix_now(), vec![]);
+    let mut b1 = RawTurn::new(turn_addr, &bob.username, &bob.password).await;
+    assert_eq!(b1.allocate().await.0, Answer::Success);
+    let mut b2 = RawTurn::new(turn_addr, &bob.username, &bob.password).await;
+    assert_eq!(b2.allocate().await.0, Answer::Error(508));
+    assert_eq!(server.turn_stats().await.unwrap().allocations, 3);
+
+    // The refusals are signed with the user's key (RFC 8489 §9.2.4).
+    let (_, req) = b2.allocate().await;
+    let res = b2
+        .exchange(&req.raw, req.transaction_id, SOON)
+        .await
+        .unwrap();
+    let mut res = res;
+    MessageIntegrity::new_long_term_integrity(bob.username.clone(), "call".into(), bob.password)
+        .check(&mut res)
+        .expect("the 508 carries a valid MESSAGE-INTEGRITY");
+
+    // The signaling listener still accepts connections and serves credentials.
+    let client = Client::connect(
+        &server.url(),
+        Identity::generate(),
+        ClientOptions::default(),
+    )
+    .await
+    .expect("signaling still accepts connections");
+    assert!(client.turn_credentials().await.is_ok());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn permissions_per_allocation_are_capped_and_denied_peers_get_403() {
+    // Issue 7 items 8 and 9: a cap of 3 peers per allocation, and CreatePermission for a
+    // peer the policy denies is refused at once.
+    init_tracing();
+    let limits = TurnLimits {
+        permissions_per_allocation: 3,
+        ..TurnLimits::default()
+    };
+    let server = start(turn_config(limits, false)).await;
+    let turn_addr = server.turn_addr().unwrap();
+    let creds = policy().issue("carol", unix_now(), vec![]);
+    let mut c = RawTurn::new(turn_addr, &creds.username, &creds.password).await;
+    assert_eq!(c.allocate().await.0, Answer::Success);
+    let peer = |i: u8| SocketAddr::from(([81, 2, 69, i], 4000));
+    assert_eq!(c.permit(&[peer(1), peer(2)]).await, Answer::Success);
+    assert_eq!(c.permit(&[peer(3)]).await, Answer::Success);
+    assert_eq!(c.permit(&[peer(4)]).await, Answer::Error(508));
+    // Refreshing an installed peer is fine.
+    assert_eq!(c.permit(&[peer(1)]).await, Answer::Success);
+    for denied in [
+        "10.0.0.1:53",
+        "127.0.0.1:8443",
+        "203.0.113.9:1",
+        "192.0.0.170:1",
+        "240.0.0.1:1",
+    ] {
+        assert_eq!(
+            c.permit(&[denied.parse().unwrap()]).await,
+            Answer::Error(403),
+            "{denied}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn allocate_replays_need_the_same_integrity_and_are_budgeted() {
+    // Issue 7 item 10.
+    init_tracing();
+    let limits = TurnLimits {
+        replay_rate: signaling::server::RateLimit {
+            per_second: 0.5,
+            burst: 3,
+        },
+        ..TurnLimits::default()
+    };
+    let server = start(turn_config(limits, true)).await;
+    let turn_addr = server.turn_addr().unwrap();
+    let creds = policy().issue("dave", unix_now(), vec![]);
+    let mut c = RawTurn::new(turn_addr, &creds.username, &creds.password).await;
+    let (answer, req) = c.allocate().await;
+    assert_eq!(answer, Answer::Success);
+
+    // A true retransmission (same bytes) gets the original success again.
+    let replay = c
+        .exchange(&req.raw, req.transaction_id, SOON)
+        .await
+        .expect("a retransmission is answered");
+    assert_eq!(classify(&replay), Answer::Success);
+
+    // The same transaction ID without MESSAGE-INTEGRITY (what a spoofer who saw the ID can
+    // send) is not a retransmission: it gets a 401 challenge, not the relay address.
+    let spoof = bare_allocate(req.transaction_id);
+    let res = c
+        .exchange(&spoof.raw, spoof.transaction_id, SOON)
+        .await
+        .unwrap();
+    assert_eq!(classify(&res), Answer::Error(401));
+
+    // Same length, another integrity value: not a replay either (the crate then answers 437
+    // for the 5-tuple that already has an allocation, or 400 for the bad integrity).
+    let mut tampered = req.raw.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0xff;
+    let res = c
+        .exchange(&tampered, req.transaction_id, SOON)
+        .await
+        .unwrap();
+    assert_ne!(classify(&res), Answer::Success);
+
+    // Replays to one destination are budgeted: 3 more at most right now (one was used).
+    let mut replays = 0;
+    for _ in 0..20 {
+        let res = c
+            .exchange(&req.raw, req.transaction_id, Duration::from_millis(50))
+            .await;
+        if res.is_some_and(|m| classify(&m) == Answer::Success) {
+            replays += 1;
+        }
+    }
+    assert!(
+        (1..=4).contains(&replays),
+        "{replays} replays of one answer"
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn binary_raises_the_open_file_limit_to_the_hard_limit() {
+    // Issue 7 item 8: start with a low soft limit; the server raises it to the hard one.
+    init_tracing();
+    let bin = env!("CARGO_BIN_EXE_call-signaling");
+    let mut child = tokio::process::Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -Sn 256 && exec \"$0\" --listen 127.0.0.1:0 --turn-listen 127.0.0.1:0",
+            bin,
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(SOON, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(url.starts_with("ws://"), "{url}");
+    let pid = child.id().unwrap();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let (soft, hard) = (fields[3], fields[4]);
+    assert_eq!(soft, hard, "{line}");
+    assert_ne!(soft, "256", "{line}");
+    child.kill().await.unwrap();
 }

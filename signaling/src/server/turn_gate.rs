@@ -230,10 +230,10 @@ impl Gate {
                 .count();
             match self.limits.admit_allocation(held, state.usernames.len()) {
                 Err(refusal) => Some(refusal_code(refusal)),
+                // With an allocation on this 5-tuple the crate answers 437: nothing to note.
+                Ok(()) if state.has_allocation => None,
                 Ok(()) => {
-                    if !state.has_allocation {
-                        self.book.forget(from);
-                    }
+                    self.book.forget(from);
                     if let Some(print) = request_print(m) {
                         if let Ok(mut cache) = self.cache.lock() {
                             cache.on_request(from, m.transaction_id.0, print, now);

@@ -71,12 +71,18 @@ impl AllocateCache {
     ) {
         self.expire(now);
         let key = (from, txid);
-        let fresh = Entry {
-            print,
-            response: None,
-        };
-        if self.entries.insert(key, fresh).is_none() {
-            self.order.push_back((now, key));
+        match self.entries.get_mut(&key) {
+            // An answered request is never displaced by another with the same ID.
+            Some(entry) if entry.response.is_some() => return,
+            Some(entry) => entry.print = print,
+            None => {
+                let fresh = Entry {
+                    print,
+                    response: None,
+                };
+                self.entries.insert(key, fresh);
+                self.order.push_back((now, key));
+            }
         }
         while self.order.len() > CAPACITY {
             if let Some((_, old)) = self.order.pop_front() {
