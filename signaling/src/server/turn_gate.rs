@@ -440,3 +440,239 @@ fn build(m: &Message, attrs: Vec<Box<dyn Setter>>) -> Option<Vec<u8>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::turn_credentials::TurnSecret;
+    use proptest::prelude::*;
+    use stun::agent::TransactionId;
+    use stun::attributes::ATTR_REALM;
+    use stun::error_code::ErrorCodeAttribute;
+    use stun::message::{Getter, CLASS_ERROR_RESPONSE};
+    use turn::proto::peeraddr::PeerAddress;
+    use turn::proto::reqtrans::RequestedTransport;
+    use turn::proto::PROTO_UDP;
+
+    fn credentials() -> Arc<CredentialPolicy> {
+        Arc::new(CredentialPolicy::new(TurnSecret::new(b"s".to_vec()).unwrap(), 600, 3600).unwrap())
+    }
+
+    fn gate(limits: TurnLimits, now: Instant) -> Gate {
+        Gate::new(
+            "call".into(),
+            credentials(),
+            limits,
+            Arc::new(PeerPolicy::new(false, [])),
+            Arc::default(),
+            now,
+        )
+    }
+
+    fn src() -> SocketAddr {
+        "81.2.69.160:5000".parse().unwrap()
+    }
+
+    fn request(method: stun::message::Method, attrs: Vec<Box<dyn Setter>>) -> Message {
+        let mut setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(TransactionId::new()),
+            Box::new(MessageType::new(method, CLASS_REQUEST)),
+        ];
+        setters.extend(attrs);
+        let mut m = Message::new();
+        m.build(&setters).unwrap();
+        m
+    }
+
+    fn signed(
+        method: stun::message::Method,
+        user: &str,
+        nonce: &str,
+        mut attrs: Vec<Box<dyn Setter>>,
+    ) -> Message {
+        let password = credentials().password_for(user);
+        attrs.push(Box::new(TextAttribute::new(ATTR_USERNAME, user.into())));
+        attrs.push(Box::new(TextAttribute::new(ATTR_REALM, "call".into())));
+        attrs.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce.into())));
+        attrs.push(Box::new(MessageIntegrity::new_long_term_integrity(
+            user.into(),
+            "call".into(),
+            password,
+        )));
+        request(method, attrs)
+    }
+
+    fn decode(raw: &[u8]) -> Message {
+        let mut m = Message {
+            raw: raw.to_vec(),
+            ..Message::default()
+        };
+        m.decode().unwrap();
+        m
+    }
+
+    fn code(m: &Message) -> u16 {
+        assert_eq!(m.typ.class, CLASS_ERROR_RESPONSE);
+        let mut c = ErrorCodeAttribute::default();
+        c.get_from(m).unwrap();
+        c.code.0
+    }
+
+    fn transport() -> Vec<Box<dyn Setter>> {
+        vec![Box::new(RequestedTransport {
+            protocol: PROTO_UDP,
+        })]
+    }
+
+    /// The nonce a 401 gives `src()`.
+    fn challenge_nonce(g: &mut Gate, now: Instant) -> String {
+        let Screen::Reply(raw) = g.screen(&request(METHOD_ALLOCATE, transport()).raw, src(), now)
+        else {
+            panic!("no challenge")
+        };
+        let m = decode(&raw);
+        assert_eq!(code(&m), 401);
+        TextAttribute::get_from_as(&m, ATTR_NONCE).unwrap().text
+    }
+
+    #[test]
+    fn unsigned_requests_get_a_stateless_401_and_channel_data_passes() {
+        let t0 = Instant::now();
+        let mut g = gate(TurnLimits::default(), t0);
+        let nonce = challenge_nonce(&mut g, t0);
+        assert_eq!(nonce.len(), super::super::turn_nonce::NONCE_LEN);
+        assert!(matches!(
+            g.screen(&[0x40, 0, 0, 4, 1, 2, 3, 4], src(), t0),
+            Screen::Forward
+        ));
+        assert!(matches!(g.screen(b"\0not stun", src(), t0), Screen::Drop));
+    }
+
+    #[test]
+    fn a_foreign_or_stale_nonce_gets_438_and_a_valid_one_passes() {
+        let t0 = Instant::now();
+        let mut g = gate(TurnLimits::default(), t0);
+        let user = "9999999999:alice";
+        let forged = signed(METHOD_ALLOCATE, user, &"0".repeat(40), transport());
+        let Screen::Reply(raw) = g.screen(&forged.raw, src(), t0) else {
+            panic!("no 438")
+        };
+        assert_eq!(code(&decode(&raw)), 438);
+        let nonce = challenge_nonce(&mut g, t0);
+        let good = signed(METHOD_ALLOCATE, user, &nonce, transport());
+        assert!(matches!(
+            g.screen(&good.raw, src(), t0),
+            Screen::Authenticated(_)
+        ));
+        // The same nonce from another address is refused.
+        let elsewhere: SocketAddr = "81.2.69.161:5000".parse().unwrap();
+        assert!(matches!(
+            g.screen(&good.raw, elsewhere, t0),
+            Screen::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn quota_refusals_are_signed_and_requests_below_the_quota_go_to_the_crate() {
+        let t0 = Instant::now();
+        let limits = TurnLimits {
+            allocations_per_user: 1,
+            ..TurnLimits::default()
+        };
+        let mut g = gate(limits, t0);
+        let unix = 1_700_000_000;
+        let user = format!("{}:alice", unix + 60);
+        let nonce = challenge_nonce(&mut g, t0);
+        let msg = signed(METHOD_ALLOCATE, &user, &nonce, transport());
+        let Screen::Authenticated(mut checked) = g.screen(&msg.raw, src(), t0) else {
+            panic!("not authenticated")
+        };
+        let other_expiry = format!("{}:alice", unix + 30);
+        let state = AllocationState {
+            usernames: vec![other_expiry.as_str()],
+            clients: vec!["81.2.69.160:6000".parse().unwrap()],
+            has_allocation: false,
+        };
+        let Screen::Reply(raw) = g.admit(&mut checked, src(), &state, t0, unix) else {
+            panic!("quota not enforced")
+        };
+        let mut res = decode(&raw);
+        assert_eq!(code(&res), 486);
+        let password = credentials().password_for(&user);
+        MessageIntegrity::new_long_term_integrity(user.clone(), "call".into(), password)
+            .check(&mut res)
+            .unwrap();
+        // Below the quota it goes to the crate.
+        let Screen::Authenticated(mut checked) = g.screen(&msg.raw, src(), t0) else {
+            panic!("not authenticated")
+        };
+        let empty = AllocationState::default();
+        assert!(matches!(
+            g.admit(&mut checked, src(), &empty, t0, unix),
+            Screen::Forward
+        ));
+    }
+
+    #[test]
+    fn denied_peers_are_refused_with_403() {
+        let t0 = Instant::now();
+        let mut g = gate(TurnLimits::default(), t0);
+        let unix = 1_700_000_000;
+        let user = format!("{}:alice", unix + 60);
+        let nonce = challenge_nonce(&mut g, t0);
+        let state = AllocationState {
+            has_allocation: true,
+            ..AllocationState::default()
+        };
+        for (peer, want) in [("10.1.2.3", Some(403)), ("81.2.69.1", None)] {
+            let attrs: Vec<Box<dyn Setter>> = vec![Box::new(PeerAddress {
+                ip: peer.parse().unwrap(),
+                port: 9,
+            })];
+            let msg = signed(METHOD_CREATE_PERMISSION, &user, &nonce, attrs);
+            let Screen::Authenticated(mut checked) = g.screen(&msg.raw, src(), t0) else {
+                panic!("not authenticated")
+            };
+            match (g.admit(&mut checked, src(), &state, t0, unix), want) {
+                (Screen::Reply(raw), Some(code_wanted)) => {
+                    assert_eq!(code(&decode(&raw)), code_wanted)
+                }
+                (Screen::Forward, None) => {}
+                (other, _) => panic!("{peer}: {other:?}"),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic_and_never_authenticate(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let t0 = Instant::now();
+            let mut g = gate(TurnLimits::default(), t0);
+            prop_assert!(!matches!(g.screen(&bytes, src(), t0), Screen::Authenticated(_)));
+        }
+
+        #[test]
+        fn mutated_requests_never_panic(flip in 0usize..200, byte: u8) {
+            let t0 = Instant::now();
+            let mut g = gate(TurnLimits::default(), t0);
+            let nonce = challenge_nonce(&mut g, t0);
+            let attrs: Vec<Box<dyn Setter>> = vec![Box::new(PeerAddress { ip: "81.2.69.1".parse().unwrap(), port: 9 })];
+            let mut raw = signed(METHOD_CREATE_PERMISSION, "9999999999:a", &nonce, attrs).raw;
+            let at = flip % raw.len();
+            raw[at] = byte;
+            if let Screen::Authenticated(mut checked) = g.screen(&raw, src(), t0) {
+                let state = AllocationState { has_allocation: true, ..AllocationState::default() };
+                let _ = g.admit(&mut checked, src(), &state, t0, 1_700_000_000);
+            }
+        }
+
+        #[test]
+        fn xor_peer_address_round_trips(v4: u32, v6: u128, port: u16) {
+            for ip in [IpAddr::from(v4.to_be_bytes()), IpAddr::from(v6.to_be_bytes())] {
+                let attrs: Vec<Box<dyn Setter>> = vec![Box::new(PeerAddress { ip, port })];
+                let m = request(METHOD_CREATE_PERMISSION, attrs);
+                prop_assert_eq!(peer_addresses(&m), vec![ip]);
+            }
+        }
+    }
+}
