@@ -234,6 +234,13 @@ impl EmbeddedTurn {
     }
 }
 
+impl Drop for EmbeddedTurn {
+    fn drop(&mut self) {
+        // The read loop ends on its own and releases the socket and the allocations.
+        self.stop.cancel();
+    }
+}
+
 impl Shell {
     async fn run(self, stop: CancellationToken) {
         let mut buf = vec![0u8; INBOUND_MTU];

@@ -38,8 +38,9 @@ pub struct TurnLimits {
 
 impl Default for TurnLimits {
     /// 10 allocations per user (a mesh call of 8 needs 7), 1000 in all, 64 peers per
-    /// allocation, no bandwidth cap, 10 challenge answers/s (burst 20) and 1 replay/s (burst 8)
-    /// per address.
+    /// allocation, no bandwidth cap, 20 challenge answers/s (burst 50: a client needs one or two
+    /// per allocation, and a NAT or loopback puts many clients behind one address) and 1
+    /// replay/s (burst 8) per address.
     fn default() -> Self {
         Self {
             allocations_per_user: 10,
@@ -47,8 +48,8 @@ impl Default for TurnLimits {
             permissions_per_allocation: 64,
             bandwidth_per_allocation: None,
             unauthenticated_rate: RateLimit {
-                per_second: 10.0,
-                burst: 20,
+                per_second: 20.0,
+                burst: 50,
             },
             replay_rate: RateLimit {
                 per_second: 1.0,
