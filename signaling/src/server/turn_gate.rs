@@ -270,7 +270,7 @@ impl Gate {
         let Some(key) = self.verified_key(m, unix_now) else {
             return Screen::Forward;
         };
-        tracing::info!(%from, code = code.0, "TURN request refused by quota or peer policy");
+        tracing::debug!(%from, code = code.0, "TURN request refused by quota or peer policy");
         match signed_error(m, code, key) {
             Some(reply) => Screen::Reply(reply),
             None => Screen::Drop,
