@@ -13,7 +13,9 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{CommandFactory as _, FromArgMatches as _};
 use signaling::server::secret_file::read_turn_secret_file;
-use signaling::server::{Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig};
+use signaling::server::{
+    Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig, TurnLimits,
+};
 use signaling::turn_credentials::{TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS};
 
 /// End-to-end encrypted signaling server for `call`, with an embedded TURN relay.
@@ -68,6 +70,22 @@ struct Args {
     /// Largest credential lifetime the embedded TURN server accepts, seconds.
     #[arg(long, env = "CALL_TURN_MAX_TTL", default_value_t = DEFAULT_MAX_TTL_SECS)]
     turn_max_ttl: u64,
+
+    /// Allocations one call ID may hold on the embedded TURN server (more: 486).
+    #[arg(long, env = "CALL_TURN_USER_QUOTA", default_value_t = TurnLimits::default().allocations_per_user)]
+    turn_user_quota: usize,
+
+    /// Allocations the embedded TURN server holds in all (more: 508).
+    #[arg(long, env = "CALL_TURN_TOTAL_QUOTA", default_value_t = TurnLimits::default().max_allocations)]
+    turn_total_quota: usize,
+
+    /// Peers (permissions) and channels per TURN allocation (more: 508).
+    #[arg(long, env = "CALL_TURN_MAX_PERMISSIONS", default_value_t = TurnLimits::default().permissions_per_allocation)]
+    turn_max_permissions: usize,
+
+    /// Relayed kbit/s per TURN allocation and direction; 0 for no cap.
+    #[arg(long, env = "CALL_TURN_BANDWIDTH_KBPS", default_value_t = 0)]
+    turn_bandwidth_kbps: u64,
 
     /// Allow the TURN relay to reach loopback/private/link-local peers (development only).
     #[arg(long, env = "CALL_ALLOW_LOOPBACK_PEERS")]
@@ -187,6 +205,14 @@ impl Args {
                 listen: self.turn_listen,
                 public_ip: self.turn_public_ip,
                 realm: "call".to_owned(),
+                limits: TurnLimits {
+                    allocations_per_user: self.turn_user_quota,
+                    max_allocations: self.turn_total_quota,
+                    permissions_per_allocation: self.turn_max_permissions,
+                    bandwidth_per_allocation: (self.turn_bandwidth_kbps > 0)
+                        .then(|| self.turn_bandwidth_kbps.saturating_mul(125)),
+                    ..TurnLimits::default()
+                },
             }),
             turn_secret,
             external_turn_urls: self.turn_urls,
@@ -226,6 +252,26 @@ async fn wait_for_signal() {
     }
 }
 
+/// Raises the soft open-file limit to the hard limit: every TURN allocation holds a socket, and
+/// at the usual soft limit of 1024 about a thousand of them stop the listener from accepting.
+fn raise_open_file_limit(cfg: &ServerConfig) {
+    let needed = cfg.limits.max_connections as u64
+        + cfg
+            .turn
+            .as_ref()
+            .map_or(0, |t| t.limits.max_allocations as u64)
+        + 256;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < needed => tracing::warn!(
+            limit,
+            needed,
+            "the open-file limit is below --max-connections + --turn-total-quota + 256; raise the hard limit (ulimit -Hn) or lower them"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open-file limit"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -254,6 +300,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_open_file_limit(&cfg);
     let server = match Server::start(cfg).await {
         Ok(server) => server,
         Err(err) => {

@@ -22,6 +22,10 @@ pub mod secret_file;
 pub mod session;
 pub mod tls;
 pub mod turn;
+pub mod turn_gate;
+pub mod turn_nonce;
+pub mod turn_quota;
+pub mod turn_rate;
 pub mod turn_retransmit;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -48,7 +52,7 @@ use crate::turn_credentials::{
 pub use limits::RateLimit;
 pub use origin::{OriginError, OriginPolicy};
 pub use tls::{TlsError, TlsPaths};
-pub use turn::{TurnConfig, TurnServerError};
+pub use turn::{TurnConfig, TurnLimits, TurnServerError, TurnStats};
 
 /// Timeouts and resource bounds of the server.
 #[derive(Debug, Clone, PartialEq)]
@@ -334,10 +338,10 @@ impl Server {
             source,
         })?;
         let turn = match &cfg.turn {
-            Some(turn_cfg) => Some(
+            Some(turn_cfg) => Some(Arc::new(
                 turn::EmbeddedTurn::start(turn_cfg, policy.clone(), cfg.allow_loopback_peers)
                     .await?,
-            ),
+            )),
             None => None,
         };
         let mut turn_urls = turn.as_ref().map(|t| t.urls()).unwrap_or_default();
@@ -376,6 +380,7 @@ impl Server {
             shared.clone(),
             tracker.clone(),
         ));
+        let turn_server = turn.clone();
         let turn_task = turn.map(|turn| {
             let token = shutdown.clone();
             let turn_addr = turn.local_addr();
@@ -394,6 +399,7 @@ impl Server {
             shared,
             turn_addr: turn_task.as_ref().map(|t| t.0),
             turn_task: turn_task.map(|t| t.1),
+            turn: turn_server,
         })
     }
 }
@@ -469,6 +475,7 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     turn_addr: Option<SocketAddr>,
     turn_task: Option<tokio::task::JoinHandle<()>>,
+    turn: Option<Arc<turn::EmbeddedTurn>>,
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -502,6 +509,14 @@ impl RunningServer {
     /// without waiting).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+
+    /// What the embedded TURN server holds right now, if it runs.
+    pub async fn turn_stats(&self) -> Option<TurnStats> {
+        match &self.turn {
+            Some(turn) => Some(turn.stats().await),
+            None => None,
+        }
     }
 
     /// Number of authenticated clients right now.
