@@ -45,7 +45,7 @@ checks["torsion key"] = mixed.raw.hex()
 checks["torsion id"] = call_id(mixed.raw)
 
 # envelope
-pt = b'{"call_id":"00112233445566778899aabbccddeeff","reason":"hangup"}'
+pt = b'{"call_id":"00112233445566778899aabbccddeeff","reason":"hang-up"}'
 nonce = bytes(range(0x40, 0x58))
 ts = 1700000000
 c = buf(len(pt) + 16)

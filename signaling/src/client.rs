@@ -20,9 +20,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use crate::envelope::{
-    Envelope, EnvelopeError, EnvelopeKind, ReplayCache, DEFAULT_REPLAY_CAPACITY,
-};
+use crate::envelope::{Envelope, EnvelopeError, EnvelopeKind, ReplayCache, ReplayLimits};
 use crate::identity::{CallId, Identity};
 use crate::protocol::{
     answer_challenge, decode_nonce, ClientFrame, ErrorCode, FrameError, ServerFrame,
@@ -44,8 +42,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Incoming frames buffered before the client stops reading from the server.
     pub recv_queue: usize,
-    /// Capacity of the replay cache.
-    pub replay_capacity: usize,
+    /// Bounds of the replay cache (per-sender quota, senders tracked).
+    pub replay_limits: ReplayLimits,
     /// The client pings the server this often.
     pub ping_interval: Duration,
     /// The connection is dropped when nothing (not even a pong) arrives for this long.
@@ -59,7 +57,7 @@ impl Default for ClientOptions {
             extra_root_ca: None,
             connect_timeout: Duration::from_secs(10),
             recv_queue: 256,
-            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+            replay_limits: ReplayLimits::default(),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(90),
         }
@@ -330,7 +328,7 @@ impl Client {
             receiver: ClientReceiver {
                 identity,
                 events: ev_rx,
-                replay: ReplayCache::new(opts.replay_capacity),
+                replay: ReplayCache::with_limits(opts.replay_limits),
                 task: Some(task),
             },
         })
