@@ -20,8 +20,10 @@ use ed25519_dalek::Signature;
 
 use crate::identity::{verify_strict, CallId, IdError, Identity};
 
-/// Largest serialized envelope accepted or produced, in bytes.
-pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+/// Largest serialized envelope accepted or produced, in bytes: 65,506, what fits a `deliver`
+/// frame of at most [`crate::protocol::MAX_FRAME_BYTES`] (65,536) with its 30-byte wrapper.
+pub const MAX_ENVELOPE_BYTES: usize =
+    crate::protocol::MAX_FRAME_BYTES - crate::protocol::DELIVER_WRAPPER_BYTES;
 /// Largest plaintext [`Envelope::seal`] accepts. Leaves room under [`MAX_ENVELOPE_BYTES`] for
 /// the base64 expansion, the JSON fields and a server frame wrapped around the envelope.
 pub const MAX_PLAINTEXT_BYTES: usize = 45 * 1024;
