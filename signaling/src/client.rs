@@ -39,7 +39,7 @@ use crate::protocol::{
 };
 use crate::turn_credentials::TurnCredentials;
 use inbox::{Inbox, Origin};
-use url::{check_server_name, SignalingUrl};
+use url::{check_server_name, ExpectedName, SignalingUrl};
 
 /// Largest WebSocket message the client reads. Larger than [`MAX_FRAME_BYTES`] on purpose: a
 /// frame over the protocol limit but under this one is read whole and refused as a typed,
@@ -53,8 +53,9 @@ type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// The name the server's challenge must carry. `None`: the host of the URL dialed
-    /// (lowercase, without port, IPv6 literals without brackets). A challenge naming anything
-    /// else is refused, so a server cannot relay our login to another server.
+    /// (lowercase, without port, IPv6 literals without brackets; `localhost` and loopback IP
+    /// literals count as one name). A challenge naming anything else is refused, so a server
+    /// cannot relay our login to another server.
     pub server_name: Option<String>,
     /// Extra trusted root CA (PEM file) for `wss://`, e.g. a self-signed test certificate.
     /// The public web PKI roots are always trusted too.
@@ -132,7 +133,7 @@ pub enum ClientError {
     Handshake(String),
     /// The challenge names a different server than the one expected.
     #[error(
-        "the server calls itself {got:?}, expected {expected:?}: wrong URL or a relaying server"
+        "the server calls itself {got:?}, expected {expected:?}: dial it by that name (or configure the server name), unless this server is relaying your login elsewhere"
     )]
     WrongServer {
         /// The configured name.
@@ -318,7 +319,10 @@ async fn handshake(
             )))
         }
     };
-    let expected = opts.server_name.as_deref().unwrap_or(&url.host);
+    let expected = match opts.server_name.as_deref() {
+        Some(name) => ExpectedName::Configured(name),
+        None => ExpectedName::Dialed(&url.host),
+    };
     check_server_name(&server, expected)?;
     let nonce = decode_nonce(&nonce).ok_or_else(|| {
         ClientError::Handshake("challenge nonce is not base64 of 32 bytes".into())

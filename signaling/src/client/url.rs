@@ -58,14 +58,40 @@ impl SignalingUrl {
     }
 }
 
-/// Checks the server name of a challenge against the expected one (the configured name, else
-/// the dialed host): refused when over [`MAX_SERVER_NAME_BYTES`] or empty (never truncated),
-/// or when it differs (ASCII case-insensitively, as DNS names compare).
-pub(crate) fn check_server_name(got: &str, expected: &str) -> Result<(), ClientError> {
+/// What the challenge's server name is checked against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ExpectedName<'a> {
+    /// Configured explicitly: must match exactly (ASCII case-insensitively).
+    Configured(&'a str),
+    /// The host of the URL dialed: must match, except that `localhost` and loopback IP
+    /// literals name the same machine (`ws://localhost:8443/ws` reaches a server that calls
+    /// itself `127.0.0.1`).
+    Dialed(&'a str),
+}
+
+/// `localhost` or a loopback IP literal.
+fn is_loopback_name(name: &str) -> bool {
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the server name of a challenge against the expected one: refused when over
+/// [`MAX_SERVER_NAME_BYTES`] or empty (never truncated), or when it differs (ASCII
+/// case-insensitively, as DNS names compare; see [`ExpectedName`] for loopback).
+pub(crate) fn check_server_name(got: &str, expected: ExpectedName<'_>) -> Result<(), ClientError> {
     if got.is_empty() || got.len() > MAX_SERVER_NAME_BYTES {
         return Err(ClientError::BadServerName { len: got.len() });
     }
-    if !got.eq_ignore_ascii_case(expected) {
+    let matches = match expected {
+        ExpectedName::Configured(name) => got.eq_ignore_ascii_case(name),
+        ExpectedName::Dialed(host) => {
+            got.eq_ignore_ascii_case(host) || (is_loopback_name(got) && is_loopback_name(host))
+        }
+    };
+    let (ExpectedName::Configured(expected) | ExpectedName::Dialed(expected)) = expected;
+    if !matches {
         return Err(ClientError::WrongServer {
             expected: expected.to_owned(),
             got: got.chars().take(MAX_SERVER_NAME_BYTES).collect(),
@@ -153,22 +179,35 @@ mod tests {
 
     #[test]
     fn server_names_are_checked_not_truncated() {
-        assert!(check_server_name("127.0.0.1", "127.0.0.1").is_ok());
-        assert!(check_server_name("Call.Example.org", "call.example.org").is_ok());
+        use ExpectedName::{Configured, Dialed};
+        let ok = |got, expected| check_server_name(got, expected).is_ok();
+        assert!(ok("127.0.0.1", Dialed("127.0.0.1")));
+        assert!(ok("Call.Example.org", Dialed("call.example.org")));
+        assert!(ok("call.example.org", Configured("CALL.example.org")));
+        assert!(!ok("call-signaling", Dialed("127.0.0.1")));
+        assert!(!ok("evil.example", Dialed("call.example.org")));
+        // Loopback names one machine when dialed, not when configured.
+        assert!(ok("127.0.0.1", Dialed("localhost")));
+        assert!(ok("::1", Dialed("localhost")));
+        assert!(ok("localhost", Dialed("127.0.0.2")));
+        assert!(!ok("127.0.0.1", Configured("localhost")));
+        assert!(!ok("10.0.0.1", Dialed("localhost")));
+        assert!(!ok("call.example.org", Dialed("localhost")));
         assert!(matches!(
-            check_server_name("call-signaling", "127.0.0.1"),
-            Err(ClientError::WrongServer { .. })
+            check_server_name("call-signaling", Dialed("127.0.0.1")),
+            Err(ClientError::WrongServer { expected, got })
+                if expected == "127.0.0.1" && got == "call-signaling"
         ));
         let long = "a".repeat(MAX_SERVER_NAME_BYTES + 1);
         // Even when it is what was configured: a longer name would be truncated when signed.
         assert!(matches!(
-            check_server_name(&long, &long),
+            check_server_name(&long, Configured(&long)),
             Err(ClientError::BadServerName { len }) if len == MAX_SERVER_NAME_BYTES + 1
         ));
         let max = "a".repeat(MAX_SERVER_NAME_BYTES);
-        assert!(check_server_name(&max, &max).is_ok());
+        assert!(ok(&max, Configured(&max)));
         assert!(matches!(
-            check_server_name("", ""),
+            check_server_name("", Dialed("")),
             Err(ClientError::BadServerName { len: 0 })
         ));
     }
