@@ -656,11 +656,37 @@ mod tests {
         assert_eq!(decode_nonce("!!"), None);
     }
 
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(Into::into),
+            any::<i64>().prop_map(Into::into),
+            any::<u64>().prop_map(Into::into),
+            (-1e9f64..1e9).prop_map(Into::into),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(s in ".{0,400}") {
             let _ = ClientFrame::parse(&s);
             let _ = ServerFrame::parse(&s);
+        }
+
+        /// Without duplicates, the strict parser reads exactly what serde_json reads.
+        #[test]
+        fn strict_value_agrees_with_serde_json(v in arb_json()) {
+            let text = serde_json::to_string(&v).unwrap();
+            let StrictValue(strict) = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(strict, serde_json::from_str::<serde_json::Value>(&text).unwrap());
         }
 
         #[test]

@@ -136,6 +136,28 @@ mod tests {
         assert_eq!(drain(&inbox), vec![100, 7, 8, 9]);
     }
 
+    proptest::proptest! {
+        /// Nothing is lost without being counted, the bound holds, and order is kept.
+        #[test]
+        fn bounded_and_every_drop_counted(
+            cap in 1usize..10,
+            origins in proptest::collection::vec(0u8..4, 0..100),
+        ) {
+            let inbox = Inbox::new(cap);
+            for (i, o) in origins.iter().enumerate() {
+                inbox.push(Some([*o; 32]), i as u32);
+                proptest::prop_assert!(inbox.lock().queue.len() <= cap);
+            }
+            let left = drain(&inbox);
+            proptest::prop_assert_eq!(left.len() as u64 + inbox.dropped(), origins.len() as u64);
+            proptest::prop_assert!(left.windows(2).all(|w| w[0] < w[1]));
+            // The newest event is never the one dropped.
+            if let Some(last) = origins.len().checked_sub(1) {
+                proptest::prop_assert_eq!(left.last().copied(), Some(last as u32));
+            }
+        }
+    }
+
     #[test]
     fn push_never_waits_and_counts_drops() {
         let inbox = Inbox::new(2);
