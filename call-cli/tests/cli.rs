@@ -541,7 +541,7 @@ fn verify_prints_the_same_safety_number_on_both_sides() {
     let (sn_a, sn_b) = (safety_line(&on_a), safety_line(&on_b));
     assert_eq!(sn_a, sn_b, "both sides must see the same safety number");
     let digits: String = sn_a.chars().filter(char::is_ascii_digit).collect();
-    assert_eq!(digits.len(), 30, "a safety number has 30 digits: {sn_a}");
+    assert_eq!(digits.len(), 60, "a safety number has 60 digits: {sn_a}");
 
     // A third party gets a different number with A.
     let c = tempdir();

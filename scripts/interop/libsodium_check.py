@@ -25,15 +25,27 @@ checks = {
     "alice pk": a_pk.hex(), "alice id": call_id(a_pk), "alice xpk": a_xpk.hex(),
     "alice xsk": a_xsk.hex(), "bob pk": b_pk.hex(), "bob id": call_id(b_pk), "bob xpk": b_xpk.hex(),
 }
-# safety number
-lo, hi = sorted([a_pk, b_pk])
-h = hashlib.sha512(b"call-safety-number/v1" + lo + hi).digest()
-for _ in range(4095):
-    h = hashlib.sha512(h + lo + hi).digest()
-checks["safety"] = " ".join("%05d" % (int.from_bytes(h[5*i:5*i+5], "big") % 100000) for i in range(6))
+# safety number (§2.5): each party's 30-digit half from its own key and ID, halves sorted
+def half(pk):
+    h = hashlib.sha512(b"call-safety-number/v2" + pk + call_id(pk).encode()).digest()
+    for _ in range(5199):
+        h = hashlib.sha512(h + pk).digest()
+    return "".join("%05d" % (int.from_bytes(h[5*i:5*i+5], "big") % 100000) for i in range(6))
+digits = "".join(sorted([half(a_pk), half(b_pk)]))
+checks["safety"] = " ".join(digits[i:i+5] for i in range(0, 60, 5))
+checks["alice half"], checks["bob half"] = half(a_pk), half(b_pk)
+
+# torsion (§2.3): Alice's key plus an order-8 point is a valid point but not in the main subgroup
+t8 = bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a")
+mixed = buf(32)
+assert so.crypto_core_ed25519_add(mixed, a_pk, t8) == 0
+assert so.crypto_core_ed25519_is_valid_point(a_pk) == 1
+assert so.crypto_core_ed25519_is_valid_point(mixed.raw) == 0, "torsion vector accepted by libsodium"
+checks["torsion key"] = mixed.raw.hex()
+checks["torsion id"] = call_id(mixed.raw)
 
 # envelope
-pt = b'{"call_id":"00112233445566778899aabbccddeeff","reason":"hangup"}'
+pt = b'{"call_id":"00112233445566778899aabbccddeeff","reason":"hang-up"}'
 nonce = bytes(range(0x40, 0x58))
 ts = 1700000000
 c = buf(len(pt) + 16)

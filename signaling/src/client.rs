@@ -6,8 +6,17 @@
 //! [`Client`] is both; [`Client::split`] separates them so a call can send while it receives.
 //!
 //! Errors returned by [`ClientReceiver::recv`] are **not fatal** (a rejected envelope, an error
-//! frame such as `not_online`): keep calling `recv` until it returns `None`, which means the
-//! connection is gone.
+//! frame such as `not_online`, an unreadable or oversize frame, dropped events): keep calling
+//! `recv` until it returns `None`, which means the connection is gone
+//! ([`ClientReceiver::close_reason`] says why).
+//!
+//! The background task never waits for the application: incoming events go to a bounded
+//! inbox that drops (and counts) the oldest events of the busiest sender when full, and
+//! replies to commands (TURN credentials) travel on their own path, so a flood of envelopes
+//! cannot stall a TURN request. Every request to the server has a timeout.
+
+mod inbox;
+mod url;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -21,7 +30,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::envelope::{
-    Envelope, EnvelopeError, EnvelopeKind, ReplayCache, DEFAULT_REPLAY_CAPACITY,
+    Envelope, EnvelopeError, EnvelopeKind, ReplayCache, ReplayLimits, MAX_ENVELOPE_BYTES,
 };
 use crate::identity::{CallId, Identity};
 use crate::protocol::{
@@ -29,23 +38,38 @@ use crate::protocol::{
     MAX_AUTH_SKEW_SECS, MAX_FRAME_BYTES,
 };
 use crate::turn_credentials::TurnCredentials;
+use inbox::{Inbox, Origin};
+use url::{check_server_name, ExpectedName, SignalingUrl};
+
+/// Largest WebSocket message the client reads. Larger than [`MAX_FRAME_BYTES`] on purpose: a
+/// frame over the protocol limit but under this one is read whole and refused as a typed,
+/// non-fatal [`FrameError::TooLarge`] instead of ending the connection (WebSocket cannot skip
+/// a message it did not read). Beyond this the connection ends.
+pub const MAX_READ_MESSAGE_BYTES: usize = 4 * MAX_FRAME_BYTES;
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Connection options.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Refuse servers whose challenge names another server (`None`: accept any name).
+    /// The name the server's challenge must carry. `None`: the host of the URL dialed
+    /// (lowercase, without port, IPv6 literals without brackets; `localhost` and loopback IP
+    /// literals count as one name). A challenge naming anything else is refused, so a server
+    /// cannot relay our login to another server.
     pub server_name: Option<String>,
     /// Extra trusted root CA (PEM file) for `wss://`, e.g. a self-signed test certificate.
     /// The public web PKI roots are always trusted too.
     pub extra_root_ca: Option<PathBuf>,
     /// Connecting, TLS and the handshake must finish within this time.
     pub connect_timeout: Duration,
-    /// Incoming frames buffered before the client stops reading from the server.
+    /// Each request to the server (TURN credentials, queuing a frame, a socket write) must
+    /// finish within this time.
+    pub request_timeout: Duration,
+    /// Incoming events buffered for [`ClientReceiver::recv`]; beyond, the oldest events of the
+    /// busiest sender are dropped and counted ([`ClientReceiver::dropped`]).
     pub recv_queue: usize,
-    /// Capacity of the replay cache.
-    pub replay_capacity: usize,
+    /// Bounds of the replay cache (per-sender quota, senders tracked).
+    pub replay_limits: ReplayLimits,
     /// The client pings the server this often.
     pub ping_interval: Duration,
     /// The connection is dropped when nothing (not even a pong) arrives for this long.
@@ -58,8 +82,9 @@ impl Default for ClientOptions {
             server_name: None,
             extra_root_ca: None,
             connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
             recv_queue: 256,
-            replay_capacity: DEFAULT_REPLAY_CAPACITY,
+            replay_limits: ReplayLimits::default(),
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(90),
         }
@@ -82,12 +107,33 @@ pub enum ClientError {
     /// Connecting or the handshake took longer than the connect timeout.
     #[error("the signaling server did not complete the handshake within {0:?}")]
     Timeout(Duration),
+    /// A request to the server got no answer within [`ClientOptions::request_timeout`].
+    #[error("the signaling server did not answer {what} within {after:?}; try again or check the server")]
+    RequestTimeout {
+        /// What was asked.
+        what: &'static str,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The challenge's server name is empty or longer than
+    /// [`crate::protocol::MAX_SERVER_NAME_BYTES`] (refused, never truncated).
+    #[error("the server's challenge names a server of {len} bytes (1 to 255 allowed): not a call signaling server")]
+    BadServerName {
+        /// Length found, bytes.
+        len: usize,
+    },
+    /// Incoming events were dropped because the application did not read them fast enough.
+    #[error("{count} incoming signaling messages were dropped (the receive queue was full)")]
+    Dropped {
+        /// How many since the last report.
+        count: u64,
+    },
     /// The server broke the handshake protocol.
     #[error("unexpected handshake from the server: {0}")]
     Handshake(String),
     /// The challenge names a different server than the one expected.
     #[error(
-        "the server calls itself {got:?}, expected {expected:?}: wrong URL or a relaying server"
+        "the server calls itself {got:?}, expected {expected:?}: dial it by that name (or configure the server name), unless this server is relaying your login elsewhere"
     )]
     WrongServer {
         /// The configured name.
@@ -109,10 +155,11 @@ pub enum ClientError {
     /// A frame from the server could not be parsed.
     #[error("unreadable frame from the server: {0}")]
     Frame(#[from] FrameError),
-    /// An outgoing frame would exceed the size limit.
-    #[error("message of {size} bytes exceeds the {MAX_FRAME_BYTES}-byte frame limit: send less")]
+    /// An outgoing envelope could not be delivered: over [`MAX_ENVELOPE_BYTES`] (its
+    /// `deliver` frame would exceed [`MAX_FRAME_BYTES`]).
+    #[error("envelope of {size} bytes exceeds the {MAX_ENVELOPE_BYTES}-byte limit (its deliver frame must fit {MAX_FRAME_BYTES} bytes): send less")]
     TooLarge {
-        /// Encoded frame size.
+        /// Encoded envelope size.
         size: usize,
     },
     /// The connection is closed.
@@ -145,18 +192,27 @@ enum Event {
     BadFrame(FrameError),
 }
 
+/// What the socket task shares with the receiver.
+struct Shared {
+    inbox: Inbox<Event>,
+    /// Why the connection ended, once it has.
+    close_reason: std::sync::Mutex<Option<String>>,
+}
+
 /// The sending half: cheap to clone.
 #[derive(Clone)]
 pub struct ClientSender {
     identity: Arc<Identity>,
     cmd: mpsc::Sender<Command>,
+    request_timeout: Duration,
 }
 
 /// The receiving half.
 pub struct ClientReceiver {
     identity: Arc<Identity>,
-    events: mpsc::Receiver<Event>,
+    shared: Arc<Shared>,
     replay: ReplayCache,
+    reported_drops: u64,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -231,29 +287,29 @@ async fn next_server_frame(ws: &mut Socket) -> Result<ServerFrame, ClientError> 
 }
 
 async fn handshake(
-    url: &str,
+    url: &SignalingUrl,
     identity: &Identity,
     opts: &ClientOptions,
 ) -> Result<Socket, ClientError> {
-    let connector = if url.starts_with("wss://") {
+    let connector = if url.tls {
         tls_connector(opts.extra_root_ca.as_ref())?
-    } else if url.starts_with("ws://") {
-        Connector::Plain
     } else {
-        return Err(ClientError::InvalidUrl(url.to_owned()));
+        Connector::Plain
     };
     let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES));
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, Some(connector))
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Url(_) => {
-                    ClientError::InvalidUrl(url.to_owned())
-                }
-                other => ClientError::Connect(other.to_string()),
-            })?;
+        .max_message_size(Some(MAX_READ_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_READ_MESSAGE_BYTES));
+    let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(
+        url.dial.as_str(),
+        Some(config),
+        true,
+        Some(connector),
+    )
+    .await
+    .map_err(|e| match e {
+        tokio_tungstenite::tungstenite::Error::Url(_) => ClientError::InvalidUrl(url.dial.clone()),
+        other => ClientError::Connect(other.to_string()),
+    })?;
     let (server, nonce, ts) = match next_server_frame(&mut ws).await? {
         ServerFrame::Challenge { server, nonce, ts } => (server, nonce, ts),
         ServerFrame::Error { code, message } => return Err(ClientError::Server { code, message }),
@@ -263,14 +319,11 @@ async fn handshake(
             )))
         }
     };
-    if let Some(expected) = &opts.server_name {
-        if *expected != server {
-            return Err(ClientError::WrongServer {
-                expected: expected.clone(),
-                got: server,
-            });
-        }
-    }
+    let expected = match opts.server_name.as_deref() {
+        Some(name) => ExpectedName::Configured(name),
+        None => ExpectedName::Dialed(&url.host),
+    };
+    check_server_name(&server, expected)?;
     let nonce = decode_nonce(&nonce).ok_or_else(|| {
         ClientError::Handshake("challenge nonce is not base64 of 32 bytes".into())
     })?;
@@ -301,36 +354,47 @@ async fn handshake(
 }
 
 impl Client {
-    /// Connects to `url` (`ws://` or `wss://`), answers the challenge with `identity` and waits
-    /// for `welcome`.
+    /// Connects to `url` (`ws://` or `wss://`; a URL without a path gets `/ws`), checks that
+    /// the challenge names the expected server ([`ClientOptions::server_name`], else the URL's
+    /// host), answers it with `identity` and waits for `welcome`, all within
+    /// [`ClientOptions::connect_timeout`].
     pub async fn connect(
         url: &str,
         identity: impl Into<Arc<Identity>>,
         opts: ClientOptions,
     ) -> Result<Client, ClientError> {
         let identity: Arc<Identity> = identity.into();
-        let ws = tokio::time::timeout(opts.connect_timeout, handshake(url, &identity, &opts))
+        let url = SignalingUrl::parse(url)?;
+        let ws = tokio::time::timeout(opts.connect_timeout, handshake(&url, &identity, &opts))
             .await
             .map_err(|_| ClientError::Timeout(opts.connect_timeout))??;
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
-        let (ev_tx, ev_rx) = mpsc::channel(opts.recv_queue.max(1));
+        let shared = Arc::new(Shared {
+            inbox: Inbox::new(opts.recv_queue),
+            close_reason: std::sync::Mutex::new(None),
+        });
         let task = tokio::spawn(run(
             ws,
             cmd_rx,
-            ev_tx,
-            opts.ping_interval,
-            opts.idle_timeout,
+            Arc::clone(&shared),
+            Timers {
+                ping_every: opts.ping_interval,
+                idle_timeout: opts.idle_timeout,
+                write_timeout: opts.request_timeout,
+            },
         ));
-        tracing::debug!(id = %identity.call_id(), %url, "connected to signaling server");
+        tracing::debug!(id = %identity.call_id(), url = %url.dial, "connected to signaling server");
         Ok(Client {
             sender: ClientSender {
                 identity: identity.clone(),
                 cmd: cmd_tx,
+                request_timeout: opts.request_timeout,
             },
             receiver: ClientReceiver {
                 identity,
-                events: ev_rx,
-                replay: ReplayCache::new(opts.replay_capacity),
+                shared,
+                replay: ReplayCache::with_limits(opts.replay_limits),
+                reported_drops: 0,
                 task: Some(task),
             },
         })
@@ -378,7 +442,11 @@ impl Client {
 
     /// Closes the connection and waits for the background task to end.
     pub async fn close(self) {
-        let _ = self.sender.cmd.send(Command::Close).await;
+        let _ = tokio::time::timeout(
+            self.sender.request_timeout,
+            self.sender.cmd.send(Command::Close),
+        )
+        .await;
         drop(self.sender);
         self.receiver.close().await;
     }
@@ -403,27 +471,46 @@ impl ClientSender {
     }
 
     /// Queues an already sealed envelope (for relays and tests; the server checks `from`).
+    /// Refuses an envelope over [`MAX_ENVELOPE_BYTES`], whose `deliver` frame could not reach
+    /// the recipient.
     pub async fn send_envelope(&self, envelope: &Envelope) -> Result<(), ClientError> {
-        let value =
-            serde_json::to_value(envelope).map_err(|e| ClientError::Handshake(e.to_string()))?;
-        let text = ClientFrame::Send { envelope: value }.to_json();
-        if text.len() > MAX_FRAME_BYTES {
-            return Err(ClientError::TooLarge { size: text.len() });
+        let json = envelope.to_json();
+        if json.len() > MAX_ENVELOPE_BYTES {
+            return Err(ClientError::TooLarge { size: json.len() });
         }
-        self.cmd
-            .send(Command::Frame(text))
-            .await
+        let value: serde_json::Value =
+            serde_json::from_str(&json).map_err(|e| ClientError::Handshake(e.to_string()))?;
+        let text = ClientFrame::Send { envelope: value }.to_json();
+        self.request("the queued frame", self.cmd.send(Command::Frame(text)))
+            .await?
             .map_err(|_| ClientError::Closed)
     }
 
-    /// Asks the server for TURN credentials.
+    /// Asks the server for TURN credentials; [`ClientError::RequestTimeout`] when no answer
+    /// arrives within [`ClientOptions::request_timeout`].
     pub async fn turn_credentials(&self) -> Result<TurnCredentials, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::Turn(tx))
+        self.request("the TURN credentials request", async {
+            let (tx, rx) = oneshot::channel();
+            self.cmd
+                .send(Command::Turn(tx))
+                .await
+                .map_err(|_| ClientError::Closed)?;
+            rx.await.map_err(|_| ClientError::Closed)?
+        })
+        .await?
+    }
+
+    async fn request<T>(
+        &self,
+        what: &'static str,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, ClientError> {
+        tokio::time::timeout(self.request_timeout, fut)
             .await
-            .map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)?
+            .map_err(|_| ClientError::RequestTimeout {
+                what,
+                after: self.request_timeout,
+            })
     }
 }
 
@@ -433,10 +520,18 @@ impl ClientReceiver {
         self.identity.call_id()
     }
 
-    /// The next checked, decrypted envelope. `Some(Err(_))` is a rejected envelope or a server
-    /// error frame and is not fatal; `None` means the connection is closed.
+    /// The next checked, decrypted envelope. `Some(Err(_))` is not fatal: a rejected envelope,
+    /// a server error frame, an unreadable or oversize frame, or [`ClientError::Dropped`]
+    /// (reported once, before the next event, after the queue overflowed). `None` means the
+    /// connection is closed ([`ClientReceiver::close_reason`]).
     pub async fn recv(&mut self) -> Option<Result<Incoming, ClientError>> {
-        let event = self.events.recv().await?;
+        let dropped = self.shared.inbox.dropped();
+        if dropped > self.reported_drops {
+            let count = dropped - self.reported_drops;
+            self.reported_drops = dropped;
+            return Some(Err(ClientError::Dropped { count }));
+        }
+        let event = self.shared.inbox.recv().await?;
         Some(match event {
             Event::Deliver(envelope) => {
                 match envelope.open(&self.identity, unix_now(), &mut self.replay) {
@@ -457,9 +552,24 @@ impl ClientReceiver {
         })
     }
 
+    /// Incoming events dropped so far because the queue was full (see
+    /// [`ClientOptions::recv_queue`]).
+    pub fn dropped(&self) -> u64 {
+        self.shared.inbox.dropped()
+    }
+
+    /// Why the connection ended, once [`ClientReceiver::recv`] has returned `None` (or the
+    /// task has stopped): e.g. the server closed it, the socket failed, or it fell idle.
+    pub fn close_reason(&self) -> Option<String> {
+        self.shared
+            .close_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Waits for the background task to end (it ends once every sender is dropped or closed).
     pub async fn close(mut self) {
-        self.events.close();
         if let Some(task) = self.task.take() {
             if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
@@ -471,93 +581,173 @@ impl ClientReceiver {
     }
 }
 
-/// The background task: owns the socket.
+/// Timing of the socket task.
+struct Timers {
+    ping_every: Duration,
+    idle_timeout: Duration,
+    write_timeout: Duration,
+}
+
+/// The background task: owns the socket. Never waits for the application (events go to the
+/// inbox, which never blocks); writes are bounded by `write_timeout`.
 async fn run(
     mut ws: Socket,
     mut cmds: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
-    ping_every: Duration,
-    idle_timeout: Duration,
+    shared: Arc<Shared>,
+    timers: Timers,
 ) {
+    let reason = serve(&mut ws, &mut cmds, &shared, &timers).await;
+    tracing::info!(%reason, "signaling connection ended");
+    *shared
+        .close_reason
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    shared.inbox.close();
+}
+
+/// The socket loop; returns why it ended. Pending TURN requests get [`ClientError::Closed`].
+async fn serve(
+    ws: &mut Socket,
+    cmds: &mut mpsc::Receiver<Command>,
+    shared: &Shared,
+    timers: &Timers,
+) -> String {
     let mut pending_turn: VecDeque<oneshot::Sender<Result<TurnCredentials, ClientError>>> =
         VecDeque::new();
+    let reason = serve_until_closed(ws, cmds, shared, timers, &mut pending_turn).await;
+    for reply in pending_turn {
+        let _ = reply.send(Err(ClientError::Closed));
+    }
+    reason
+}
+
+async fn write(ws: &mut Socket, msg: Message, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, ws.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(format!("sending to the signaling server failed: {err}")),
+        Err(_) => Err(format!(
+            "the signaling server did not accept data within {timeout:?}"
+        )),
+    }
+}
+
+async fn serve_until_closed(
+    ws: &mut Socket,
+    cmds: &mut mpsc::Receiver<Command>,
+    shared: &Shared,
+    timers: &Timers,
+    pending_turn: &mut VecDeque<oneshot::Sender<Result<TurnCredentials, ClientError>>>,
+) -> String {
     // A zero period would panic in tokio.
-    let ping_every = ping_every.max(Duration::from_millis(10));
+    let ping_every = timers.ping_every.max(Duration::from_millis(10));
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let mut last_rx = std::time::Instant::now();
+    let mut last_rx = tokio::time::Instant::now();
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 Some(Command::Frame(text)) => {
-                    if let Err(err) = ws.send(Message::Text(text.into())).await {
-                        tracing::debug!(%err, "signaling send failed");
-                        break;
+                    if let Err(reason) = write(ws, Message::Text(text.into()), timers.write_timeout).await {
+                        return reason;
                     }
                 }
                 Some(Command::Turn(reply)) => {
-                    if ws.send(Message::Text(ClientFrame::Turn.to_json().into())).await.is_err() {
+                    let frame = Message::Text(ClientFrame::Turn.to_json().into());
+                    if let Err(reason) = write(ws, frame, timers.write_timeout).await {
                         let _ = reply.send(Err(ClientError::Closed));
-                        break;
+                        return reason;
                     }
                     pending_turn.push_back(reply);
                 }
                 Some(Command::Close) | None => {
                     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                    break;
+                    return "closed by this client".into();
                 }
             },
             _ = ping.tick() => {
-                if last_rx.elapsed() > idle_timeout {
-                    tracing::info!(?idle_timeout, "nothing heard from the signaling server; dropping the connection");
-                    break;
+                if last_rx.elapsed() > timers.idle_timeout {
+                    return format!("nothing heard from the signaling server for {:?}", timers.idle_timeout);
                 }
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
-                    break;
+                if let Err(reason) = write(ws, Message::Ping(Default::default()), timers.write_timeout).await {
+                    return reason;
                 }
             }
             msg = ws.next() => {
-                last_rx = std::time::Instant::now();
+                last_rx = tokio::time::Instant::now();
                 let text = match msg {
-                    None | Some(Ok(Message::Close(_))) => break,
-                    Some(Err(err)) => {
-                        tracing::info!(%err, "signaling connection failed");
-                        break;
+                    None => return "the signaling server closed the connection".into(),
+                    Some(Ok(Message::Close(frame))) => {
+                        return match frame {
+                            Some(f) if !f.reason.is_empty() => format!(
+                                "the signaling server closed the connection ({}: {})",
+                                u16::from(f.code),
+                                f.reason.chars().take(120).collect::<String>()
+                            ),
+                            _ => "the signaling server closed the connection".into(),
+                        };
                     }
+                    Some(Err(err)) => return format!("the signaling connection failed: {err}"),
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(_)) => continue,
                 };
-                let event = match ServerFrame::parse(text.as_str()) {
-                    Ok(ServerFrame::Deliver { envelope }) => Event::Deliver(Box::new(envelope)),
-                    Ok(ServerFrame::TurnCredentials(creds)) => {
-                        if let Some(reply) = pending_turn.pop_front() {
-                            let _ = reply.send(Ok(creds));
+                if let Some((origin, event)) = handle_text(text.as_str(), pending_turn) {
+                    if shared.inbox.push(origin, event) {
+                        let dropped = shared.inbox.dropped();
+                        // Once per power of two: visible without flooding the log.
+                        if dropped.is_power_of_two() {
+                            tracing::warn!(dropped, "signaling receive queue full; dropped the oldest message of the busiest sender");
                         }
-                        continue;
                     }
-                    Ok(ServerFrame::Error { code: ErrorCode::TurnUnavailable, message }) if !pending_turn.is_empty() => {
-                        if let Some(reply) = pending_turn.pop_front() {
-                            let _ = reply.send(Err(ClientError::Server { code: ErrorCode::TurnUnavailable, message }));
-                        }
-                        continue;
-                    }
-                    Ok(ServerFrame::Error { code, message }) => {
-                        tracing::info!(%code, %message, "error frame from the signaling server");
-                        Event::Error(code, message)
-                    }
-                    Ok(other) => {
-                        tracing::debug!(?other, "ignoring unexpected frame");
-                        continue;
-                    }
-                    Err(err) => Event::BadFrame(err),
-                };
-                // Waits when the application is not reading: backpressure towards the server.
-                if events.send(event).await.is_err() {
-                    tracing::debug!("receiver dropped; discarding incoming frame");
                 }
             }
         }
     }
-    for reply in pending_turn {
-        let _ = reply.send(Err(ClientError::Closed));
+}
+
+/// Turns one text frame into an event for the application, or answers a pending request.
+fn handle_text(
+    text: &str,
+    pending_turn: &mut VecDeque<oneshot::Sender<Result<TurnCredentials, ClientError>>>,
+) -> Option<(Origin, Event)> {
+    match ServerFrame::parse(text) {
+        Ok(ServerFrame::Deliver { envelope }) => Some((
+            Some(*envelope.from.as_bytes()),
+            Event::Deliver(Box::new(envelope)),
+        )),
+        Ok(ServerFrame::TurnCredentials(creds)) => {
+            match pending_turn.pop_front() {
+                Some(reply) => {
+                    let _ = reply.send(Ok(creds));
+                }
+                None => tracing::debug!("TURN credentials nobody asked for; ignored"),
+            }
+            None
+        }
+        Ok(ServerFrame::Error {
+            code: ErrorCode::TurnUnavailable,
+            message,
+        }) if !pending_turn.is_empty() => {
+            if let Some(reply) = pending_turn.pop_front() {
+                let _ = reply.send(Err(ClientError::Server {
+                    code: ErrorCode::TurnUnavailable,
+                    message,
+                }));
+            }
+            None
+        }
+        Ok(ServerFrame::Error { code, message }) => {
+            tracing::info!(%code, %message, "error frame from the signaling server");
+            Some((None, Event::Error(code, message)))
+        }
+        Ok(other) => {
+            tracing::debug!(?other, "ignoring unexpected frame");
+            None
+        }
+        Err(err) => {
+            tracing::warn!(code = %err.code(), %err, "unreadable frame from the signaling server; ignored");
+            Some((None, Event::BadFrame(err)))
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

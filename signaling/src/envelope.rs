@@ -11,7 +11,7 @@
 //! Each failure is a typed [`EnvelopeError`] with a stable [`EnvelopeError::code`].
 //! The exact byte layouts are in `docs/protocol.md`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use base64::Engine as _;
@@ -20,8 +20,10 @@ use ed25519_dalek::Signature;
 
 use crate::identity::{verify_strict, CallId, IdError, Identity};
 
-/// Largest serialized envelope accepted or produced, in bytes.
-pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+/// Largest serialized envelope accepted or produced, in bytes: 65,506, what fits a `deliver`
+/// frame of at most [`crate::protocol::MAX_FRAME_BYTES`] (65,536) with its 30-byte wrapper.
+pub const MAX_ENVELOPE_BYTES: usize =
+    crate::protocol::MAX_FRAME_BYTES - crate::protocol::DELIVER_WRAPPER_BYTES;
 /// Largest plaintext [`Envelope::seal`] accepts. Leaves room under [`MAX_ENVELOPE_BYTES`] for
 /// the base64 expansion, the JSON fields and a server frame wrapped around the envelope.
 pub const MAX_PLAINTEXT_BYTES: usize = 45 * 1024;
@@ -31,8 +33,11 @@ pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
 pub const ENVELOPE_VERSION: u8 = 1;
 /// Domain-separation prefix of the envelope signature (see [`Envelope::signed_bytes`]).
 pub const ENVELOPE_SIG_DOMAIN: &[u8] = b"call-envelope/v1";
-/// Default capacity of a [`ReplayCache`].
-pub const DEFAULT_REPLAY_CAPACITY: usize = 4096;
+/// Default per-sender quota of a [`ReplayCache`] ([`ReplayLimits::per_sender`]): far above what
+/// one call needs within two minutes (an offer or answer, a few candidates, a hang-up).
+pub const DEFAULT_REPLAY_PER_SENDER: usize = 128;
+/// Default number of senders a [`ReplayCache`] tracks ([`ReplayLimits::max_senders`]).
+pub const DEFAULT_REPLAY_SENDERS: usize = 512;
 /// Length of the `crypto_box` nonce.
 pub const NONCE_LEN: usize = 24;
 /// Longest error detail copied from untrusted input into an error message.
@@ -518,78 +523,223 @@ impl<'de> serde::Deserialize<'de> for Envelope {
     }
 }
 
+/// Bounds of a [`ReplayCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayLimits {
+    /// Envelopes remembered per sender inside the time window. A sender over its quota gets
+    /// [`EnvelopeError::ReplayCacheFull`] until its entries age out; others are not affected.
+    pub per_sender: usize,
+    /// Senders tracked at once. A new sender beyond this makes the cache forget the least
+    /// recently seen sender (after dropping senders whose entries all aged out).
+    pub max_senders: usize,
+}
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        ReplayLimits {
+            per_sender: DEFAULT_REPLAY_PER_SENDER,
+            max_senders: DEFAULT_REPLAY_SENDERS,
+        }
+    }
+}
+
 /// Remembers the envelopes accepted within the time window, to refuse replays. Sans-IO and
-/// bounded: at most `capacity` entries, each `(ts, from, nonce)` (72 bytes plus tree overhead).
+/// bounded: each sender has its own quota of [`ReplayLimits::per_sender`] entries
+/// `(ts, nonce)`, and at most [`ReplayLimits::max_senders`] senders are tracked, so memory is
+/// at most `per_sender × max_senders` entries (about 64 bytes each with tree overhead; the
+/// defaults give 65,536 entries, about 4 MiB).
 ///
 /// An entry is dropped once its `ts` is more than [`MAX_CLOCK_SKEW_SECS`] behind `now`: from
-/// then on the timestamp check alone refuses a replay, so forgetting it is safe. When the
-/// cache is full of entries still inside the window, a new envelope is refused with
-/// [`EnvelopeError::ReplayCacheFull`] instead of evicting a live entry: evicting would silently
-/// re-open a replay hole, while refusing only delays a legitimate sender (who can resend with a
-/// fresh nonce), and the capacity (default 4096 over a 2-minute window) is far above what one
-/// call needs.
+/// then on the timestamp check alone refuses a replay, so forgetting it is safe.
+///
+/// * A sender whose quota is full of entries still inside the window is **refused**
+///   ([`EnvelopeError::ReplayCacheFull`]) rather than having a live entry evicted, which would
+///   re-open a replay hole. Quotas are per sender, so a flooder (any number of free
+///   identities, timestamps set 60 s ahead to keep their entries alive) only blocks itself.
+/// * When a new sender arrives and [`ReplayLimits::max_senders`] are tracked, senders whose
+///   entries all aged out are dropped first; if none did, the least recently seen sender is
+///   forgotten ([`ReplayCache::evicted_senders`] counts it). That re-opens a replay window for
+///   that sender's last envelopes (at most 120 s), the price of never refusing a fresh sender;
+///   it takes `max_senders` identities active within two minutes.
 #[derive(Debug, Clone)]
 pub struct ReplayCache {
-    capacity: usize,
-    entries: BTreeSet<(u64, [u8; 32], [u8; NONCE_LEN])>,
+    limits: ReplayLimits,
+    senders: HashMap<[u8; 32], SenderWindow>,
+    len: usize,
+    /// Logical clock for "least recently seen" (sans-IO: no wall clock needed).
+    tick: u64,
+    evicted_senders: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SenderWindow {
+    last_seen: u64,
+    seen: BTreeSet<(u64, [u8; NONCE_LEN])>,
+}
+
+impl SenderWindow {
+    /// Drops entries with `ts < cutoff`; returns how many.
+    fn expire(&mut self, cutoff: u64) -> usize {
+        let before = self.seen.len();
+        self.seen = self.seen.split_off(&(cutoff, [0u8; NONCE_LEN]));
+        before - self.seen.len()
+    }
+
+    fn newest_ts(&self) -> Option<u64> {
+        self.seen.last().map(|(ts, _)| *ts)
+    }
 }
 
 impl Default for ReplayCache {
     fn default() -> Self {
-        ReplayCache::new(DEFAULT_REPLAY_CAPACITY)
+        ReplayCache::with_limits(ReplayLimits::default())
     }
 }
 
 impl ReplayCache {
-    /// An empty cache holding at most `capacity` envelopes (at least 1).
-    pub fn new(capacity: usize) -> ReplayCache {
+    /// An empty cache remembering at most `per_sender` envelopes per sender (at least 1), with
+    /// the default number of senders ([`DEFAULT_REPLAY_SENDERS`]).
+    pub fn new(per_sender: usize) -> ReplayCache {
+        ReplayCache::with_limits(ReplayLimits {
+            per_sender,
+            ..ReplayLimits::default()
+        })
+    }
+
+    /// An empty cache with these limits (each at least 1).
+    pub fn with_limits(limits: ReplayLimits) -> ReplayCache {
         ReplayCache {
-            capacity: capacity.max(1),
-            entries: BTreeSet::new(),
+            limits: ReplayLimits {
+                per_sender: limits.per_sender.max(1),
+                max_senders: limits.max_senders.max(1),
+            },
+            senders: HashMap::new(),
+            len: 0,
+            tick: 0,
+            evicted_senders: 0,
         }
     }
 
-    /// Number of remembered envelopes.
+    /// Number of remembered envelopes, all senders together.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     /// True when nothing is remembered.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
-    /// The maximum number of entries.
+    /// The most envelopes ever remembered: `per_sender × max_senders`.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.limits
+            .per_sender
+            .saturating_mul(self.limits.max_senders)
     }
 
-    /// Drops entries whose `ts` is more than [`MAX_CLOCK_SKEW_SECS`] before `now_unix`.
+    /// The limits in force.
+    pub fn limits(&self) -> ReplayLimits {
+        self.limits
+    }
+
+    /// Number of senders tracked.
+    pub fn senders(&self) -> usize {
+        self.senders.len()
+    }
+
+    /// How many senders were forgotten to make room for new ones (see the type's docs).
+    pub fn evicted_senders(&self) -> u64 {
+        self.evicted_senders
+    }
+
+    /// Drops entries whose `ts` is more than [`MAX_CLOCK_SKEW_SECS`] before `now_unix`, and
+    /// senders left without entries.
     pub fn expire(&mut self, now_unix: u64) {
         let Some(cutoff) = now_unix.checked_sub(MAX_CLOCK_SKEW_SECS) else {
             return;
         };
-        // Keep entries with ts >= cutoff.
-        self.entries = self
-            .entries
-            .split_off(&(cutoff, [0u8; 32], [0u8; NONCE_LEN]));
+        let mut dropped = 0;
+        self.senders.retain(|_, w| {
+            dropped += w.expire(cutoff);
+            !w.seen.is_empty()
+        });
+        self.len -= dropped;
     }
 
-    /// Records the envelope; `Replayed` if it is already there, `ReplayCacheFull` if there is no
-    /// room after expiring old entries. Call only for envelopes whose signature verified.
+    /// Records the envelope; `Replayed` if it is already there, `ReplayCacheFull` if its
+    /// sender's quota has no room after expiring old entries. Call only for envelopes whose
+    /// signature verified (an unverified `from` would let anyone fill someone else's quota).
     pub fn check_and_insert(&mut self, env: &Envelope, now_unix: u64) -> Result<(), EnvelopeError> {
-        let key = (env.ts, *env.from.as_bytes(), env.nonce);
-        if self.entries.contains(&key) {
-            return Err(EnvelopeError::Replayed);
+        self.check_and_insert_key(env.from.as_bytes(), env.ts, env.nonce, now_unix)
+    }
+
+    fn check_and_insert_key(
+        &mut self,
+        from: &[u8; 32],
+        ts: u64,
+        nonce: [u8; NONCE_LEN],
+        now_unix: u64,
+    ) -> Result<(), EnvelopeError> {
+        let cutoff = now_unix.saturating_sub(MAX_CLOCK_SKEW_SECS);
+        self.tick += 1;
+        if let Some(window) = self.senders.get_mut(from) {
+            if window.seen.contains(&(ts, nonce)) {
+                return Err(EnvelopeError::Replayed);
+            }
+            if window.seen.len() >= self.limits.per_sender {
+                self.len -= window.expire(cutoff);
+                if window.seen.len() >= self.limits.per_sender {
+                    return Err(EnvelopeError::ReplayCacheFull);
+                }
+            }
+            window.seen.insert((ts, nonce));
+            window.last_seen = self.tick;
+            self.len += 1;
+            return Ok(());
         }
-        if self.entries.len() >= self.capacity {
-            self.expire(now_unix);
-            if self.entries.len() >= self.capacity {
-                return Err(EnvelopeError::ReplayCacheFull);
+        if self.senders.len() >= self.limits.max_senders {
+            self.make_room_for_a_sender(cutoff);
+        }
+        let mut window = SenderWindow {
+            last_seen: self.tick,
+            ..SenderWindow::default()
+        };
+        window.seen.insert((ts, nonce));
+        self.senders.insert(*from, window);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Frees one sender slot: senders whose entries all aged out first, else the least
+    /// recently seen sender. O(senders), only when the sender table is full.
+    fn make_room_for_a_sender(&mut self, cutoff: u64) {
+        let mut dropped = 0;
+        self.senders.retain(|_, w| {
+            let keep = w.newest_ts().is_some_and(|ts| ts >= cutoff);
+            if !keep {
+                dropped += w.seen.len();
+            }
+            keep
+        });
+        self.len -= dropped;
+        if self.senders.len() < self.limits.max_senders {
+            return;
+        }
+        let oldest = self
+            .senders
+            .iter()
+            .min_by_key(|(_, w)| w.last_seen)
+            .map(|(k, _)| *k);
+        if let Some(key) = oldest {
+            if let Some(w) = self.senders.remove(&key) {
+                self.len -= w.seen.len();
+                self.evicted_senders += 1;
+                tracing::warn!(
+                    tracked = self.limits.max_senders,
+                    "replay cache: too many senders within the window; forgot the least recently seen one"
+                );
             }
         }
-        self.entries.insert(key);
-        Ok(())
     }
 }
 
@@ -851,7 +1001,159 @@ mod tests {
             let _ = e.open(&bob(), ts, &mut cache);
             assert!(cache.len() <= 5);
         }
-        assert_eq!(ReplayCache::new(0).capacity(), 1);
+        assert_eq!(ReplayCache::new(0).limits().per_sender, 1);
+    }
+
+    /// Issue 7 item 3: about 16 free identities used to fill the one shared cache (timestamps
+    /// 60 s ahead), after which nobody's offer was accepted. Quotas are per sender now.
+    #[test]
+    fn flooding_identities_fill_only_their_own_quota() {
+        let limits = ReplayLimits {
+            per_sender: 8,
+            max_senders: 64,
+        };
+        let mut cache = ReplayCache::with_limits(limits);
+        let me = bob();
+        let flooders: Vec<Identity> = (0..20u8)
+            .map(|i| Identity::from_seed([0xf0 ^ i; 32]))
+            .collect();
+        let mut first = Vec::new();
+        for f in &flooders {
+            for i in 0..limits.per_sender + 3 {
+                let e = Envelope::seal(f, &me.call_id(), EnvelopeKind::Candidate, b"", NOW + 60)
+                    .unwrap();
+                let got = e.open(&me, NOW, &mut cache);
+                if i < limits.per_sender {
+                    assert!(got.is_ok(), "{got:?}");
+                    if i == 0 {
+                        first.push(e);
+                    }
+                } else {
+                    assert_eq!(got, Err(EnvelopeError::ReplayCacheFull));
+                }
+            }
+        }
+        assert_eq!(cache.len(), 20 * limits.per_sender);
+        // A fresh sender is still heard, and its replay still refused.
+        let offer = sealed();
+        assert!(offer.open(&me, NOW, &mut cache).is_ok());
+        assert_eq!(
+            offer.open(&me, NOW, &mut cache),
+            Err(EnvelopeError::Replayed)
+        );
+        // Flooders' replays are refused too (Replayed, not merely "full").
+        for e in &first {
+            assert_eq!(e.open(&me, NOW, &mut cache), Err(EnvelopeError::Replayed));
+        }
+        assert_eq!(cache.evicted_senders(), 0);
+        // Once their entries leave the window, the flooders may send again.
+        let later = NOW + 60 + MAX_CLOCK_SKEW_SECS + 1;
+        let e = Envelope::seal(
+            &flooders[0],
+            &me.call_id(),
+            EnvelopeKind::Candidate,
+            b"",
+            later,
+        )
+        .unwrap();
+        assert!(e.open(&me, later, &mut cache).is_ok());
+    }
+
+    #[test]
+    fn too_many_senders_forget_the_least_recently_seen() {
+        let mut cache = ReplayCache::with_limits(ReplayLimits {
+            per_sender: 2,
+            max_senders: 3,
+        });
+        let key = |n: u8| [n; 32];
+        for n in 1..=3u8 {
+            assert!(cache
+                .check_and_insert_key(&key(n), NOW, [n; 24], NOW)
+                .is_ok());
+        }
+        // Sender 1 is seen again, so 2 is now the least recently seen.
+        assert!(cache
+            .check_and_insert_key(&key(1), NOW, [9; 24], NOW)
+            .is_ok());
+        assert!(cache
+            .check_and_insert_key(&key(4), NOW, [4; 24], NOW)
+            .is_ok());
+        assert_eq!(
+            (cache.senders(), cache.len(), cache.evicted_senders()),
+            (3, 4, 1)
+        );
+        assert!(!cache.senders.contains_key(&key(2)));
+        assert_eq!(
+            cache.check_and_insert_key(&key(1), NOW, [1; 24], NOW),
+            Err(EnvelopeError::Replayed)
+        );
+        // Senders whose entries aged out go first, before any live sender is forgotten.
+        let later = NOW + 30;
+        assert!(cache
+            .check_and_insert_key(&key(5), later + 31, [5; 24], later + 31)
+            .is_ok());
+        assert_eq!(cache.evicted_senders(), 1);
+        assert_eq!(cache.senders(), 1);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[derive(Debug, Clone)]
+    enum ReplayOp {
+        /// Sender index, ts offset from now (-70..=70), nonce byte.
+        Insert(u8, i8, u8),
+        /// Advance the clock.
+        Tick(u8),
+    }
+
+    fn replay_op() -> impl Strategy<Value = ReplayOp> {
+        prop_oneof![
+            8 => (0u8..12, -70i8..=70, 0u8..6).prop_map(|(s, d, n)| ReplayOp::Insert(s, d, n)),
+            1 => (0u8..40).prop_map(ReplayOp::Tick),
+        ]
+    }
+
+    proptest! {
+        /// Bounds always hold; an accepted envelope is refused as a replay while inside the
+        /// window unless its sender was forgotten since; one sender never blocks another.
+        #[test]
+        fn replay_cache_bounds_and_replays(ops in prop::collection::vec(replay_op(), 1..300)) {
+            let limits = ReplayLimits { per_sender: 4, max_senders: 5 };
+            let mut cache = ReplayCache::with_limits(limits);
+            let mut now = NOW;
+            // (sender, ts, nonce) -> evicted_senders when accepted
+            let mut accepted: std::collections::HashMap<(u8, u64, u8), u64> = Default::default();
+            for op in ops {
+                match op {
+                    ReplayOp::Tick(d) => now += u64::from(d),
+                    ReplayOp::Insert(s, d, n) => {
+                        let ts = now.saturating_add_signed(i64::from(d));
+                        if ts.abs_diff(now) > MAX_CLOCK_SKEW_SECS {
+                            continue; // the timestamp check runs before the cache
+                        }
+                        let got = cache.check_and_insert_key(&[s; 32], ts, [n; 24], now);
+                        match accepted.get(&(s, ts, n)) {
+                            Some(&ev) if ev == cache.evicted_senders() => {
+                                prop_assert_eq!(&got, &Err(EnvelopeError::Replayed));
+                            }
+                            // Some sender was forgotten since: this one may or may not be.
+                            Some(_) => {}
+                            None => prop_assert_ne!(&got, &Err(EnvelopeError::Replayed)),
+                        }
+                        if got.is_ok() {
+                            accepted.insert((s, ts, n), cache.evicted_senders());
+                        }
+                        // A full quota refuses only its own sender.
+                        if got == Err(EnvelopeError::ReplayCacheFull) {
+                            prop_assert!(cache.senders[&[s; 32]].seen.len() >= limits.per_sender);
+                        }
+                    }
+                }
+                prop_assert!(cache.senders() <= limits.max_senders);
+                prop_assert!(cache.len() <= cache.capacity());
+                prop_assert_eq!(cache.len(), cache.senders.values().map(|w| w.seen.len()).sum::<usize>());
+                prop_assert!(cache.senders.values().all(|w| w.seen.len() <= limits.per_sender));
+            }
+        }
     }
 
     #[test]
@@ -1004,7 +1306,7 @@ mod tests {
         let a = alice();
         let b = bob();
         let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
-        let plaintext = br#"{"call_id":"00112233445566778899aabbccddeeff","reason":"hangup"}"#;
+        let plaintext = br#"{"call_id":"00112233445566778899aabbccddeeff","reason":"hang-up"}"#;
         let env = Envelope::seal_with_nonce(
             &a,
             &b.call_id(),

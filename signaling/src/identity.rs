@@ -8,8 +8,10 @@
 //! * Text form of a call ID: `base32(pk || checksum)`, RFC 4648 alphabet, lowercase, no padding
 //!   (58 characters), where `checksum = SHA-256("call-id/v1" || pk)[..4]`. Parsing ignores case,
 //!   spaces and dashes and rejects bad length, bad characters, a bad checksum, keys that are not
-//!   valid canonical curve points, and small-order ("weak") keys, each with a typed [`IdError`].
-//! * [`safety_number`]: 30 digits derived from both public keys, the same on both sides.
+//!   valid canonical curve points, small-order ("weak") keys and keys with a small-order
+//!   component (not torsion-free), each with a typed [`IdError`].
+//! * [`safety_number`]: 60 digits, Signal's construction: each party's 30-digit half comes from
+//!   its own key and ID alone, the halves are sorted, so both sides show the same number.
 //! * X25519 keys for `crypto_box` are derived from the ed25519 keys exactly as libsodium's
 //!   `crypto_sign_ed25519_pk_to_curve25519` / `crypto_sign_ed25519_sk_to_curve25519` do.
 //! * Key files ([`Identity::save`] / [`Identity::load`]): mode 0600 in a 0700 directory; loading
@@ -40,10 +42,13 @@ pub const IDENTITY_FILE_NAME: &str = "identity.key";
 pub const KEY_FILE_HEADER: &str = "call-identity-v1";
 /// Largest identity key file [`Identity::load`] reads.
 pub const MAX_KEY_FILE_BYTES: u64 = 1024;
-/// Domain-separation prefix of the safety number hash.
-pub const SAFETY_NUMBER_DOMAIN: &[u8] = b"call-safety-number/v1";
-/// Number of SHA-512 iterations of the safety number (slows down searching for a colliding key).
-pub const SAFETY_NUMBER_ITERATIONS: u32 = 4096;
+/// Domain-separation prefix of the safety number hash (version 2: Signal's 60-digit form).
+pub const SAFETY_NUMBER_DOMAIN: &[u8] = b"call-safety-number/v2";
+/// Number of SHA-512 invocations per half of the safety number (as Signal: 5200), which
+/// slows down searching for a key whose half matches someone else's.
+pub const SAFETY_NUMBER_ITERATIONS: u32 = 5200;
+/// Number of 5-digit groups in a safety number (two halves of six).
+pub const SAFETY_NUMBER_GROUPS: usize = 12;
 
 /// Why a text or binary call ID was rejected. The messages are shown to users as is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +77,12 @@ pub enum IdError {
     /// The key is a small-order point, which would let anyone forge signatures.
     #[error("call ID is a weak (small-order) key and is refused")]
     WeakKey,
+    /// The key has a small-order (torsion) component: up to eight encodings would verify the
+    /// same signatures, so one key would not mean one ID.
+    #[error(
+        "call ID is not a torsion-free ed25519 key (it has a small-order component) and is refused"
+    )]
+    TorsionKey,
 }
 
 impl IdError {
@@ -83,6 +94,7 @@ impl IdError {
             IdError::BadChecksum => "id_bad_checksum",
             IdError::InvalidKey => "id_invalid_key",
             IdError::WeakKey => "id_weak_key",
+            IdError::TorsionKey => "id_torsion_key",
         }
     }
 }
@@ -112,6 +124,11 @@ impl CallId {
         }
         if key.is_weak() {
             return Err(IdError::WeakKey);
+        }
+        // Keys derived from a seed are always in the prime-order subgroup; a mixed-order key
+        // is only ever hand-made, and would verify signatures of up to eight related keys.
+        if !key.to_edwards().is_torsion_free() {
+            return Err(IdError::TorsionKey);
         }
         Ok(CallId { bytes: *bytes })
     }
@@ -259,6 +276,15 @@ pub enum IdentityError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The directory holding the key file is writable by group or others, who could replace
+    /// the key (or `known_peers`) with their own.
+    #[error("{path} has mode {mode:03o}, writable by other users who could replace your identity or known_peers; run `chmod 700 {path}`")]
+    InsecureDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// The file is not a key file in the expected format.
     #[error("{path} is not a call identity file: {reason}")]
     BadFormat {
@@ -328,12 +354,16 @@ impl Identity {
     }
 
     /// Reads a key file written by [`Identity::save`]. Refuses files readable or writable by
-    /// group or others, and files larger than [`MAX_KEY_FILE_BYTES`].
+    /// group or others, a directory writable by group or others ([`check_private_dir`]), and
+    /// files larger than [`MAX_KEY_FILE_BYTES`].
     pub fn load(path: &Path) -> Result<Identity, IdentityError> {
         let io = |source| IdentityError::Io {
             path: path.to_path_buf(),
             source,
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            check_private_dir(dir)?;
+        }
         let bad = |reason| IdentityError::BadFormat {
             path: path.to_path_buf(),
             reason,
@@ -375,7 +405,11 @@ impl Identity {
                     io(e)
                 }
             })?;
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        // ASCII whitespace only, as docs/protocol.md §7 says.
+        let mut lines = text
+            .lines()
+            .map(|l| l.trim_matches(|c: char| c.is_ascii_whitespace()))
+            .filter(|l| !l.is_empty());
         if lines.next() != Some(KEY_FILE_HEADER) {
             return Err(bad("missing the `call-identity-v1` header line"));
         }
@@ -406,6 +440,7 @@ impl Identity {
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             create_private_dir(dir).map_err(io(dir))?;
+            check_private_dir(dir)?;
         }
         let mut contents = Zeroizing::new(String::new());
         contents.push_str(KEY_FILE_HEADER);
@@ -457,6 +492,44 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         builder.mode(0o700);
     }
     builder.create(dir)
+}
+
+/// The permission bits of `dir` when group or others may write to it (`None`: private enough,
+/// or it does not exist yet). Only the directory itself is checked, not its parents.
+pub(crate) fn insecure_dir_mode(dir: &Path) -> std::io::Result<Option<u32>> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Ok(Some(mode & 0o777));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    Ok(None)
+}
+
+/// Refuses a config directory that group or others can write to (they could swap
+/// `identity.key` or `known_peers` for their own), as [`Identity::load`] refuses a key file
+/// others can read. A directory that does not exist yet passes.
+pub fn check_private_dir(dir: &Path) -> Result<(), IdentityError> {
+    match insecure_dir_mode(dir) {
+        Ok(None) => Ok(()),
+        Ok(Some(mode)) => Err(IdentityError::InsecureDirectory {
+            path: dir.to_path_buf(),
+            mode,
+        }),
+        Err(source) => Err(IdentityError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
 }
 
 /// Opens `path` for writing with mode 0600; `create_new` refuses an existing file.
@@ -539,19 +612,20 @@ pub fn config_dir_from(
     }
 }
 
-/// A short code both parties compute from their two call IDs and compare by voice: equal
-/// numbers mean each side holds the other's real key. See [`safety_number`].
+/// A code both parties compute from their two call IDs and compare by voice: equal numbers
+/// mean each side holds the other's real key. Twelve 5-digit groups; see [`safety_number`].
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SafetyNumber([u32; 6]);
+pub struct SafetyNumber([u32; SAFETY_NUMBER_GROUPS]);
 
 impl SafetyNumber {
-    /// The six 5-digit groups (each `< 100000`).
-    pub fn groups(&self) -> [u32; 6] {
+    /// The twelve 5-digit groups (each `< 100000`): the lower half first.
+    pub fn groups(&self) -> [u32; SAFETY_NUMBER_GROUPS] {
         self.0
     }
 }
 
 impl fmt::Display for SafetyNumber {
+    /// The 60 digits as twelve groups of five separated by single spaces.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, g) in self.0.iter().enumerate() {
             if i > 0 {
@@ -569,34 +643,44 @@ impl fmt::Debug for SafetyNumber {
     }
 }
 
-/// The safety number of a pair of call IDs, the same whichever order they are given in.
-///
-/// `lo, hi` = the two 32-byte public keys sorted bytewise;
-/// `h = SHA-512(SAFETY_NUMBER_DOMAIN || lo || hi)`, then `SAFETY_NUMBER_ITERATIONS - 1` times
-/// `h = SHA-512(h || lo || hi)`; group `i` (0..6) = big-endian `h[5i..5i+5]` mod 100000.
-pub fn safety_number(a: &CallId, b: &CallId) -> SafetyNumber {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+/// One party's 30-digit half, from its own key and ID only (Signal's "displayable
+/// fingerprint" half): `h = SHA-512(SAFETY_NUMBER_DOMAIN || pk || ASCII(call ID))`, then
+/// `SAFETY_NUMBER_ITERATIONS - 1` times `h = SHA-512(h || pk)`; group `i` (0..6) = big-endian
+/// `h[5i..5i+5]` mod 100000.
+pub fn safety_number_half(id: &CallId) -> [u32; 6] {
+    let pk = id.as_bytes();
     let mut h = Sha512::new()
         .chain_update(SAFETY_NUMBER_DOMAIN)
-        .chain_update(lo.as_bytes())
-        .chain_update(hi.as_bytes())
+        .chain_update(pk)
+        .chain_update(id.to_string().as_bytes())
         .finalize();
     for _ in 1..SAFETY_NUMBER_ITERATIONS {
-        h = Sha512::new()
-            .chain_update(h)
-            .chain_update(lo.as_bytes())
-            .chain_update(hi.as_bytes())
-            .finalize();
+        h = Sha512::new().chain_update(h).chain_update(pk).finalize();
     }
     let mut groups = [0u32; 6];
     for (i, g) in groups.iter_mut().enumerate() {
-        let chunk = &h[5 * i..5 * i + 5];
-        let n = chunk
+        let n = h[5 * i..5 * i + 5]
             .iter()
             .fold(0u64, |acc, &byte| (acc << 8) | u64::from(byte));
         // n < 2^40, so n % 100000 fits u32.
         *g = (n % 100_000) as u32;
     }
+    groups
+}
+
+/// The safety number of a pair of call IDs, the same whichever order they are given in: the
+/// two [`safety_number_half`]s, the numerically smaller first.
+///
+/// Because each half depends on one key only, a man in the middle must find a key whose half
+/// equals the victim's (a second preimage of about 2^100 work), not merely any two keys whose
+/// combined numbers collide (a birthday search, about 2^50 with the former 30-digit number).
+pub fn safety_number(a: &CallId, b: &CallId) -> SafetyNumber {
+    let (ha, hb) = (safety_number_half(a), safety_number_half(b));
+    // Comparing the group arrays is comparing the 30-digit decimal strings.
+    let (lo, hi) = if ha <= hb { (ha, hb) } else { (hb, ha) };
+    let mut groups = [0u32; SAFETY_NUMBER_GROUPS];
+    groups[..6].copy_from_slice(&lo);
+    groups[6..].copy_from_slice(&hi);
     SafetyNumber(groups)
 }
 
@@ -764,6 +848,53 @@ mod tests {
         );
     }
 
+    /// An order-8 point (RFC 8032 §5.1.3 encoding), the torsion part of the spec's vector.
+    const ORDER_8_POINT: &str = "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a";
+
+    /// Alice's key plus [`ORDER_8_POINT`]: on the curve, canonical, not small order, but not
+    /// torsion-free. docs/protocol.md §2.3 gives this vector.
+    fn mixed_order_key() -> [u8; 32] {
+        let t = VerifyingKey::from_bytes(&hex32(ORDER_8_POINT)).unwrap();
+        assert!(t.is_weak());
+        // The spec's Alice (seed 00 01 .. 1f), not this module's.
+        let a = crate::test_fixtures::alice().call_id().verifying_key();
+        (a.to_edwards() + t.to_edwards()).compress().to_bytes()
+    }
+
+    #[test]
+    fn keys_with_a_torsion_component_are_refused() {
+        let mixed = mixed_order_key();
+        // Everything but the torsion check passes: a valid, canonical, non-small-order point.
+        let key = VerifyingKey::from_bytes(&mixed).unwrap();
+        assert!(!key.is_weak());
+        assert_eq!(key.to_edwards().compress().to_bytes(), mixed);
+        assert_eq!(CallId::from_bytes(&mixed), Err(IdError::TorsionKey));
+        assert_eq!(
+            encode_raw(&mixed).parse::<CallId>(),
+            Err(IdError::TorsionKey)
+        );
+        let hex = data_encoding::HEXLOWER.encode(&mixed);
+        assert!(
+            crate::test_fixtures::PROTOCOL_DOC.contains(&hex),
+            "docs/protocol.md lacks the torsion vector {hex}"
+        );
+        // Every other multiple of the torsion point added to real keys is refused as well.
+        let t = VerifyingKey::from_bytes(&hex32(ORDER_8_POINT))
+            .unwrap()
+            .to_edwards();
+        for seed in 0..8u8 {
+            let pk = Identity::from_seed([seed; 32]).call_id().verifying_key();
+            let mut p = pk.to_edwards();
+            for _ in 0..7 {
+                p += t;
+                assert_eq!(
+                    CallId::from_bytes(&p.compress().to_bytes()),
+                    Err(IdError::TorsionKey)
+                );
+            }
+        }
+    }
+
     #[test]
     fn error_codes_are_distinct_and_documented() {
         let all = [
@@ -772,6 +903,7 @@ mod tests {
             IdError::BadChecksum,
             IdError::InvalidKey,
             IdError::WeakKey,
+            IdError::TorsionKey,
         ];
         let codes: Vec<_> = all.iter().map(|e| e.code()).collect();
         assert_codes_distinct_and_documented(&codes);
@@ -881,9 +1013,19 @@ e355a5",
         assert_ne!(ab, safety_number(&a, &c));
         assert_ne!(ab, safety_number(&b, &c));
         let text = ab.to_string();
-        assert_eq!(text.len(), 6 * 5 + 5);
+        assert_eq!(text.len(), 12 * 5 + 11);
         let groups: Vec<&str> = text.split(' ').collect();
-        assert_eq!(groups.len(), 6);
+        assert_eq!(groups.len(), 12);
+        // Each half belongs to one party: a's half appears in both of a's numbers.
+        let half = |id: &CallId| {
+            safety_number_half(id)
+                .iter()
+                .map(|g| format!("{g:05}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(text.contains(&half(&a)) && text.contains(&half(&b)));
+        assert!(safety_number(&a, &c).to_string().contains(&half(&a)));
         assert!(groups
             .iter()
             .all(|g| g.len() == 5 && g.bytes().all(|b| b.is_ascii_digit())));
@@ -954,6 +1096,34 @@ e355a5",
             Identity::load(&path),
             Err(IdentityError::InsecurePermissions { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_or_world_writable_config_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("call");
+        let path = dir.join(IDENTITY_FILE_NAME);
+        alice().save(&path, false).unwrap();
+        for bad in [0o770, 0o720, 0o702, 0o777, 0o1777] {
+            fs::set_permissions(&dir, fs::Permissions::from_mode(bad)).unwrap();
+            let err = Identity::load(&path).unwrap_err();
+            assert!(
+                matches!(err, IdentityError::InsecureDirectory { mode, .. } if mode == bad & 0o777),
+                "{bad:o}: {err}"
+            );
+            assert!(err.to_string().contains("chmod 700"), "{err}");
+            assert!(matches!(
+                Identity::from_seed([9; 32]).save(&path, true),
+                Err(IdentityError::InsecureDirectory { .. })
+            ));
+        }
+        // Readable by others is not the concern here (the key file itself is 0600).
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(Identity::load(&path).unwrap().call_id(), alice().call_id());
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(Identity::load(&path).unwrap().call_id(), alice().call_id());
     }
 
     #[cfg(unix)]

@@ -71,6 +71,14 @@ pub enum KnownPeersError {
         /// The name.
         name: String,
     },
+    /// The directory holding the file is writable by group or others, who could replace it.
+    #[error("{path} has mode {mode:03o}, writable by other users who could replace known_peers; run `chmod 700 {path}`")]
+    InsecureDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// An I/O error.
     #[error("known peers file {path}: {source}")]
     Io {
@@ -110,12 +118,14 @@ impl KnownPeers {
         }
     }
 
-    /// Reads the store; a missing file is an empty store.
+    /// Reads the store; a missing file is an empty store. A directory writable by group or
+    /// others is refused ([`KnownPeersError::InsecureDirectory`]).
     pub fn load(path: &Path) -> Result<KnownPeers, KnownPeersError> {
         let io = |source| KnownPeersError::Io {
             path: path.to_path_buf(),
             source,
         };
+        check_dir(path)?;
         let file = match std::fs::File::open(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -266,8 +276,27 @@ impl KnownPeers {
                 source,
             })?;
         }
+        check_dir(&self.path)?;
         write_private_atomic(&self.path, self.to_text().as_bytes())
             .map_err(|(path, source)| KnownPeersError::Io { path, source })
+    }
+}
+
+/// Refuses a parent directory of `path` that group or others can write to.
+fn check_dir(path: &Path) -> Result<(), KnownPeersError> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match crate::identity::insecure_dir_mode(dir) {
+        Ok(None) => Ok(()),
+        Ok(Some(mode)) => Err(KnownPeersError::InsecureDirectory {
+            path: dir.to_path_buf(),
+            mode,
+        }),
+        Err(source) => Err(KnownPeersError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -378,6 +407,32 @@ mod tests {
             KnownPeers::load(&path),
             Err(KnownPeersError::TooLarge { .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn group_or_world_writable_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("call");
+        let path = KnownPeers::default_path(&dir);
+        let mut store = KnownPeers::load(&path).unwrap();
+        store.remember("bob", id(1)).unwrap();
+        store.save().unwrap();
+        for bad in [0o770, 0o702, 0o777] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(bad)).unwrap();
+            let err = KnownPeers::load(&path).unwrap_err();
+            assert!(
+                matches!(err, KnownPeersError::InsecureDirectory { mode, .. } if mode == bad),
+                "{err}"
+            );
+            assert!(matches!(
+                store.save(),
+                Err(KnownPeersError::InsecureDirectory { .. })
+            ));
+        }
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(KnownPeers::load(&path).unwrap().get("bob"), Some(&id(1)));
     }
 
     proptest! {

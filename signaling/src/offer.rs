@@ -25,8 +25,32 @@ pub const SDP_SIG_DOMAIN: &[u8] = b"call-sdp/v1";
 pub const MAX_SDP_BYTES: usize = 40 * 1024;
 /// Largest `reason` in a [`HangupBody`], bytes.
 pub const MAX_REASON_BYTES: usize = 256;
-/// The only fingerprint hash accepted.
+/// The fingerprint hash that is signed and checked against the DTLS certificate.
 pub const FINGERPRINT_HASH: &str = "sha-256";
+/// Other `a=fingerprint` hashes (RFC 8122 / IANA names) an SDP may carry next to the sha-256
+/// one, with their digest lengths in bytes. They are checked for shape and otherwise ignored:
+/// stock WebRTC stacks emit them, and the binding rests on sha-256 alone.
+pub const OTHER_FINGERPRINT_HASHES: [(&str, usize); 4] = [
+    ("sha-1", 20),
+    ("sha-224", 28),
+    ("sha-384", 48),
+    ("sha-512", 64),
+];
+/// How long a signed SDP is meant to live: `call` signs with `expires = now + SDP_TTL_SECS`.
+pub const SDP_TTL_SECS: u64 = 60;
+/// A receiver refuses `expires` later than `now + MAX_SDP_EXPIRY_SECS` (2 × [`SDP_TTL_SECS`]):
+/// a signed SDP must not stay usable for longer than a call set-up.
+pub const MAX_SDP_EXPIRY_SECS: u64 = 2 * SDP_TTL_SECS;
+
+/// The `reason` values `call` sends in [`HangupBody`]; receivers accept any printable text.
+pub mod reason {
+    /// The call ended normally (either side hung up).
+    pub const HANG_UP: &str = "hang-up";
+    /// The callee (or its user) declined the call.
+    pub const DECLINED: &str = "declined";
+    /// The callee is already in a call.
+    pub const BUSY: &str = "busy";
+}
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -70,17 +94,26 @@ pub enum OfferError {
         /// Seconds since expiry.
         ago: u64,
     },
+    /// `expires` is further ahead than [`MAX_SDP_EXPIRY_SECS`].
+    #[error("SDP expires {ahead} s from now, more than the {MAX_SDP_EXPIRY_SECS} s allowed: a clock is wrong, or the SDP was made to be replayed later")]
+    ExpiresTooLate {
+        /// Seconds between now and `expires`.
+        ahead: u64,
+    },
+    /// A hang-up or reject `reason` with control or format characters.
+    #[error("hang-up reason contains a control or format character (U+{0:04X}); only printable text is accepted")]
+    UnprintableReason(u32),
     /// The SDP's `a=fingerprint` differs from the signed fingerprint.
     #[error("the SDP's DTLS fingerprint differs from the signed fingerprint: refusing the call")]
     FingerprintMismatch,
-    /// The SDP has no `a=fingerprint` line.
-    #[error("SDP has no a=fingerprint line (DTLS is required)")]
+    /// The SDP has no sha-256 `a=fingerprint` line.
+    #[error("SDP has no sha-256 a=fingerprint line (DTLS with a sha-256 fingerprint is required)")]
     NoFingerprint,
-    /// The SDP has several distinct fingerprints.
-    #[error("SDP has {0} distinct a=fingerprint values; exactly one is allowed")]
+    /// The SDP has several distinct sha-256 fingerprints.
+    #[error("SDP has {0} distinct sha-256 a=fingerprint values; exactly one is allowed")]
     MultipleFingerprints(usize),
-    /// A fingerprint with a hash other than sha-256.
-    #[error("SDP fingerprint uses hash {0:?}; only sha-256 is accepted")]
+    /// A fingerprint with a hash that is neither sha-256 nor one of [`OTHER_FINGERPRINT_HASHES`].
+    #[error("SDP fingerprint uses hash {0:?}; only sha-256 (plus sha-1/224/384/512 lines next to it) is accepted")]
     UnsupportedFingerprintHash(String),
     /// Not valid JSON of the expected shape, or a malformed field.
     #[error("malformed signaling body: {0}")]
@@ -105,6 +138,8 @@ impl OfferError {
             OfferError::WrongRole { .. } => "sdp_wrong_role",
             OfferError::WrongCall { .. } => "sdp_wrong_call",
             OfferError::Expired { .. } => "sdp_expired",
+            OfferError::ExpiresTooLate { .. } => "sdp_expires_too_late",
+            OfferError::UnprintableReason(_) => "body_unprintable_reason",
             OfferError::FingerprintMismatch => "sdp_fingerprint_mismatch",
             OfferError::NoFingerprint => "sdp_no_fingerprint",
             OfferError::MultipleFingerprints(_) => "sdp_multiple_fingerprints",
@@ -397,6 +432,10 @@ impl SignedSdp {
                 ago: now_unix - self.expires,
             });
         }
+        let ahead = self.expires - now_unix;
+        if ahead > MAX_SDP_EXPIRY_SECS {
+            return Err(OfferError::ExpiresTooLate { ahead });
+        }
         if sdp_fingerprint(&self.sdp)? != self.fingerprint {
             return Err(OfferError::FingerprintMismatch);
         }
@@ -427,9 +466,11 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OfferError> {
     serde_json::from_slice(bytes).map_err(|e| OfferError::Malformed(short(&e.to_string())))
 }
 
-/// The single DTLS fingerprint of an SDP, normalized to `"sha-256 AB:CD:…"` (lowercase hash
-/// name, uppercase hex, 32 colon-separated bytes). All `a=fingerprint:` lines (session and
-/// media level) are read; they must all be sha-256 and all equal.
+/// The single sha-256 DTLS fingerprint of an SDP, normalized to `"sha-256 AB:CD:…"` (lowercase
+/// hash name, uppercase hex, 32 colon-separated bytes). All `a=fingerprint:` lines (session and
+/// media level) are read: the sha-256 ones must all be equal and at least one must exist; lines
+/// with a hash of [`OTHER_FINGERPRINT_HASHES`] must be well formed and are otherwise ignored;
+/// any other hash is refused.
 pub fn sdp_fingerprint(sdp: &str) -> Result<String, OfferError> {
     let mut found: Vec<String> = Vec::new();
     for line in sdp.split('\n') {
@@ -444,7 +485,16 @@ pub fn sdp_fingerprint(sdp: &str) -> Result<String, OfferError> {
             ));
         };
         if !hash.eq_ignore_ascii_case(FINGERPRINT_HASH) {
-            return Err(OfferError::UnsupportedFingerprintHash(short(hash)));
+            let other = OTHER_FINGERPRINT_HASHES
+                .iter()
+                .find(|(name, _)| hash.eq_ignore_ascii_case(name));
+            match other {
+                Some((_, len)) => {
+                    check_hex_pairs(hex, *len)?;
+                    continue;
+                }
+                None => return Err(OfferError::UnsupportedFingerprintHash(short(hash))),
+            }
         }
         let normalized = normalize_hex_fingerprint(hex)?;
         if !found.contains(&normalized) {
@@ -458,29 +508,31 @@ pub fn sdp_fingerprint(sdp: &str) -> Result<String, OfferError> {
     }
 }
 
+/// Checks `hex` is `len` colon-separated pairs of hex digits (any case).
+fn check_hex_pairs(hex: &str, len: usize) -> Result<(), OfferError> {
+    let mut count = 0;
+    for byte in hex.split(':') {
+        count += 1;
+        if count > len || byte.len() != 2 || !byte.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(OfferError::Malformed(format!(
+                "a=fingerprint value is not {len} colon-separated hex bytes"
+            )));
+        }
+    }
+    if count != len {
+        return Err(OfferError::Malformed(format!(
+            "a=fingerprint value is not {len} colon-separated hex bytes"
+        )));
+    }
+    Ok(())
+}
+
 fn normalize_hex_fingerprint(hex: &str) -> Result<String, OfferError> {
-    let bad =
-        || OfferError::Malformed("a=fingerprint value is not 32 colon-separated hex bytes".into());
+    check_hex_pairs(hex, 32)?;
     let mut out = String::with_capacity(FINGERPRINT_HASH.len() + 1 + 95);
     out.push_str(FINGERPRINT_HASH);
     out.push(' ');
-    let mut count = 0;
-    for byte in hex.split(':') {
-        if byte.len() != 2 || !byte.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
-        count += 1;
-        if count > 32 {
-            return Err(bad());
-        }
-        if count > 1 {
-            out.push(':');
-        }
-        out.push_str(&byte.to_ascii_uppercase());
-    }
-    if count != 32 {
-        return Err(bad());
-    }
+    out.push_str(&hex.to_ascii_uppercase());
     Ok(out)
 }
 
@@ -523,9 +575,9 @@ impl CandidateBody {
     }
 }
 
-/// Plaintext of a `hangup` or `reject` envelope. `reason` is free text shown to the user
-/// (at most [`MAX_REASON_BYTES`]); suggested values: `"hangup"`, `"declined"`, `"busy"`,
-/// `"timeout"`, `"verification_failed"`.
+/// Plaintext of a `hangup` or `reject` envelope. `reason` is printable text shown to the user
+/// (at most [`MAX_REASON_BYTES`], no control or format characters); `call` sends the values
+/// in [`reason`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HangupBody {
@@ -536,7 +588,9 @@ pub struct HangupBody {
 }
 
 impl HangupBody {
-    /// Parses an envelope plaintext (size limits on the body and the reason).
+    /// Parses an envelope plaintext (size limits on the body and the reason; the reason must
+    /// be printable text: no C0/C1 controls, DEL, or Unicode format characters such as bidi
+    /// overrides, see [`is_unprintable`]).
     pub fn parse(bytes: &[u8]) -> Result<HangupBody, OfferError> {
         let body: HangupBody = parse_body(bytes)?;
         if body.reason.len() > MAX_REASON_BYTES {
@@ -545,6 +599,9 @@ impl HangupBody {
                 max: MAX_REASON_BYTES,
             });
         }
+        if let Some(c) = body.reason.chars().find(|&c| is_unprintable(c)) {
+            return Err(OfferError::UnprintableReason(u32::from(c)));
+        }
         Ok(body)
     }
 
@@ -552,6 +609,24 @@ impl HangupBody {
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
+}
+
+/// Characters refused in peer-supplied text that is shown to a person: C0 and C1 controls
+/// (including newline and tab), DEL, and the Unicode format characters that reorder or hide
+/// text (bidi embeddings, overrides and isolates U+202A–U+202E, U+2066–U+2069, marks U+200E,
+/// U+200F, U+061C, zero-width U+200B–U+200D, U+2060–U+2064, U+FEFF, U+00AD), plus line and
+/// paragraph separators U+2028/U+2029.
+pub fn is_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 #[cfg(test)]
@@ -674,6 +749,31 @@ mod tests {
             s.verify(&a, &me, Some(&token()), Role::Offer, NOW + 61),
             Err(OfferError::Expired { ago: 1 })
         );
+        // `expires` at most 2 x TTL ahead: a signed SDP cannot be banked for later replay.
+        let far = |expires| {
+            SignedSdp::sign(
+                &alice(),
+                &me,
+                token(),
+                Role::Offer,
+                &sdp_with(&[FP]),
+                expires,
+            )
+            .unwrap()
+        };
+        assert!(verify(&far(NOW + MAX_SDP_EXPIRY_SECS)).is_ok());
+        assert_eq!(
+            verify(&far(NOW + MAX_SDP_EXPIRY_SECS + 1)),
+            Err(OfferError::ExpiresTooLate {
+                ahead: MAX_SDP_EXPIRY_SECS + 1
+            })
+        );
+        assert_eq!(
+            verify(&far(u64::MAX)),
+            Err(OfferError::ExpiresTooLate {
+                ahead: u64::MAX - NOW
+            })
+        );
 
         // Tampering with each signed field.
         let other_fp = FP.replace("1C:7E", "1C:7F");
@@ -764,9 +864,36 @@ mod tests {
             Err(OfferError::MultipleFingerprints(2))
         );
         assert_eq!(
-            sdp_fingerprint(&sdp_with(&["sha-1 AA:BB"])),
-            Err(OfferError::UnsupportedFingerprintHash("sha-1".into()))
+            sdp_fingerprint(&sdp_with(&["md5 AA:BB"])),
+            Err(OfferError::UnsupportedFingerprintHash("md5".into()))
         );
+        // Stock stacks add sha-384/sha-512 (and sometimes sha-1) lines next to the sha-256 one:
+        // accepted when well formed; only the sha-256 value is bound and checked.
+        let hexes = |n: usize| vec!["ab"; n].join(":");
+        let (sha1, sha384, sha512) = (
+            format!("sha-1 {}", hexes(20)),
+            format!("SHA-384 {}", hexes(48)),
+            format!("sha-512 {}", hexes(64)),
+        );
+        assert_eq!(
+            sdp_fingerprint(&sdp_with(&[&sha512, FP, &sha384, &sha1])).unwrap(),
+            FP
+        );
+        assert_eq!(
+            sdp_fingerprint(&sdp_with(&[&sha512, &sha384])),
+            Err(OfferError::NoFingerprint)
+        );
+        for bad in [
+            format!("sha-512 {}", hexes(32)),
+            format!("sha-384 {}:zz", hexes(47)),
+            format!("sha-1 {}", hexes(21)),
+        ] {
+            assert_eq!(
+                sdp_fingerprint(&sdp_with(&[FP, &bad])).unwrap_err().code(),
+                "body_malformed",
+                "{bad}"
+            );
+        }
         for bad in [
             "sha-256",
             "sha-256 AA:BB",
@@ -854,6 +981,34 @@ mod tests {
             HangupBody::parse(&long.to_json()),
             Err(OfferError::TooLarge { .. })
         ));
+        // Reasons are printable text: no terminal escapes, newlines or bidi overrides.
+        for (bad, code) in [
+            ("\u{1b}[2J", 0x1b),
+            ("a\nb", 0x0a),
+            ("\u{9b}31m", 0x9b),
+            ("\u{7f}", 0x7f),
+            ("busy\u{202e}", 0x202e),
+            ("\u{2067}x", 0x2067),
+            ("\u{200b}", 0x200b),
+            ("\u{feff}", 0xfeff),
+        ] {
+            let h = HangupBody {
+                call_id: token(),
+                reason: bad.into(),
+            };
+            assert_eq!(
+                HangupBody::parse(&h.to_json()),
+                Err(OfferError::UnprintableReason(code)),
+                "{bad:?}"
+            );
+        }
+        for good in [reason::HANG_UP, reason::BUSY, "déclinée", "忙", "🙂 later"] {
+            let h = HangupBody {
+                call_id: token(),
+                reason: good.into(),
+            };
+            assert_eq!(HangupBody::parse(&h.to_json()).unwrap(), h);
+        }
         assert!(matches!(
             SignedSdp::parse(&vec![b' '; MAX_PLAINTEXT_BYTES + 1]),
             Err(OfferError::TooLarge { .. })
@@ -906,6 +1061,8 @@ mod tests {
                 got: token(),
             },
             OfferError::Expired { ago: 1 },
+            OfferError::ExpiresTooLate { ahead: 1 },
+            OfferError::UnprintableReason(0),
             OfferError::FingerprintMismatch,
             OfferError::NoFingerprint,
             OfferError::MultipleFingerprints(2),

@@ -13,8 +13,17 @@ use crate::envelope::Envelope;
 use crate::identity::CallId;
 use crate::turn_credentials::TurnCredentials;
 
-/// Largest WebSocket message (and frame) either side accepts, in bytes.
+/// Largest WebSocket message (and frame) either side sends, in bytes.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The bytes a `deliver` frame adds around an envelope: the frame is exactly
+/// `{"type":"deliver","envelope":` + envelope + `}` (30 bytes), the larger of the two wrappers
+/// (`send` adds 27). [`crate::envelope::MAX_ENVELOPE_BYTES`] is derived from it so the largest
+/// envelope can always be delivered in one frame of at most [`MAX_FRAME_BYTES`].
+pub const DELIVER_WRAPPER_BYTES: usize = DELIVER_PREFIX.len() + DELIVER_SUFFIX.len();
+/// What a `deliver` frame puts before the envelope (see [`DELIVER_WRAPPER_BYTES`]).
+const DELIVER_PREFIX: &str = r#"{"type":"deliver","envelope":"#;
+/// What a `deliver` frame puts after the envelope.
+const DELIVER_SUFFIX: &str = "}";
 /// Domain separator of the challenge signature.
 pub const AUTH_DOMAIN: &[u8] = b"call-auth/v1";
 /// Length of the challenge nonce in bytes.
@@ -237,6 +246,85 @@ const SERVER_TYPES: [&str; 5] = [
     "error",
 ];
 
+/// A JSON value parsed with duplicate object members refused at every depth (serde_json's
+/// `Value` keeps the last one silently). One rule everywhere: a duplicate member makes a frame
+/// `bad_frame`, as it makes an envelope `malformed`.
+pub struct StrictValue(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = StrictValue;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value without duplicate object members")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<StrictValue, E> {
+        // JSON text has no NaN or infinity, so `from_f64` only fails on input that cannot occur.
+        Ok(StrictValue(
+            serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into),
+        ))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<StrictValue, E> {
+        Ok(StrictValue(v.into()))
+    }
+
+    fn visit_unit<E>(self) -> Result<StrictValue, E> {
+        Ok(StrictValue(serde_json::Value::Null))
+    }
+
+    fn visit_none<E>(self) -> Result<StrictValue, E> {
+        Ok(StrictValue(serde_json::Value::Null))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(StrictValue(out.into()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate member {:?}",
+                    short(&key)
+                )));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(StrictValue(out.into()))
+    }
+}
+
 fn parse_tagged<T: serde::de::DeserializeOwned>(
     text: &str,
     known: &[&str],
@@ -244,7 +332,7 @@ fn parse_tagged<T: serde::de::DeserializeOwned>(
     if text.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(text.len()));
     }
-    let value: serde_json::Value =
+    let StrictValue(value) =
         serde_json::from_str(text).map_err(|e| FrameError::NotJson(short(&e.to_string())))?;
     let ty = TypeOnly::deserialize(&value)
         .map_err(|e| FrameError::NotJson(short(&e.to_string())))?
@@ -473,6 +561,83 @@ mod tests {
         ));
     }
 
+    /// Duplicate members used to be last-wins inside frames (parsed via `serde_json::Value`)
+    /// while a bare envelope refused them: now refused everywhere, at any depth.
+    #[test]
+    fn duplicate_members_are_refused_in_frames() {
+        let a = Identity::from_seed([1; 32]);
+        let b = Identity::from_seed([2; 32]);
+        let env =
+            Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"hi", 1_700_000_000).unwrap();
+        let good = ServerFrame::Deliver { envelope: env }.to_json();
+        assert!(ServerFrame::parse(&good).is_ok());
+        let dups = [
+            good.replacen(
+                r#"{"type":"deliver","#,
+                r#"{"type":"deliver","type":"deliver","#,
+                1,
+            ),
+            good.replacen(r#""envelope":{"v":1,"#, r#""envelope":{"v":1,"v":1,"#, 1),
+            good.replacen(r#""ts":"#, r#""ts":1,"ts":"#, 1),
+        ];
+        for text in &dups {
+            let err = ServerFrame::parse(text).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::BadFrame, "{text}");
+            assert!(err.to_string().contains("duplicate member"), "{err}");
+        }
+        let send = r#"{"type":"send","envelope":{"v":1,"v":2}}"#;
+        assert_eq!(
+            ClientFrame::parse(send).unwrap_err().code(),
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"turn","x":[{"a":1,"a":2}]}"#)
+                .unwrap_err()
+                .code(),
+            ErrorCode::BadFrame
+        );
+        // Same member names in different objects are fine, as are unknown members.
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"turn","x":{"type":1},"y":[{"a":1},{"a":2}]}"#),
+            Ok(ClientFrame::Turn)
+        );
+    }
+
+    /// Issue 7 item 1: the largest envelope must fit its `deliver` frame exactly.
+    #[test]
+    fn largest_envelope_fits_its_deliver_frame_exactly() {
+        use crate::envelope::MAX_ENVELOPE_BYTES;
+        assert_eq!(
+            DELIVER_WRAPPER_BYTES,
+            r#"{"type":"deliver","envelope":}"#.len()
+        );
+        assert_eq!(MAX_ENVELOPE_BYTES + DELIVER_WRAPPER_BYTES, MAX_FRAME_BYTES);
+        let env = crate::test_fixtures::envelope_of_exactly(MAX_ENVELOPE_BYTES);
+        let json = env.to_json();
+        assert_eq!(json.len(), MAX_ENVELOPE_BYTES);
+        assert!(crate::envelope::parse(json.as_bytes()).is_ok());
+        let frame = ServerFrame::Deliver {
+            envelope: env.clone(),
+        }
+        .to_json();
+        assert_eq!(frame.len(), MAX_FRAME_BYTES);
+        assert_eq!(
+            ServerFrame::parse(&frame).unwrap(),
+            ServerFrame::Deliver { envelope: env }
+        );
+        // The `send` wrapper is smaller, so whatever a client may send can be delivered.
+        let value = serde_json::from_str(&json).unwrap();
+        assert!(ClientFrame::Send { envelope: value }.to_json().len() < MAX_FRAME_BYTES);
+        // One byte more is refused as an envelope.
+        let over = crate::test_fixtures::envelope_of_exactly(MAX_ENVELOPE_BYTES + 1);
+        assert_eq!(
+            crate::envelope::parse(over.to_json().as_bytes())
+                .unwrap_err()
+                .code(),
+            "too_large"
+        );
+    }
+
     #[test]
     fn auth_message_layout() {
         let m = auth_message("ab", &[9; 32], 0x0102);
@@ -491,11 +656,37 @@ mod tests {
         assert_eq!(decode_nonce("!!"), None);
     }
 
+    fn arb_json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(Into::into),
+            any::<i64>().prop_map(Into::into),
+            any::<u64>().prop_map(Into::into),
+            (-1e9f64..1e9).prop_map(Into::into),
+            ".{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(s in ".{0,400}") {
             let _ = ClientFrame::parse(&s);
             let _ = ServerFrame::parse(&s);
+        }
+
+        /// Without duplicates, the strict parser reads exactly what serde_json reads.
+        #[test]
+        fn strict_value_agrees_with_serde_json(v in arb_json()) {
+            let text = serde_json::to_string(&v).unwrap();
+            let StrictValue(strict) = serde_json::from_str(&text).unwrap();
+            prop_assert_eq!(strict, serde_json::from_str::<serde_json::Value>(&text).unwrap());
         }
 
         #[test]
