@@ -111,6 +111,11 @@ fn a_reject_reason_and_an_offer_error_are_escaped() {
     let listener = listener.wait(PROCESS_LIMIT);
     assert_no_raw_controls("call listen (stderr)", &listener.stderr);
     assert!(
+        listener.stderr.contains("[body_malformed]"),
+        "the refusal names its protocol error code:\n{}",
+        listener.stderr
+    );
+    assert!(
         listener.stderr.contains("\\x1b[2J"),
         "the hostile field name is shown escaped:\n{}",
         listener.stderr

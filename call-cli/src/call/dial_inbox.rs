@@ -14,6 +14,7 @@ use signaling::identity::CallId;
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
 use signaling::protocol::ErrorCode;
 
+use super::error::client_error_code;
 use super::CallError;
 
 /// Reason string of a reject that means "in another call" (`docs/protocol.md` §5.3).
@@ -51,7 +52,12 @@ pub(crate) fn dial_step(
         Err(ClientError::Envelope(e)) => {
             return DialStep::Ignore(format!("a message that failed to open [{}]: {e}", e.code()))
         }
-        Err(e) => return DialStep::Ignore(format!("an unreadable message: {e}")),
+        Err(e) => {
+            return DialStep::Ignore(format!(
+                "an unreadable message [{}]: {e}",
+                client_error_code(&e)
+            ))
+        }
     };
     if incoming.from != *peer {
         return DialStep::Ignore(format!(
@@ -208,7 +214,13 @@ mod tests {
         }
         // An envelope that fails to open (forged, corrupted) is not attributable: ignored.
         let failed = Err(ClientError::Envelope(EnvelopeError::BadSignature));
-        assert!(matches!(step(&w, failed), DialStep::Ignore(_)));
+        match step(&w, failed) {
+            // Logged with its protocol error code.
+            DialStep::Ignore(why) => {
+                assert!(why.contains(EnvelopeError::BadSignature.code()), "{why}")
+            }
+            other => panic!("expected it to be ignored, got {other:?}"),
+        }
     }
 
     #[test]

@@ -57,3 +57,15 @@ pub enum CallError {
     #[error("{0}")]
     Io(String),
 }
+
+/// The error code (`docs/protocol.md` §6 and §13) of a signaling client error, for logs; `-`
+/// for errors without one (connection failures).
+pub(crate) fn client_error_code(e: &signaling::client::ClientError) -> &'static str {
+    use signaling::client::ClientError;
+    match e {
+        ClientError::Envelope(e) => e.code(),
+        ClientError::Server { code, .. } => code.as_str(),
+        ClientError::Frame(f) => f.code().as_str(),
+        _ => "-",
+    }
+}

@@ -10,6 +10,7 @@ use signaling::identity::{safety_number, CallId, Identity};
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
 
 use super::dial_inbox::BUSY_REASON;
+use super::error::client_error_code;
 use super::media_loop::next_line;
 use super::peer_name::{caller, known_name};
 use super::{now_unix, CallOptions, IncomingDecision};
@@ -37,7 +38,7 @@ pub(crate) async fn wait_offer(
             None => return WaitOffer::ConnectionLost,
             Some(Ok(i)) => i,
             Some(Err(e)) => {
-                tracing::warn!(error = %e, "ignored a signaling message that failed verification");
+                tracing::warn!(code = client_error_code(&e), error = %e, "ignored a signaling message that failed verification");
                 continue;
             }
         };
@@ -179,7 +180,7 @@ async fn ask(
                     }
                 }
                 Some(Ok(m)) => tracing::debug!(from = %m.from, kind = ?m.kind, "ignored while asking"),
-                Some(Err(e)) => tracing::warn!(error = %e, "ignored a signaling message that failed verification"),
+                Some(Err(e)) => tracing::warn!(code = client_error_code(&e), error = %e, "ignored a signaling message that failed verification"),
             },
             _ = &mut expiry => {
                 eprintln!("missed call from {}: not answered before the offer expired", caller(opts.known_peers.as_ref(), &from));

@@ -19,6 +19,7 @@ use signaling::offer::{CallToken, HangupBody};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use super::error::client_error_code;
 use super::listen_inbox::answer_busy;
 use super::live_line::{audio_line, chat_line, RttSource};
 use super::peer_name::chat_label;
@@ -217,14 +218,15 @@ pub(crate) async fn run_media(
                 Some(Ok(m)) if m.from == peer && matches!(m.kind, EnvelopeKind::Hangup | EnvelopeKind::Reject) => {
                     match HangupBody::parse(&m.plaintext) {
                         Ok(h) if h.call_id == call_id => break EndReason::RemoteHangup,
-                        _ => tracing::debug!("hang-up for another call ignored"),
+                        Ok(h) => tracing::debug!(call = %h.call_id, "hang-up for another call ignored"),
+                        Err(e) => tracing::warn!(code = e.code(), error = %e, "ignored an unreadable hang-up from the peer"),
                     }
                 }
                 Some(Ok(m)) if m.kind == EnvelopeKind::Offer => {
                     answer_busy(client, identity, &m, opts).await;
                 }
                 Some(Ok(m)) => tracing::debug!(from = %m.from, kind = ?m.kind, "ignored during the call"),
-                Some(Err(e)) => tracing::warn!(error = %e, "rejected a signaling message"),
+                Some(Err(e)) => tracing::warn!(code = client_error_code(&e), error = %e, "ignored a signaling message"),
                 // Losing signaling does not end a connected call: media is peer to peer.
                 None => {
                     signaling_open = false;
