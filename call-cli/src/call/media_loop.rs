@@ -19,6 +19,7 @@ use signaling::offer::{CallToken, HangupBody};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use super::chat_log::ChatLog;
 use super::error::client_error_code;
 use super::listen_inbox::answer_busy;
 use super::live_line::{audio_line, chat_line, RttSource};
@@ -28,10 +29,6 @@ use super::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReaso
 use crate::terminal_text::escape;
 
 const FRAME: Duration = Duration::from_millis(20);
-/// Received chat messages kept for the [`CallReport`], at most; later ones are shown but not kept.
-pub const MAX_CHAT_KEPT: usize = 1000;
-/// Bytes of received chat kept for the [`CallReport`], at most.
-pub const MAX_CHAT_KEPT_BYTES: usize = 256 * 1024;
 
 /// The local ends of the audio path, opened before dialing so a missing device fails at once.
 pub(crate) struct MediaEnds {
@@ -77,8 +74,7 @@ pub(crate) async fn run_media(
     let mut pcm = vec![0i16; FRAME_SAMPLES];
     let mut packet = vec![0u8; MAX_PACKET_BYTES];
     let mut stats = CallStats::default();
-    let mut chat_received = Vec::new();
-    let mut chat_kept_bytes = 0usize;
+    let mut chat_received = ChatLog::default();
     let chat_only = opts.audio_in.is_none();
     let ends_with_input = chat_only && opts.hang_up_at_end_of_input;
     let mut rtt_source: Option<RttSource> = None;
@@ -187,13 +183,8 @@ pub(crate) async fn run_media(
                                 escape(&text)
                             );
                         }
-                        if chat_received.len() < MAX_CHAT_KEPT
-                            && chat_kept_bytes + text.len() <= MAX_CHAT_KEPT_BYTES
-                        {
-                            chat_kept_bytes += text.len();
-                            chat_received.push(text);
-                        } else {
-                            tracing::debug!("received chat beyond the kept limit; shown, not kept");
+                        if !chat_received.push(text) && chat_received.dropped() == 1 {
+                            tracing::info!("received chat beyond the kept limit is shown, not kept");
                         }
                     }
                     Ok(ChatFrame::Ping { n }) => {
@@ -338,7 +329,7 @@ pub(crate) async fn run_media(
         peer,
         safety_number: safety_number(&identity.call_id(), &peer).to_string(),
         stats,
-        chat_received,
+        chat_received: chat_received.into_texts(),
         end,
     })
 }

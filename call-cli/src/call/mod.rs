@@ -5,6 +5,7 @@
 //! connected session to [`media_loop`], which runs until either side hangs up.
 
 pub mod backoff;
+mod chat_log;
 mod dial_inbox;
 mod error;
 mod listen_inbox;
@@ -15,6 +16,7 @@ mod peer_name;
 mod playout;
 mod setup;
 
+pub use chat_log::{MAX_CHAT_KEPT, MAX_CHAT_KEPT_BYTES};
 pub use dial_inbox::BUSY_REASON;
 pub use error::CallError;
 pub use options::{CallOptions, CallReport, ChatInput, EndReason, IncomingDecision};
