@@ -27,7 +27,8 @@ pub enum IncomingDecision {
     AutoAccept,
     /// Ask: the question goes to stderr, the answer is the next line of
     /// [`CallOptions::chat_input`] (the same reader that later carries chat, so nothing else
-    /// competes for the terminal). No input declines.
+    /// competes for the terminal). The end of input declines; without any input the offer
+    /// expires unanswered.
     Prompt,
     /// Decline every call, saying there is no terminal to ask.
     Decline,
