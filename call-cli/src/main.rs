@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use call_cli::call::{dial, listen, CallOptions, ChatInput, IncomingDecision};
 use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction, PeerArgs};
+use call_cli::terminal_text::{escape, EscapingWriter};
 use call_cli::{config, demo, id};
 use clap::Parser;
 use media::session::CandidateScope;
@@ -27,8 +28,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        // Log lines carry peer- and server-supplied text: escaped like everything else shown,
+        // and without colour (its escape sequences would be escaped too).
+        .with_writer(|| EscapingWriter::new(std::io::stderr()))
+        .with_ansi(false)
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -43,7 +46,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", error_line(&e));
+            eprintln!("error: {}", escape(&error_line(&e)));
             ExitCode::FAILURE
         }
     }
@@ -97,24 +100,34 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("no audio devices; use --audio-in sine:440 / FILE.wav and --audio-out FILE.wav / null");
             }
             for d in devices {
-                println!("{d}");
+                println!("{}", escape(&d.to_string()));
             }
         }
         Command::Listen(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
-            let opts = call_options(&args.conn, Some(&args.audio))?;
+            let mut opts = call_options(&args.conn, Some(&args.audio))?;
+            let terminal = std::io::stdin().is_terminal();
             let decision = if args.auto_accept {
                 IncomingDecision::AutoAccept
-            } else {
+            } else if terminal {
                 IncomingDecision::Prompt
+            } else {
+                IncomingDecision::Decline
             };
-            eprintln!("listening as {} on {}", me.call_id(), args.conn.server);
+            opts.hang_up_at_end_of_input = terminal;
+            opts.known_peers = known_peers(&dir);
+            eprintln!(
+                "listening as {} on {}",
+                me.call_id(),
+                escape(&args.conn.server)
+            );
             listen(me, decision, opts).await?;
         }
         Command::Dial(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
             let peer = trusted_peer(&dir, &args.peer)?;
-            let opts = call_options(&args.conn, Some(&args.audio))?;
+            let mut opts = call_options(&args.conn, Some(&args.audio))?;
+            opts.known_peers = known_peers(&dir);
             dial(me, peer, opts).await?;
         }
         Command::Chat(args) => {
@@ -122,6 +135,8 @@ async fn run(cli: Cli) -> Result<()> {
             let peer = trusted_peer(&dir, &args.peer)?;
             let mut opts = call_options(&args.conn, None)?;
             opts.audio_out = AudioOutSpec::Null;
+            opts.hang_up_at_end_of_input = true;
+            opts.known_peers = known_peers(&dir);
             dial(me, peer, opts).await?;
         }
         Command::Demo(args) => {
@@ -166,18 +181,32 @@ fn secs(v: f64) -> Result<Duration> {
     Ok(Duration::from_secs_f64(v))
 }
 
-/// Reads stdin lines on a plain thread, so a pending read never holds up exit.
+/// The one reader of stdin: a plain thread (so a pending read never holds up exit) whose lines
+/// go to whoever holds the receiver, the accept prompt first and the chat after it. Nothing
+/// else may read stdin, or typed answers would be lost to the other reader.
 fn stdin_lines() -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel(16);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
             let Ok(line) = line else { break };
-            if !line.trim().is_empty() && tx.blocking_send(line).is_err() {
+            if tx.blocking_send(line).is_err() {
                 break;
             }
         }
     });
     rx
+}
+
+/// The known_peers store, for showing names; a store that cannot be read is reported once and
+/// IDs are shown instead.
+fn known_peers(dir: &std::path::Path) -> Option<KnownPeers> {
+    match KnownPeers::load(&KnownPeers::default_path(dir)) {
+        Ok(peers) => Some(peers),
+        Err(e) => {
+            tracing::warn!(error = %e, "known_peers not readable; showing IDs without names");
+            None
+        }
+    }
 }
 
 /// A call ID or a name from known_peers.
@@ -205,10 +234,10 @@ fn trusted_peer(dir: &std::path::Path, args: &PeerArgs) -> Result<CallId> {
         Trust::New => {
             peers.remember(name, peer)?;
             peers.save().context("could not save known_peers")?;
-            eprintln!("saved {name} = {peer} (trust on first use)");
+            eprintln!("saved {} = {peer} (trust on first use)", escape(name));
         }
         Trust::Changed { previous } => {
-            eprintln!("WARNING: the key for `{name}` CHANGED");
+            eprintln!("WARNING: the key for `{}` CHANGED", escape(name));
             eprintln!("  saved: {previous}");
             eprintln!("  now:   {peer}");
             if !args.accept_changed_key {

@@ -21,14 +21,6 @@ pub enum CallError {
     /// The peer's offer or answer failed verification: the call is refused.
     #[error("call refused: {0}")]
     Verification(String),
-    /// The answer came from a different identity than the one called.
-    #[error("call refused: the answer was signed by {got}, not by {expected} whom you called (possible man-in-the-middle)")]
-    WrongPeer {
-        /// Whom we called.
-        expected: CallId,
-        /// Who answered.
-        got: CallId,
-    },
     /// The peer declined.
     #[error("the peer declined the call: {0}")]
     Rejected(String),
@@ -38,6 +30,19 @@ pub enum CallError {
     /// No answer in time.
     #[error("no answer within {0:.0} s (is the peer running `call listen` on the same server?)")]
     NoAnswer(f64),
+    /// No valid answer in time, and messages that were not one were ignored meanwhile.
+    #[error("no valid answer within {secs:.0} s; ignored {ignored} message(s) that were not a valid answer from the peer for this call (last: {last})")]
+    NoValidAnswer {
+        /// The connect timeout, seconds.
+        secs: f64,
+        /// How many messages were ignored.
+        ignored: usize,
+        /// Why the last one was ignored.
+        last: String,
+    },
+    /// The peer is in another call and answered `busy`.
+    #[error("{0} is busy (in another call)")]
+    Busy(CallId),
     /// Trust on first use: the key saved for a name changed.
     #[error("the key saved for `{name}` changed (was {previous}, now {new}); verify the new safety number by voice, then pass --accept-changed-key")]
     KeyChanged {
@@ -51,4 +56,16 @@ pub enum CallError {
     /// Writing the stats file or similar.
     #[error("{0}")]
     Io(String),
+}
+
+/// The error code (`docs/protocol.md` §6 and §13) of a signaling client error, for logs; `-`
+/// for errors without one (connection failures).
+pub(crate) fn client_error_code(e: &signaling::client::ClientError) -> &'static str {
+    use signaling::client::ClientError;
+    match e {
+        ClientError::Envelope(e) => e.code(),
+        ClientError::Server { code, .. } => code.as_str(),
+        ClientError::Frame(f) => f.code().as_str(),
+        _ => "-",
+    }
 }

@@ -19,8 +19,14 @@ use signaling::offer::{CallToken, HangupBody};
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use super::chat_log::ChatLog;
+use super::error::client_error_code;
+use super::listen_inbox::answer_busy;
+use super::live_line::{audio_line, chat_line, RttSource};
+use super::peer_name::chat_label;
 use super::playout::Playout;
 use super::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
+use crate::terminal_text::escape;
 
 const FRAME: Duration = Duration::from_millis(20);
 
@@ -31,6 +37,11 @@ pub(crate) struct MediaEnds {
 }
 
 impl MediaEnds {
+    /// Sends no audio (a chat-only call): the source is closed now.
+    pub(crate) fn drop_source(&mut self) {
+        self.source = None;
+    }
+
     pub(crate) fn open(opts: &CallOptions) -> Result<MediaEnds, CallError> {
         let source = match &opts.audio_in {
             Some(spec) => Some(native::open_source(spec)?),
@@ -63,7 +74,10 @@ pub(crate) async fn run_media(
     let mut pcm = vec![0i16; FRAME_SAMPLES];
     let mut packet = vec![0u8; MAX_PACKET_BYTES];
     let mut stats = CallStats::default();
-    let mut chat_received = Vec::new();
+    let mut chat_received = ChatLog::default();
+    let chat_only = opts.audio_in.is_none();
+    let ends_with_input = chat_only && opts.hang_up_at_end_of_input;
+    let mut rtt_source: Option<RttSource> = None;
     let mut chat_open = false;
     let mut pending_say: Vec<String> = std::mem::take(&mut opts.say);
     let mut chat_input = std::mem::take(&mut opts.chat_input);
@@ -155,24 +169,33 @@ pub(crate) async fn run_media(
                         chat_seq += 1;
                         send_text(&session, chat_seq, &text).await;
                     }
-                    if input_done && source.is_none() && opts.duration.is_none() {
+                    if input_done && ends_with_input && opts.duration.is_none() {
                         break EndReason::LocalHangup;
                     }
                 }
                 Some(SessionEvent::Chat(bytes)) => match ChatFrame::parse(&bytes) {
                     Ok(ChatFrame::Text { text, ts_ms, .. }) => {
                         if opts.print_chat {
-                            println!("[{}] {}: {}", clock(ts_ms), short(&peer), text);
+                            println!(
+                                "[{}] {}: {}",
+                                clock(ts_ms),
+                                chat_label(opts.known_peers.as_ref(), &peer),
+                                escape(&text)
+                            );
                         }
-                        chat_received.push(text);
+                        if !chat_received.push(text) && chat_received.dropped() == 1 {
+                            tracing::info!("received chat beyond the kept limit is shown, not kept");
+                        }
                     }
                     Ok(ChatFrame::Ping { n }) => {
                         let _ = session.send_chat(Bytes::from(ChatFrame::Pong { n }.encode())).await;
                     }
                     Ok(ChatFrame::Pong { n }) => {
                         if let Some((sent_n, at)) = ping_out.take() {
-                            if sent_n == n {
+                            // The transport's RTT, when there is one, is the better figure.
+                            if sent_n == n && rtt_source != Some(RttSource::Rtcp) {
                                 stats.rtt_ms = Some(at.elapsed().as_secs_f64() * 1e3);
+                                rtt_source = Some(RttSource::DataChannel);
                             }
                         }
                     }
@@ -186,11 +209,15 @@ pub(crate) async fn run_media(
                 Some(Ok(m)) if m.from == peer && matches!(m.kind, EnvelopeKind::Hangup | EnvelopeKind::Reject) => {
                     match HangupBody::parse(&m.plaintext) {
                         Ok(h) if h.call_id == call_id => break EndReason::RemoteHangup,
-                        _ => tracing::debug!("hang-up for another call ignored"),
+                        Ok(h) => tracing::debug!(call = %h.call_id, "hang-up for another call ignored"),
+                        Err(e) => tracing::warn!(code = e.code(), error = %e, "ignored an unreadable hang-up from the peer"),
                     }
                 }
+                Some(Ok(m)) if m.kind == EnvelopeKind::Offer => {
+                    answer_busy(client, identity, &m, opts).await;
+                }
                 Some(Ok(m)) => tracing::debug!(from = %m.from, kind = ?m.kind, "ignored during the call"),
-                Some(Err(e)) => tracing::warn!(error = %e, "rejected a signaling message"),
+                Some(Err(e)) => tracing::warn!(code = client_error_code(&e), error = %e, "ignored a signaling message"),
                 // Losing signaling does not end a connected call: media is peer to peer.
                 None => {
                     signaling_open = false;
@@ -198,6 +225,7 @@ pub(crate) async fn run_media(
                 }
             },
             line = next_line(&mut chat_input) => match line {
+                Some(text) if text.trim().is_empty() => {}
                 Some(text) if chat_open => {
                     chat_seq += 1;
                     send_text(&session, chat_seq, &text).await;
@@ -207,7 +235,7 @@ pub(crate) async fn run_media(
                     // End of input hangs up a chat-only call, once what was typed has been sent.
                     chat_input = ChatInput::None;
                     input_done = true;
-                    if chat_open && source.is_none() && opts.duration.is_none() {
+                    if chat_open && ends_with_input && opts.duration.is_none() {
                         break EndReason::LocalHangup;
                     }
                 }
@@ -217,6 +245,9 @@ pub(crate) async fn run_media(
                 stats.elapsed_s = connected_at.elapsed().as_secs_f64();
                 if let Some(rtt) = transport.rtt {
                     stats.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
+                    rtt_source = Some(RttSource::Rtcp);
+                } else if rtt_source == Some(RttSource::Rtcp) {
+                    rtt_source = None;
                 }
                 if chat_open {
                     // RTT over the data channel: what a chat message actually experiences.
@@ -232,7 +263,11 @@ pub(crate) async fn run_media(
                 last_sent_bytes = bytes_sent;
                 last_recv_bytes = counter.bytes();
                 if opts.live_stats {
-                    eprintln!("{}", stats.line());
+                    if chat_only {
+                        eprintln!("{}", chat_line(&stats, rtt_source));
+                    } else {
+                        eprintln!("{}", audio_line(&stats, rtt_source));
+                    }
                 }
             }
             _ = sleep_until(deadline) => break EndReason::DurationElapsed,
@@ -283,13 +318,18 @@ pub(crate) async fn run_media(
         })?;
     }
     if opts.live_stats {
-        eprintln!("call ended ({end:?}): {}", stats.line());
+        let line = if chat_only {
+            chat_line(&stats, rtt_source)
+        } else {
+            audio_line(&stats, rtt_source)
+        };
+        eprintln!("call ended ({end:?}): {line}");
     }
     Ok(CallReport {
         peer,
         safety_number: safety_number(&identity.call_id(), &peer).to_string(),
         stats,
-        chat_received,
+        chat_received: chat_received.into_texts(),
         end,
     })
 }
@@ -318,14 +358,14 @@ async fn send_text(session: &Session, seq: u64, text: &str) {
     match ChatFrame::text(seq, now_unix_ms(), text) {
         Ok(frame) => {
             if let Err(e) = session.send_chat(Bytes::from(frame.encode())).await {
-                eprintln!("chat message not sent: {e}");
+                eprintln!("chat message not sent: {}", escape(&e.to_string()));
             }
         }
-        Err(e) => eprintln!("chat message not sent: {e}"),
+        Err(e) => eprintln!("chat message not sent: {}", escape(&e.to_string())),
     }
 }
 
-async fn next_line(input: &mut ChatInput) -> Option<String> {
+pub(crate) async fn next_line(input: &mut ChatInput) -> Option<String> {
     match input {
         ChatInput::None => std::future::pending().await,
         ChatInput::Lines(rx) => rx.recv().await,
@@ -352,9 +392,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn clock(ts_ms: u64) -> String {
     let s = ts_ms / 1000;
     format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
-}
-
-/// The first characters of an ID, enough to tell peers apart on screen.
-fn short(id: &CallId) -> String {
-    id.to_string().chars().take(8).collect()
 }

@@ -4,12 +4,20 @@
 //! [`dial`] and [`listen`] do the signed offer/answer exchange ([`setup`]), then hand the
 //! connected session to [`media_loop`], which runs until either side hangs up.
 
+pub mod backoff;
+mod chat_log;
+mod dial_inbox;
 mod error;
+mod listen_inbox;
+mod live_line;
 mod media_loop;
 mod options;
+mod peer_name;
 mod playout;
 mod setup;
 
+pub use chat_log::{MAX_CHAT_KEPT, MAX_CHAT_KEPT_BYTES};
+pub use dial_inbox::BUSY_REASON;
 pub use error::CallError;
 pub use options::{CallOptions, CallReport, ChatInput, EndReason, IncomingDecision};
 pub use setup::{dial, listen};

@@ -7,6 +7,7 @@ use media::session::{CandidateScope, IceServer};
 use media::stats::CallStats;
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::CallId;
+use signaling::known_peers::KnownPeers;
 use tokio::sync::mpsc;
 
 /// Where chat lines to send come from.
@@ -24,8 +25,13 @@ pub enum ChatInput {
 pub enum IncomingDecision {
     /// Accept every verified call.
     AutoAccept,
-    /// Ask on the terminal.
+    /// Ask: the question goes to stderr, the answer is the next line of
+    /// [`CallOptions::chat_input`] (the same reader that later carries chat, so nothing else
+    /// competes for the terminal). The end of input declines; without any input the offer
+    /// expires unanswered.
     Prompt,
+    /// Decline every call, saying there is no terminal to ask.
+    Decline,
 }
 
 /// Everything a call needs besides the identities.
@@ -63,6 +69,11 @@ pub struct CallOptions {
     pub print_chat: bool,
     /// Record received-audio arrivals here.
     pub record_trace: Option<PathBuf>,
+    /// End a chat-only call when the chat input ends (Ctrl-D, end of a pipe): `call chat`,
+    /// and a listener whose input is a terminal.
+    pub hang_up_at_end_of_input: bool,
+    /// Names to show for peers (chat lines, the accept prompt); IDs are shown without it.
+    pub known_peers: Option<KnownPeers>,
 }
 
 impl CallOptions {
@@ -85,6 +96,8 @@ impl CallOptions {
             chat_input: ChatInput::None,
             print_chat: false,
             record_trace: None,
+            hang_up_at_end_of_input: false,
+            known_peers: None,
         }
     }
 }

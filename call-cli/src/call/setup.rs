@@ -1,19 +1,22 @@
 //! Call set-up: the signed offer/answer exchange over the signaling server, then ICE + DTLS with
 //! the certificate checked against the fingerprint the peer signed.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use media::session::{CandidateScope, IceServer, Session, SessionConfig};
-use signaling::client::{Client, ClientError, ClientOptions};
+use signaling::client::{Client, ClientOptions};
 use signaling::envelope::EnvelopeKind;
 use signaling::identity::{safety_number, CallId, Identity};
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
-use signaling::protocol::ErrorCode;
 
+use super::backoff::{self, Backoff};
+use super::dial_inbox::{dial_step, DialStep};
+use super::listen_inbox::{wait_offer, WaitOffer};
 use super::media_loop::{run_media, MediaEnds};
+use super::peer_name::known_name;
 use super::{now_unix, CallError, CallOptions, CallReport, IncomingDecision};
+use crate::terminal_text::escape;
 
 /// How long a signed offer or answer stays valid.
 const SDP_TTL_SECS: u64 = 60;
@@ -28,29 +31,43 @@ pub async fn dial(
     let ends = MediaEnds::open(&opts)?;
     let mut client = connect(&identity, &opts).await?;
     let result = async {
-        let session_cfg = session_config(&client, &opts).await;
+        let session_cfg = session_config(&client, &opts, opts.audio_in.is_some()).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
+        let call_id = CallToken::random();
         let outcome = async {
             let offer_sdp = session.create_offer().await?;
-            let call_id = CallToken::random();
             send_signed_sdp(&client, &identity, &peer, call_id, Role::Offer, &offer_sdp).await?;
             tracing::info!(%peer, %call_id, "offer sent");
 
-            let answer = tokio::time::timeout(
+            let answer = wait_answer(
+                &mut client,
+                &identity,
+                &peer,
+                &call_id,
                 opts.connect_timeout,
-                wait_answer(&mut client, &identity, &peer, &call_id),
             )
-            .await
-            .map_err(|_| CallError::NoAnswer(opts.connect_timeout.as_secs_f64()))??;
+            .await?;
             session.accept_answer(&answer.sdp).await?;
             session
                 .wait_connected(opts.connect_timeout, &answer.fingerprint)
                 .await?;
-            Ok::<_, CallError>(call_id)
+            Ok::<_, CallError>(())
         }
         .await;
-        let call_id = closing_on_error(&session, outcome).await?;
+        if matches!(
+            outcome,
+            Err(CallError::NoAnswer(_) | CallError::NoValidAnswer { .. })
+        ) {
+            // Tell the listener we gave up, so its prompt ends with a missed call.
+            let body = HangupBody {
+                call_id,
+                reason: "timeout".into(),
+            }
+            .to_json();
+            let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;
+        }
+        closing_on_error(&session, outcome).await?;
         announce(&identity.call_id(), &peer, &opts);
         run_media(
             Arc::clone(&session),
@@ -70,18 +87,33 @@ pub async fn dial(
     result
 }
 
-/// Waits for one verified call, answers it, and runs it until it ends.
+/// Waits for one verified call, answers it, and runs it until it ends. While waiting, a lost
+/// signaling connection is re-established with backoff (the listener is a service).
 pub async fn listen(
     identity: Arc<Identity>,
     decision: IncomingDecision,
     mut opts: CallOptions,
 ) -> Result<CallReport, CallError> {
-    let ends = MediaEnds::open(&opts)?;
+    let mut ends = MediaEnds::open(&opts)?;
     let mut client = connect(&identity, &opts).await?;
+    let (offer, started) = loop {
+        match wait_offer(&mut client, &identity, decision, &mut opts).await {
+            WaitOffer::Accepted(offer, started) => break (*offer, started),
+            WaitOffer::ConnectionLost => {
+                client.close().await;
+                client = reconnect(&identity, &opts).await;
+            }
+        }
+    };
     let result = async {
-        let (offer, started) = wait_offer(&mut client, &identity, decision).await?;
         let peer = offer.from;
-        let session_cfg = session_config(&client, &opts).await;
+        let audio = offers_audio(&offer.sdp);
+        if !audio {
+            // A chat-only caller: send no audio and show no audio statistics.
+            opts.audio_in = None;
+            ends.drop_source();
+        }
+        let session_cfg = session_config(&client, &opts, audio).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let connected = async {
@@ -119,6 +151,35 @@ pub async fn listen(
     .await;
     client.close().await;
     result
+}
+
+/// Whether an SDP has an audio m-line (a chat-only caller's has none).
+fn offers_audio(sdp: &str) -> bool {
+    sdp.lines().any(|l| l.starts_with("m=audio"))
+}
+
+/// Connects again after the server went away: backoff between attempts, one line when the
+/// connection is lost and one when it is back. Logs in with the same identity, so the listener
+/// keeps its place (callers reach it again as soon as it is back).
+async fn reconnect(identity: &Arc<Identity>, opts: &CallOptions) -> Client {
+    eprintln!(
+        "lost the signaling server {}; reconnecting (every {:?} to {:?}, with jitter)",
+        escape(&opts.server),
+        backoff::FIRST_DELAY,
+        backoff::MAX_DELAY
+    );
+    let mut backoff = Backoff::default();
+    loop {
+        let delay = backoff.next_delay(rand::random::<f64>());
+        tokio::time::sleep(delay).await;
+        match connect(identity, opts).await {
+            Ok(client) => {
+                eprintln!("reconnected to {}", escape(&opts.server));
+                return client;
+            }
+            Err(e) => tracing::info!(error = %e, ?delay, "reconnecting failed; trying again"),
+        }
+    }
 }
 
 /// Passes `outcome` on; on an error, first closes the session so no socket or task outlives a
@@ -182,7 +243,7 @@ async fn connect(identity: &Arc<Identity>, opts: &CallOptions) -> Result<Client,
 }
 
 /// ICE servers and candidate policy: TURN credentials from the signaling server unless overridden.
-async fn session_config(client: &Client, opts: &CallOptions) -> SessionConfig {
+async fn session_config(client: &Client, opts: &CallOptions, audio: bool) -> SessionConfig {
     let mut ice_servers = opts.extra_ice_servers.clone();
     match client.turn_credentials().await {
         Ok(creds) => ice_servers.push(IceServer {
@@ -205,6 +266,7 @@ async fn session_config(client: &Client, opts: &CallOptions) -> SessionConfig {
         ice_servers,
         relay_only: opts.relay_only,
         candidate_scope,
+        audio,
         ..SessionConfig::default()
     }
 }
@@ -228,150 +290,54 @@ fn server_is_loopback(url: &str) -> bool {
             .unwrap_or(false)
 }
 
+/// Waits up to `timeout` for the peer's answer to `call_id`; messages that are not one are
+/// ignored ([`dial_step`]) and counted for the timeout message.
 async fn wait_answer(
     client: &mut Client,
     identity: &Identity,
     peer: &CallId,
     call_id: &CallToken,
+    timeout: Duration,
 ) -> Result<SignedSdp, CallError> {
-    loop {
-        let incoming = match client.recv().await {
-            None => {
-                return Err(CallError::Signaling(
-                    "the signaling server closed the connection".into(),
-                ))
-            }
-            Some(Ok(i)) => i,
-            Some(Err(ClientError::Server {
-                code: ErrorCode::NotOnline,
-                ..
-            })) => return Err(CallError::PeerNotOnline(*peer)),
-            Some(Err(e @ ClientError::Server { .. })) => {
-                return Err(CallError::Signaling(e.to_string()))
-            }
-            Some(Err(e)) => {
-                // A forged or corrupted envelope while we wait for the answer: nobody honest sends
-                // one, so refuse the call rather than wait for a timeout.
-                return Err(CallError::Verification(format!(
-                    "received a message that failed verification ({e})"
-                )));
-            }
-        };
-        match incoming.kind {
-            EnvelopeKind::Answer => {
-                if incoming.from != *peer {
-                    return Err(CallError::WrongPeer {
-                        expected: *peer,
-                        got: incoming.from,
-                    });
-                }
-                let answer = SignedSdp::parse(&incoming.plaintext)
-                    .map_err(|e| CallError::Verification(format!("malformed answer: {e}")))?;
-                answer
-                    .verify(
-                        peer,
-                        &identity.call_id(),
-                        Some(call_id),
-                        Role::Answer,
-                        now_unix(),
-                    )
-                    .map_err(|e| {
-                        CallError::Verification(format!("answer failed verification: {e}"))
-                    })?;
-                return Ok(answer);
-            }
-            EnvelopeKind::Reject | EnvelopeKind::Hangup if incoming.from == *peer => {
-                let reason = HangupBody::parse(&incoming.plaintext)
-                    .map(|h| h.reason)
-                    .unwrap_or_else(|_| "no reason given".into());
-                return Err(CallError::Rejected(reason));
-            }
-            other => {
-                tracing::debug!(from = %incoming.from, kind = ?other, "ignored while waiting for the answer")
-            }
-        }
-    }
-}
-
-async fn wait_offer(
-    client: &mut Client,
-    identity: &Identity,
-    decision: IncomingDecision,
-) -> Result<(SignedSdp, Instant), CallError> {
+    let deadline = tokio::time::Instant::now() + timeout;
     let me = identity.call_id();
+    let mut ignored = 0usize;
+    let mut last = String::new();
     loop {
-        let incoming = match client.recv().await {
-            None => {
+        let item = match tokio::time::timeout_at(deadline, client.recv()).await {
+            Err(_) if ignored == 0 => return Err(CallError::NoAnswer(timeout.as_secs_f64())),
+            Err(_) => {
+                return Err(CallError::NoValidAnswer {
+                    secs: timeout.as_secs_f64(),
+                    ignored,
+                    last,
+                })
+            }
+            Ok(None) => {
                 return Err(CallError::Signaling(
                     "the signaling server closed the connection".into(),
                 ))
             }
-            Some(Ok(i)) => i,
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "rejected a message that failed verification");
-                continue;
+            Ok(Some(item)) => item,
+        };
+        match dial_step(item, &me, peer, call_id, now_unix()) {
+            DialStep::Answer(answer) => return Ok(answer),
+            DialStep::End(e) => return Err(e),
+            DialStep::Ignore(why) => {
+                tracing::warn!(why = %why, "ignored while waiting for the answer");
+                ignored += 1;
+                last = why;
             }
-        };
-        if incoming.kind != EnvelopeKind::Offer {
-            tracing::debug!(from = %incoming.from, kind = ?incoming.kind, "ignored while waiting for a call");
-            continue;
         }
-        let started = Instant::now();
-        let offer = match SignedSdp::parse(&incoming.plaintext).and_then(|o| {
-            o.verify(&incoming.from, &me, None, Role::Offer, now_unix())?;
-            Ok(o)
-        }) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(from = %incoming.from, error = %e, "refused an offer that failed verification");
-                eprintln!(
-                    "refused a call from {}: the offer failed verification ({e})",
-                    incoming.from
-                );
-                continue;
-            }
-        };
-        let accept = match decision {
-            IncomingDecision::AutoAccept => true,
-            IncomingDecision::Prompt => prompt_accept(&me, &offer.from).await,
-        };
-        if accept {
-            return Ok((offer, started));
-        }
-        let body = serde_json::to_vec(&HangupBody {
-            call_id: offer.call_id,
-            reason: "declined".into(),
-        })
-        .unwrap_or_default();
-        let _ = client.send(&offer.from, EnvelopeKind::Reject, &body).await;
     }
-}
-
-/// Asks on the terminal whether to accept; declines when there is no terminal to ask.
-async fn prompt_accept(me: &CallId, from: &CallId) -> bool {
-    if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "incoming call from {from} declined: no terminal to ask (use --auto-accept in scripts)"
-        );
-        return false;
-    }
-    let (me, from) = (*me, *from);
-    tokio::task::spawn_blocking(move || {
-        eprintln!("incoming call from {from}");
-        eprintln!("safety number: {}", safety_number(&me, &from));
-        eprint!("accept? [y/N] ");
-        let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        matches!(line.trim(), "y" | "Y" | "yes")
-    })
-    .await
-    .unwrap_or(false)
 }
 
 fn announce(me: &CallId, peer: &CallId, opts: &CallOptions) {
     if opts.live_stats || opts.print_chat {
-        eprintln!("connected to {peer}");
+        match known_name(opts.known_peers.as_ref(), peer) {
+            Some(name) => eprintln!("connected to {name} ({peer})"),
+            None => eprintln!("connected to {peer}"),
+        }
         eprintln!(
             "safety number: {} (compare it by voice)",
             safety_number(me, peer)

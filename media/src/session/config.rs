@@ -35,6 +35,9 @@ pub struct SessionConfig {
     pub ice_disconnected_timeout: Duration,
     /// No traffic for this long after disconnection marks ICE failed.
     pub ice_failed_timeout: Duration,
+    /// Add the outgoing audio track. `false` for chat-only sessions: the offer then carries no
+    /// audio m-line, and [`super::Session::send_audio`] sends nothing.
+    pub audio: bool,
 }
 
 impl Default for SessionConfig {
@@ -45,6 +48,7 @@ impl Default for SessionConfig {
             candidate_scope: CandidateScope::All,
             ice_disconnected_timeout: Duration::from_secs(3),
             ice_failed_timeout: Duration::from_secs(6),
+            audio: true,
         }
     }
 }

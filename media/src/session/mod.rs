@@ -199,15 +199,18 @@ impl Session {
             "audio".to_owned(),
             "call".to_owned(),
         ));
-        let sender = pc
-            .add_track(Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>)
-            .await
-            .map_err(SessionError::webrtc("add the audio track"))?;
-        // RTCP must be read for interceptors (NACK, reports) to run.
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 1500];
-            while sender.read(&mut buf).await.is_ok() {}
-        });
+        // A chat-only session keeps the track unbound: writing to it then sends nothing.
+        if cfg.audio {
+            let sender = pc
+                .add_track(Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>)
+                .await
+                .map_err(SessionError::webrtc("add the audio track"))?;
+            // RTCP must be read for interceptors (NACK, reports) to run.
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1500];
+                while sender.read(&mut buf).await.is_ok() {}
+            });
+        }
 
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
         let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
