@@ -50,6 +50,8 @@ pub mod reason {
     pub const DECLINED: &str = "declined";
     /// The callee is already in a call.
     pub const BUSY: &str = "busy";
+    /// The caller gave up waiting for an answer.
+    pub const TIMEOUT: &str = "timeout";
 }
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;

@@ -167,12 +167,13 @@ impl ErrorCode {
         }
     }
 
-    /// `true` when the server closes the connection after sending this code.
+    /// `true` when the server always closes the connection after sending this code.
+    /// `too_large` is not among them: it closes only when the client's own message was over the
+    /// limit, not when it answers a `send` whose `deliver` frame would be (§13).
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
-            ErrorCode::TooLarge
-                | ErrorCode::AuthFailed
+            ErrorCode::AuthFailed
                 | ErrorCode::AuthTimeout
                 | ErrorCode::Replaced
                 | ErrorCode::TooSlow

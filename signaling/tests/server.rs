@@ -352,8 +352,10 @@ async fn client_refuses_to_send_oversize_envelopes() {
 async fn rate_limit_triggers_and_recovers() {
     init_tracing();
     let mut cfg = test_config();
+    // One token a second: the ten frames below go out long before a token comes back, even on a
+    // loaded machine (at 20/s a 50 ms stall refilled one and the count was off).
     cfg.limits.rate = RateLimit {
-        per_second: 20.0,
+        per_second: 1.0,
         burst: 3,
     };
     let server = start(cfg).await;
@@ -381,7 +383,7 @@ async fn rate_limit_triggers_and_recovers() {
         "two frames pass, one rate_limited report for the rest"
     );
     // Tokens come back; the connection was never closed.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     raw.send_text(r#"{"type":"turn"}"#).await;
     assert!(matches!(
         raw.next_frame().await,

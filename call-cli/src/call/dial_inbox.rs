@@ -18,7 +18,7 @@ use super::error::client_error_code;
 use super::CallError;
 
 /// Reason string of a reject that means "in another call" (`docs/protocol.md` §5.3).
-pub const BUSY_REASON: &str = "busy";
+pub const BUSY_REASON: &str = signaling::offer::reason::BUSY;
 
 /// What one message means for a call attempt.
 #[derive(Debug)]

@@ -63,7 +63,15 @@ pub(crate) async fn wait_offer(
         };
         match accepted {
             Asked::Accept => return WaitOffer::Accepted(Box::new(offer), started),
-            Asked::Decline => send_reject(client, &offer.from, offer.call_id, "declined").await,
+            Asked::Decline => {
+                send_reject(
+                    client,
+                    &offer.from,
+                    offer.call_id,
+                    signaling::offer::reason::DECLINED,
+                )
+                .await
+            }
             Asked::CallerGone => {}
             Asked::ConnectionLost => return WaitOffer::ConnectionLost,
         }

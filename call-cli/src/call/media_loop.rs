@@ -284,12 +284,12 @@ pub(crate) async fn run_media(
     if matches!(end, EndReason::DurationElapsed | EndReason::LocalHangup) {
         // Tell the peer both ways: the data channel is fastest, signaling works if media broke.
         let bye = ChatFrame::Bye {
-            reason: "hang-up".into(),
+            reason: signaling::offer::reason::HANG_UP.into(),
         };
         let _ = session.send_chat(Bytes::from(bye.encode())).await;
         let body = serde_json::to_vec(&HangupBody {
             call_id,
-            reason: "hang-up".into(),
+            reason: signaling::offer::reason::HANG_UP.into(),
         })
         .unwrap_or_default();
         let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;

@@ -18,9 +18,6 @@ use super::peer_name::known_name;
 use super::{now_unix, CallError, CallOptions, CallReport, IncomingDecision};
 use crate::terminal_text::escape;
 
-/// How long a signed offer or answer stays valid.
-const SDP_TTL_SECS: u64 = 60;
-
 /// Calls `peer` and runs the call until it ends.
 pub async fn dial(
     identity: Arc<Identity>,
@@ -62,7 +59,7 @@ pub async fn dial(
             // Tell the listener we gave up, so its prompt ends with a missed call.
             let body = HangupBody {
                 call_id,
-                reason: "timeout".into(),
+                reason: signaling::offer::reason::TIMEOUT.into(),
             }
             .to_json();
             let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;
@@ -210,7 +207,7 @@ async fn send_signed_sdp(
         call_id,
         role,
         sdp,
-        now_unix() + SDP_TTL_SECS,
+        now_unix() + signaling::offer::SDP_TTL_SECS,
     )
     .map_err(|e| CallError::Verification(e.to_string()))?;
     let kind = match role {
