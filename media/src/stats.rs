@@ -2,7 +2,8 @@
 //!
 //! [`ReceiveCounter`] follows RFC 3550 (appendix A.1 and A.8): extended sequence numbers for
 //! expected/lost counts and the interarrival jitter estimate. The call loop feeds it every RTP
-//! packet with its arrival time; webrtc-rs supplies the round-trip time.
+//! packet with its arrival time; webrtc-rs supplies the round-trip time, labelled with its
+//! [`RttSource`].
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,10 @@ use serde::Serialize;
 pub struct CallStats {
     /// Seconds since the call connected.
     pub elapsed_s: f64,
-    /// Round-trip time of the selected ICE pair, milliseconds.
+    /// Round-trip time, milliseconds; [`CallStats::rtt_source`] says how it was measured.
     pub rtt_ms: Option<f64>,
+    /// Where [`CallStats::rtt_ms`] came from.
+    pub rtt_source: Option<RttSource>,
     /// Local candidate type in use ("host", "relay").
     pub candidate_type: Option<String>,
     /// Audio packets sent.
@@ -49,13 +52,60 @@ pub struct CallStats {
     pub first_audio_ms: Option<f64>,
 }
 
+/// How a round-trip time was measured, from the most to the least preferred.
+///
+/// Transport measurements (RTCP, ICE) see the network path; the data-channel ping also includes
+/// the peer's SCTP stack and event loop (an aiortc peer on loopback answered it in 400–750 ms
+/// while RTCP said under a millisecond), so it is only a fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RttSource {
+    /// A ping/pong on the chat data channel (SCTP over DTLS), timed by the call loop.
+    DataChannel,
+    /// ICE consent/connectivity checks on the selected candidate pair (STUN round trips).
+    Ice,
+    /// RTCP receiver reports about our audio: arrival time minus LSR minus DLSR (RFC 3550 6.4.1).
+    Rtcp,
+}
+
+impl RttSource {
+    /// Short label for a terminal line.
+    pub fn label(self) -> &'static str {
+        match self {
+            RttSource::DataChannel => "dc",
+            RttSource::Ice => "ice",
+            RttSource::Rtcp => "rtcp",
+        }
+    }
+}
+
+/// One round-trip time measurement and how it was taken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rtt {
+    /// The round-trip time.
+    pub value: Duration,
+    /// How it was measured.
+    pub source: RttSource,
+}
+
 impl CallStats {
+    /// Records an RTT measurement unless a preferred source has already given one: a transport
+    /// measurement replaces a data-channel one, never the other way round.
+    pub fn offer_rtt(&mut self, rtt: Rtt) {
+        if self.rtt_source.is_some_and(|current| current > rtt.source) {
+            return;
+        }
+        self.rtt_ms = Some(rtt.value.as_secs_f64() * 1e3);
+        self.rtt_source = Some(rtt.source);
+    }
+
     /// One line for a terminal.
     pub fn line(&self) -> String {
-        let rtt = self
-            .rtt_ms
-            .map(|r| format!("{r:.1} ms"))
-            .unwrap_or_else(|| "-".into());
+        let rtt = match (self.rtt_ms, self.rtt_source) {
+            (Some(r), Some(src)) => format!("{r:.1} ms ({})", src.label()),
+            (Some(r), None) => format!("{r:.1} ms"),
+            _ => "-".into(),
+        };
         format!(
             "[{:>5.1}s] rtt {rtt} | rx {} pkts, lost {} ({:.1}%), jitter {:.1} ms | {:.1} kbps up, {:.1} kbps down | level {:.1} dBFS | buffer {:.0}/{:.0} ms | fec {} plc {}",
             self.elapsed_s,
@@ -204,6 +254,31 @@ mod tests {
         }
         assert!(even.jitter() < Duration::from_micros(100));
         assert!(uneven.jitter() > Duration::from_millis(5));
+    }
+
+    #[test]
+    fn transport_rtt_wins_over_data_channel_and_is_labelled() {
+        let mut s = CallStats::default();
+        let ms = |v| Duration::from_micros(v);
+        s.offer_rtt(Rtt {
+            value: ms(500_000),
+            source: RttSource::DataChannel,
+        });
+        assert_eq!(s.rtt_source, Some(RttSource::DataChannel));
+        s.offer_rtt(Rtt {
+            value: ms(1_500),
+            source: RttSource::Rtcp,
+        });
+        // A later, slower data-channel ping does not hide the RTCP measurement.
+        s.offer_rtt(Rtt {
+            value: ms(600_000),
+            source: RttSource::DataChannel,
+        });
+        assert_eq!(s.rtt_source, Some(RttSource::Rtcp));
+        assert_eq!(s.rtt_ms, Some(1.5));
+        assert!(s.line().contains("rtt 1.5 ms (rtcp)"), "{}", s.line());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["rtt_source"], "rtcp");
     }
 
     /// Regression (issue 7 item 13): jumps of just under half the sequence space used to

@@ -10,7 +10,7 @@ use media::codec::opus::{EncoderConfig, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_B
 use media::jitter::audio::AudioPacket;
 use media::netsim::trace::TraceRecorder;
 use media::session::{Session, SessionEvent};
-use media::stats::{CallStats, ReceiveCounter};
+use media::stats::{CallStats, ReceiveCounter, Rtt, RttSource};
 use native::{AudioSink, AudioSource};
 use signaling::client::Client;
 use signaling::envelope::EnvelopeKind;
@@ -172,7 +172,7 @@ pub(crate) async fn run_media(
                     Ok(ChatFrame::Pong { n }) => {
                         if let Some((sent_n, at)) = ping_out.take() {
                             if sent_n == n {
-                                stats.rtt_ms = Some(at.elapsed().as_secs_f64() * 1e3);
+                                stats.offer_rtt(Rtt { value: at.elapsed(), source: RttSource::DataChannel });
                             }
                         }
                     }
@@ -215,8 +215,8 @@ pub(crate) async fn run_media(
             _ = stats_tick.tick() => {
                 let transport = session.transport_stats().await;
                 stats.elapsed_s = connected_at.elapsed().as_secs_f64();
-                if let Some(rtt) = transport.rtt {
-                    stats.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
+                if let Some(rtt) = transport.rtt_measurement() {
+                    stats.offer_rtt(rtt);
                 }
                 if chat_open {
                     // RTT over the data channel: what a chat message actually experiences.
