@@ -50,6 +50,10 @@ pub struct CallStats {
     pub late_loss_rate: f64,
     /// Time from the start of dialing (or of answering) to the first decoded audio frame, ms.
     pub first_audio_ms: Option<f64>,
+    /// Chat frames of a type this version does not know, ignored (docs/protocol.md §19.4).
+    pub chat_frames_ignored: u64,
+    /// Chat frames dropped as malformed or over a limit (docs/protocol.md §19.4).
+    pub chat_frames_malformed: u64,
 }
 
 /// How a round-trip time was measured, from the most to the least preferred.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media::chat::ChatFrame;
+use media::chat::{ChatError, ChatFrame};
 use media::codec::opus::{EncoderConfig, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES};
 use media::jitter::audio::AudioPacket;
 use media::netsim::trace::TraceRecorder;
@@ -177,7 +177,14 @@ pub(crate) async fn run_media(
                         }
                     }
                     Ok(ChatFrame::Bye { .. }) => break EndReason::RemoteHangup,
-                    Err(e) => tracing::warn!(error = %e, "dropped a malformed chat frame"),
+                    Err(ChatError::UnknownType(t)) => {
+                        stats.chat_frames_ignored += 1;
+                        tracing::debug!(frame_type = ?t, "ignored a chat frame of unknown type");
+                    }
+                    Err(e) => {
+                        stats.chat_frames_malformed += 1;
+                        tracing::warn!(error = %e, "dropped a malformed chat frame");
+                    }
                 },
                 Some(SessionEvent::ChatClosed) => break EndReason::RemoteHangup,
                 None => break EndReason::ConnectionLost,
