@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use media::codec::opus::{
-    EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES,
+    CodecError, EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES,
 };
 use media::jitter::audio::{render, AudioJitterBuffer, JitterConfig, Playout};
 use media::netsim::evaluate::{arrivals_with, drive, PullClock};
@@ -83,6 +83,26 @@ pub fn through_network(
     seed: u64,
     use_fec: bool,
 ) -> anyhow::Result<(Vec<i16>, f64, f64)> {
+    through_network_with(packets, profile, seed, use_fec, Concealment::Classic)
+}
+
+/// Which packet-loss concealment decodes lost frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concealment {
+    /// The `media` decoder (libopus classic PLC), as in a live call.
+    Classic,
+    /// libopus deep PLC (decoder complexity 5); needs the `deep-plc` feature.
+    Deep,
+}
+
+/// [`through_network`] with a choice of concealment.
+pub fn through_network_with(
+    packets: &[Bytes],
+    profile: &Profile,
+    seed: u64,
+    use_fec: bool,
+    concealment: Concealment,
+) -> anyhow::Result<(Vec<i16>, f64, f64)> {
     let trace = Trace::synthesize(
         profile,
         seed,
@@ -100,7 +120,24 @@ pub fn through_network(
         use_fec,
         ..JitterConfig::default()
     });
-    let mut dec = OpusDecoder::new()?;
+    let mut classic = OpusDecoder::new()?;
+    #[cfg(feature = "deep-plc")]
+    let mut deep = crate::deep_plc::DeepPlcDecoder::new()?;
+    #[cfg(not(feature = "deep-plc"))]
+    anyhow::ensure!(
+        concealment == Concealment::Classic,
+        "deep PLC needs the benches crate's `deep-plc` feature"
+    );
+    let mut decode = |playout: &Playout, frame: &mut [i16]| -> Result<(), CodecError> {
+        match concealment {
+            #[cfg(feature = "deep-plc")]
+            Concealment::Deep => {
+                deep.render(playout, frame);
+                Ok(())
+            }
+            _ => render(&mut classic, playout, frame).map(|_| ()),
+        }
+    };
     let mut out = vec![0i16; packets.len() * FRAME_SAMPLES];
     let mut frame = vec![0i16; FRAME_SAMPLES];
     let (mut frames, mut concealed, mut fec) = (0u64, 0u64, 0u64);
@@ -111,7 +148,7 @@ pub fn through_network(
         PullClock::default(),
         Instant::now(),
         |_, playout| {
-            if let Err(e) = render(&mut dec, playout, &mut frame) {
+            if let Err(e) = decode(playout, &mut frame) {
                 error.get_or_insert(e);
                 return;
             }
@@ -261,8 +298,12 @@ pub fn wav_name(profile: &str, fec: bool) -> String {
     } else {
         profile
     };
+    let profile = profile.replace(' ', "_");
     format!("{profile}_fec-{}", if fec { "on" } else { "off" })
 }
+
+/// Loss profiles also run with deep PLC (feature `deep-plc`): rows named `<profile> deep-PLC`.
+pub const DEEP_PLC_PROFILES: [&str; 4] = ["loss5", "loss10", "loss20", "bursty"];
 
 /// Name of the reference signal's WAV file in the WAV directory.
 pub const REFERENCE_WAV: &str = "reference.wav";
@@ -329,17 +370,29 @@ pub fn quality_table(
         ));
         encoded.insert(fec, packets);
     }
-    for profile in Profile::all() {
+    let mut runs: Vec<(String, Profile, Concealment)> = Profile::all()
+        .into_iter()
+        .map(|p| (p.name.clone(), p, Concealment::Classic))
+        .collect();
+    if cfg!(feature = "deep-plc") {
+        for name in DEEP_PLC_PROFILES {
+            if let Some(p) = Profile::by_name(name) {
+                runs.push((format!("{name} deep-PLC"), p, Concealment::Deep));
+            }
+        }
+    }
+    for (name, profile, concealment) in runs {
         for fec in [true, false] {
             let packets = &encoded[&fec];
-            let (out, concealed_rate, fec_rate) = through_network(packets, &profile, seed, fec)?;
+            let (out, concealed_rate, fec_rate) =
+                through_network_with(packets, &profile, seed, fec, concealment)?;
             let (snr_db, lsd_db) = score(&signal, &out, lag);
             if let Some(dir) = wav_dir {
-                let path = dir.join(format!("{}.wav", wav_name(&profile.name, fec)));
+                let path = dir.join(format!("{}.wav", wav_name(&name, fec)));
                 write_wav(&path, &aligned(&out, lag))?;
             }
             rows.push((
-                profile.name.clone(),
+                name.clone(),
                 fec,
                 Score {
                     snr_db,
