@@ -339,6 +339,13 @@ fn audio_section(
              ceiling for this signal and bitrate.\n",
         );
     }
+    if rows.iter().any(|(p, _, _)| p.ends_with("deep-PLC")) {
+        t.push_str(
+            "\nRows `<profile> deep-PLC`: the same trace and packets, lost frames concealed by \
+             libopus 1.6 deep PLC (decoder complexity 5, DNN built in; benches feature \
+             `deep-plc`) instead of the classic PLC that `media` uses in calls.\n",
+        );
+    }
     t.push_str(if pesq.is_some() {
         "\n| profile | FEC | SNR (dB) | LSD (dB) | PESQ WB | concealed | FEC-recovered |\n\
          |---|---|---:|---:|---:|---:|---:|\n"
