@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build needs (idempotent). Safe to run repeatedly.
-#   cmake          -> opus (audiopus_sys builds libopus)
+#   cmake          -> opus (opusic-sys builds libopus 1.6)
 #   nasm           -> openh264 fast assembly paths (without it the encoder is ~3.5x slower)
 #   libclang-dev   -> nokhwa (bindgen)
 #   libasound2-dev -> cpal (ALSA)

@@ -5,13 +5,18 @@
 //! Output frames are placed by RTP timestamp, so frames inserted to grow the delay are left out
 //! and dropped frames count as silence; the codec's own delay is measured once on the loss-free
 //! path and removed.
+//!
+//! With a WAV directory, [`quality_table`] also writes the reference and every decoded signal
+//! (delay removed, 48 kHz mono 16-bit) so a perceptual metric can score them:
+//! `scripts/quality-score.sh` runs wideband PESQ (ITU-T P.862.2) on them.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use media::codec::opus::{
-    EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES,
+    CodecError, EncoderConfig, OpusDecoder, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES,
 };
 use media::jitter::audio::{render, AudioJitterBuffer, JitterConfig, Playout};
 use media::netsim::evaluate::{arrivals_with, drive, PullClock};
@@ -78,6 +83,26 @@ pub fn through_network(
     seed: u64,
     use_fec: bool,
 ) -> anyhow::Result<(Vec<i16>, f64, f64)> {
+    through_network_with(packets, profile, seed, use_fec, Concealment::Classic)
+}
+
+/// Which packet-loss concealment decodes lost frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Concealment {
+    /// The `media` decoder (libopus classic PLC), as in a live call.
+    Classic,
+    /// libopus deep PLC (decoder complexity 5); needs the `deep-plc` feature.
+    Deep,
+}
+
+/// [`through_network`] with a choice of concealment.
+pub fn through_network_with(
+    packets: &[Bytes],
+    profile: &Profile,
+    seed: u64,
+    use_fec: bool,
+    concealment: Concealment,
+) -> anyhow::Result<(Vec<i16>, f64, f64)> {
     let trace = Trace::synthesize(
         profile,
         seed,
@@ -95,7 +120,24 @@ pub fn through_network(
         use_fec,
         ..JitterConfig::default()
     });
-    let mut dec = OpusDecoder::new()?;
+    let mut classic = OpusDecoder::new()?;
+    #[cfg(feature = "deep-plc")]
+    let mut deep = crate::deep_plc::DeepPlcDecoder::new()?;
+    #[cfg(not(feature = "deep-plc"))]
+    anyhow::ensure!(
+        concealment == Concealment::Classic,
+        "deep PLC needs the benches crate's `deep-plc` feature"
+    );
+    let mut decode = |playout: &Playout, frame: &mut [i16]| -> Result<(), CodecError> {
+        match concealment {
+            #[cfg(feature = "deep-plc")]
+            Concealment::Deep => {
+                deep.render(playout, frame);
+                Ok(())
+            }
+            _ => render(&mut classic, playout, frame).map(|_| ()),
+        }
+    };
     let mut out = vec![0i16; packets.len() * FRAME_SAMPLES];
     let mut frame = vec![0i16; FRAME_SAMPLES];
     let (mut frames, mut concealed, mut fec) = (0u64, 0u64, 0u64);
@@ -106,7 +148,7 @@ pub fn through_network(
         PullClock::default(),
         Instant::now(),
         |_, playout| {
-            if let Err(e) = render(&mut dec, playout, &mut frame) {
+            if let Err(e) = decode(playout, &mut frame) {
                 error.get_or_insert(e);
                 return;
             }
@@ -249,10 +291,58 @@ fn fft(re: &mut [f64], im: &mut [f64]) {
     }
 }
 
+/// File name (without `.wav`) of one row's decoded signal: `codec-only_fec-on`, `loss5_fec-off`.
+pub fn wav_name(profile: &str, fec: bool) -> String {
+    let profile = if profile.starts_with("none") {
+        "codec-only"
+    } else {
+        profile
+    };
+    let profile = profile.replace(' ', "_");
+    format!("{profile}_fec-{}", if fec { "on" } else { "off" })
+}
+
+/// Loss profiles also run with deep PLC (feature `deep-plc`): rows named `<profile> deep-PLC`.
+pub const DEEP_PLC_PROFILES: [&str; 4] = ["loss5", "loss10", "loss20", "bursty"];
+
+/// Name of the reference signal's WAV file in the WAV directory.
+pub const REFERENCE_WAV: &str = "reference.wav";
+
+/// Writes `pcm` (48 kHz mono) to `path` as 16-bit PCM WAV.
+fn write_wav(path: &Path, pcm: &[i16]) -> anyhow::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for &s in pcm {
+        w.write_sample(s)?;
+    }
+    w.finalize()?;
+    Ok(())
+}
+
 /// Scores for every profile with FEC on and off, plus the codec-only reference (profile
-/// `none`), in table order.
-pub fn quality_table(seconds: u64, seed: u64) -> anyhow::Result<Vec<(String, bool, Score)>> {
+/// `none`), in table order. With `wav_dir`, also writes [`REFERENCE_WAV`] and one
+/// [`wav_name`]`.wav` per row there, aligned to the reference.
+pub fn quality_table(
+    seconds: u64,
+    seed: u64,
+    wav_dir: Option<&Path>,
+) -> anyhow::Result<Vec<(String, bool, Score)>> {
     let signal = test_signal(seconds);
+    if let Some(dir) = wav_dir {
+        std::fs::create_dir_all(dir)?;
+        write_wav(&dir.join(REFERENCE_WAV), &signal)?;
+    }
+    // Decoded output with the codec delay removed, cut to the reference's length.
+    let aligned = |decoded: &[i16], lag: usize| -> Vec<i16> {
+        let mut v: Vec<i16> = decoded.iter().skip(lag).copied().collect();
+        v.resize(signal.len(), 0);
+        v
+    };
     let mut rows = Vec::new();
     let mut encoded: HashMap<bool, Vec<Bytes>> = HashMap::new();
     let mut lag = 0;
@@ -263,8 +353,13 @@ pub fn quality_table(seconds: u64, seed: u64) -> anyhow::Result<Vec<(String, boo
             lag = codec_delay(&signal, &clean);
         }
         let (snr_db, lsd_db) = score(&signal, &clean, lag);
+        let profile = "none (codec only)".to_owned();
+        if let Some(dir) = wav_dir {
+            let path = dir.join(format!("{}.wav", wav_name(&profile, fec)));
+            write_wav(&path, &aligned(&clean, lag))?;
+        }
         rows.push((
-            "none (codec only)".to_owned(),
+            profile,
             fec,
             Score {
                 snr_db,
@@ -275,13 +370,29 @@ pub fn quality_table(seconds: u64, seed: u64) -> anyhow::Result<Vec<(String, boo
         ));
         encoded.insert(fec, packets);
     }
-    for profile in Profile::all() {
+    let mut runs: Vec<(String, Profile, Concealment)> = Profile::all()
+        .into_iter()
+        .map(|p| (p.name.clone(), p, Concealment::Classic))
+        .collect();
+    if cfg!(feature = "deep-plc") {
+        for name in DEEP_PLC_PROFILES {
+            if let Some(p) = Profile::by_name(name) {
+                runs.push((format!("{name} deep-PLC"), p, Concealment::Deep));
+            }
+        }
+    }
+    for (name, profile, concealment) in runs {
         for fec in [true, false] {
             let packets = &encoded[&fec];
-            let (out, concealed_rate, fec_rate) = through_network(packets, &profile, seed, fec)?;
+            let (out, concealed_rate, fec_rate) =
+                through_network_with(packets, &profile, seed, fec, concealment)?;
             let (snr_db, lsd_db) = score(&signal, &out, lag);
+            if let Some(dir) = wav_dir {
+                let path = dir.join(format!("{}.wav", wav_name(&name, fec)));
+                write_wav(&path, &aligned(&out, lag))?;
+            }
             rows.push((
-                profile.name.clone(),
+                name.clone(),
                 fec,
                 Score {
                     snr_db,
@@ -308,6 +419,36 @@ mod tests {
         fft(&mut re, &mut im);
         assert!((re[5] - 32.0).abs() < 1e-9 && im[5].abs() < 1e-9);
         assert!(re[6].abs() < 1e-9);
+    }
+
+    /// Every table row has its WAV, aligned to and as long as the reference, so a perceptual
+    /// scorer compares like with like.
+    #[test]
+    fn wav_files_match_the_table() {
+        let dir = std::env::temp_dir().join(format!("call-quality-wavs-{}", std::process::id()));
+        let rows = quality_table(1, 7, Some(&dir)).unwrap();
+        let read = |name: &str| {
+            let r = hound::WavReader::open(dir.join(name)).unwrap();
+            assert_eq!((r.spec().sample_rate, r.spec().channels), (48_000, 1));
+            r.into_samples::<i16>()
+                .map(Result::unwrap)
+                .collect::<Vec<_>>()
+        };
+        let reference = read(REFERENCE_WAV);
+        assert_eq!(reference, test_signal(1));
+        for (profile, fec, _) in &rows {
+            let decoded = read(&format!("{}.wav", wav_name(profile, *fec)));
+            assert_eq!(decoded.len(), reference.len(), "{profile} fec {fec}");
+        }
+        // The codec-only decode is aligned: scored at lag 0 it matches the table's SNR.
+        let clean = read(&format!("{}.wav", wav_name("none (codec only)", false)));
+        let (snr, _) = score(&reference, &clean, 0);
+        assert!(
+            (snr - rows[1].2.snr_db).abs() < 0.5,
+            "{snr} vs {}",
+            rows[1].2.snr_db
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Benchmarks and report binaries for the `call` engine.
 
 pub mod audio_quality;
+#[cfg(feature = "deep-plc")]
+pub mod deep_plc;
 pub mod fixed_delay;
 pub mod vowels;

@@ -2,7 +2,8 @@
 //!
 //! [`ReceiveCounter`] follows RFC 3550 (appendix A.1 and A.8): extended sequence numbers for
 //! expected/lost counts and the interarrival jitter estimate. The call loop feeds it every RTP
-//! packet with its arrival time; webrtc-rs supplies the round-trip time.
+//! packet with its arrival time; webrtc-rs supplies the round-trip time, labelled with its
+//! [`RttSource`].
 
 use std::time::{Duration, Instant};
 
@@ -13,8 +14,10 @@ use serde::Serialize;
 pub struct CallStats {
     /// Seconds since the call connected.
     pub elapsed_s: f64,
-    /// Round-trip time of the selected ICE pair, milliseconds.
+    /// Round-trip time, milliseconds; [`CallStats::rtt_source`] says how it was measured.
     pub rtt_ms: Option<f64>,
+    /// Where [`CallStats::rtt_ms`] came from.
+    pub rtt_source: Option<RttSource>,
     /// Local candidate type in use ("host", "relay").
     pub candidate_type: Option<String>,
     /// Audio packets sent.
@@ -47,15 +50,71 @@ pub struct CallStats {
     pub late_loss_rate: f64,
     /// Time from the start of dialing (or of answering) to the first decoded audio frame, ms.
     pub first_audio_ms: Option<f64>,
+    /// Chat frames of a type this version does not know, ignored (docs/protocol.md §19.4).
+    pub chat_frames_ignored: u64,
+    /// Chat frames dropped as malformed or over a limit (docs/protocol.md §19.4).
+    pub chat_frames_malformed: u64,
+}
+
+/// How a round-trip time was measured, from the most to the least preferred.
+///
+/// Transport measurements (RTCP, ICE) see the network path; the data-channel ping also includes
+/// the peer's SCTP stack and event loop (an aiortc peer on loopback answered it in 400–750 ms
+/// while RTCP said under a millisecond), so it is only a fallback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RttSource {
+    /// A ping/pong on the chat data channel (SCTP over DTLS), timed by the call loop.
+    DataChannel,
+    /// ICE consent/connectivity checks on the selected candidate pair (STUN round trips).
+    Ice,
+    /// RTCP receiver reports about our audio: arrival time minus LSR minus DLSR (RFC 3550 6.4.1).
+    Rtcp,
+}
+
+impl RttSource {
+    /// Short label for a terminal line.
+    pub fn label(self) -> &'static str {
+        match self {
+            RttSource::DataChannel => "dc",
+            RttSource::Ice => "ice",
+            RttSource::Rtcp => "rtcp",
+        }
+    }
+}
+
+/// One round-trip time measurement and how it was taken.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rtt {
+    /// The round-trip time.
+    pub value: Duration,
+    /// How it was measured.
+    pub source: RttSource,
 }
 
 impl CallStats {
+    /// Records an RTT measurement unless a preferred source has already given one: a transport
+    /// measurement replaces a data-channel one, never the other way round.
+    pub fn offer_rtt(&mut self, rtt: Rtt) {
+        if self.rtt_source.is_some_and(|current| current > rtt.source) {
+            return;
+        }
+        self.rtt_ms = Some(rtt.value.as_secs_f64() * 1e3);
+        self.rtt_source = Some(rtt.source);
+    }
+
+    /// The RTT with its source, as shown on the live line: `3.3 ms (rtcp)`, or `-`.
+    pub fn rtt_text(&self) -> String {
+        match (self.rtt_ms, self.rtt_source) {
+            (Some(r), Some(src)) => format!("{r:.1} ms ({})", src.label()),
+            (Some(r), None) => format!("{r:.1} ms"),
+            _ => "-".into(),
+        }
+    }
+
     /// One line for a terminal.
     pub fn line(&self) -> String {
-        let rtt = self
-            .rtt_ms
-            .map(|r| format!("{r:.1} ms"))
-            .unwrap_or_else(|| "-".into());
+        let rtt = self.rtt_text();
         format!(
             "[{:>5.1}s] rtt {rtt} | rx {} pkts, lost {} ({:.1}%), jitter {:.1} ms | {:.1} kbps up, {:.1} kbps down | level {:.1} dBFS | buffer {:.0}/{:.0} ms | fec {} plc {}",
             self.elapsed_s,
@@ -78,8 +137,11 @@ impl CallStats {
 #[derive(Clone, Debug)]
 pub struct ReceiveCounter {
     clock_rate: u32,
-    base_seq: Option<u32>,
-    max_ext_seq: u32,
+    /// Extended (cycle-counting) sequence numbers are 64-bit: a peer that jumps ahead by
+    /// almost half the sequence space on every packet would overflow 32 bits after ~131,000
+    /// packets; 64 bits take longer than any call lasts.
+    base_seq: Option<u64>,
+    max_ext_seq: u64,
     received: u64,
     bytes: u64,
     jitter: f64,
@@ -104,34 +166,29 @@ impl ReceiveCounter {
 
     /// Accounts one packet that arrived at `arrival`.
     pub fn on_packet(&mut self, seq: u16, rtp_ts: u32, payload_len: usize, arrival: Instant) {
-        self.received += 1;
-        self.bytes += payload_len as u64;
+        self.received = self.received.saturating_add(1);
+        self.bytes = self.bytes.saturating_add(payload_len as u64);
         match self.base_seq {
             None => {
-                self.base_seq = Some(u32::from(seq));
-                self.max_ext_seq = u32::from(seq);
+                self.base_seq = Some(u64::from(seq));
+                self.max_ext_seq = u64::from(seq);
             }
             Some(_) => {
-                let cycles = self.max_ext_seq & !0xFFFF;
                 let max16 = self.max_ext_seq as u16;
                 let delta = seq.wrapping_sub(max16);
                 if delta != 0 && delta < 0x8000 {
-                    // Newer than anything seen; may have wrapped.
-                    let ext = if seq < max16 {
-                        cycles + 0x1_0000
-                    } else {
-                        cycles
-                    } | u32::from(seq);
-                    self.max_ext_seq = ext;
+                    // Newer than anything seen (at most half the sequence space ahead, RFC 3550
+                    // A.1), possibly across a wrap: advance by the 16-bit distance.
+                    self.max_ext_seq = self.max_ext_seq.saturating_add(u64::from(delta));
                 }
             }
         }
         let origin = *self.origin.get_or_insert(arrival);
         let arrival_units =
             (arrival.duration_since(origin).as_secs_f64() * f64::from(self.clock_rate)) as i64;
-        let transit = arrival_units - i64::from(rtp_ts);
+        let transit = arrival_units.saturating_sub(i64::from(rtp_ts));
         if let Some(last) = self.last_transit {
-            let d = (transit - last).abs() as f64;
+            let d = transit.saturating_sub(last).unsigned_abs() as f64;
             self.jitter += (d - self.jitter) / 16.0;
         }
         self.last_transit = Some(transit);
@@ -151,13 +208,15 @@ impl ReceiveCounter {
     pub fn expected(&self) -> u64 {
         match self.base_seq {
             None => 0,
-            Some(base) => u64::from(self.max_ext_seq - base) + 1,
+            // max_ext_seq never moves below base_seq, so the subtraction cannot wrap.
+            Some(base) => self.max_ext_seq.saturating_sub(base).saturating_add(1),
         }
     }
 
     /// Cumulative packets lost (may be negative with duplicates, as in RFC 3550).
     pub fn lost(&self) -> i64 {
-        self.expected() as i64 - self.received as i64
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        clamp(self.expected()).saturating_sub(clamp(self.received))
     }
 
     /// Interarrival jitter.
@@ -207,6 +266,50 @@ mod tests {
     }
 
     #[test]
+    fn transport_rtt_wins_over_data_channel_and_is_labelled() {
+        let mut s = CallStats::default();
+        let ms = |v| Duration::from_micros(v);
+        s.offer_rtt(Rtt {
+            value: ms(500_000),
+            source: RttSource::DataChannel,
+        });
+        assert_eq!(s.rtt_source, Some(RttSource::DataChannel));
+        s.offer_rtt(Rtt {
+            value: ms(1_500),
+            source: RttSource::Rtcp,
+        });
+        // A later, slower data-channel ping does not hide the RTCP measurement.
+        s.offer_rtt(Rtt {
+            value: ms(600_000),
+            source: RttSource::DataChannel,
+        });
+        assert_eq!(s.rtt_source, Some(RttSource::Rtcp));
+        assert_eq!(s.rtt_ms, Some(1.5));
+        assert!(s.line().contains("rtt 1.5 ms (rtcp)"), "{}", s.line());
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["rtt_source"], "rtcp");
+    }
+
+    /// Regression (issue 7 item 13): jumps of just under half the sequence space used to
+    /// overflow the 32-bit extended sequence number (a panic in debug builds, a bogus count in
+    /// release) after about 131,000 packets.
+    #[test]
+    fn many_large_forward_jumps_do_not_overflow() {
+        let t0 = Instant::now();
+        let mut c = ReceiveCounter::new(48_000);
+        let jump = 0x7FFFu16;
+        let packets = 140_000u64;
+        let mut seq = 0u16;
+        for _ in 0..packets {
+            c.on_packet(seq, 0, 1, t0);
+            seq = seq.wrapping_add(jump);
+        }
+        let expected = (packets - 1) * u64::from(jump) + 1;
+        assert_eq!(c.expected(), expected);
+        assert_eq!(c.lost(), (expected - packets) as i64);
+    }
+
+    #[test]
     fn reordered_packet_does_not_move_highest_backwards() {
         let t0 = Instant::now();
         let mut c = ReceiveCounter::new(48_000);
@@ -215,5 +318,39 @@ mod tests {
         c.on_packet(11, 960, 1, t0);
         assert_eq!(c.expected(), 3);
         assert_eq!(c.lost(), 0);
+    }
+
+    proptest::proptest! {
+        /// Any packet sequence (forward jumps, reordering, duplicates, wild timestamps and
+        /// arrival times) is counted without panicking, and the extended highest sequence number
+        /// equals the sum of the forward 16-bit steps, as a model computes it independently.
+        #[test]
+        fn arbitrary_streams_never_overflow(
+            first in proptest::prelude::any::<u16>(),
+            steps in proptest::collection::vec(
+                (proptest::prelude::any::<u16>(), proptest::prelude::any::<u32>(), 0u64..10_000_000),
+                0..400,
+            ),
+        ) {
+            let t0 = Instant::now();
+            let mut c = ReceiveCounter::new(48_000);
+            c.on_packet(first, 0, 0, t0);
+            let (mut model_max, mut model_last16) = (0u64, first);
+            for (i, &(step, ts, at_us)) in steps.iter().enumerate() {
+                let seq = model_last16.wrapping_add(step);
+                // Quadruple every step on odd packets so large jumps repeat often.
+                let seq = if i % 2 == 1 { seq.wrapping_add(step.wrapping_mul(3)) } else { seq };
+                let delta = seq.wrapping_sub(model_last16);
+                if delta != 0 && delta < 0x8000 {
+                    model_max += u64::from(delta);
+                    model_last16 = seq;
+                }
+                c.on_packet(seq, ts, usize::MAX, t0 + Duration::from_micros(at_us));
+                let _ = c.jitter();
+            }
+            proptest::prop_assert_eq!(c.expected(), model_max + 1);
+            proptest::prop_assert_eq!(c.received(), steps.len() as u64 + 1);
+            proptest::prop_assert_eq!(c.lost(), (model_max + 1) as i64 - (steps.len() as i64 + 1));
+        }
     }
 }

@@ -5,8 +5,15 @@
 //! Run: `cargo run --release -p benches --bin jitter-report [-- --seconds 60 --seeds 3
 //! --audio-seconds 20 --no-write]`; `-- --trace FILE` instead evaluates a recorded trace (see
 //! `media::netsim::trace` for the format) and prints its table without writing anything.
+//!
+//! Perceptual scoring (`scripts/quality-score.sh` does all three steps): `-- --audio-only
+//! --wav-dir DIR` computes only the audio quality table and writes its WAV files to DIR (nothing
+//! else is written); a scorer writes `name<TAB>score` lines; `-- --pesq FILE` adds those scores
+//! as a column of the audio quality table.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -60,6 +67,26 @@ fn main() -> anyhow::Result<()> {
     }
     let seconds = value("--seconds", 60)?;
     let seeds = value("--seeds", 3)?;
+    let audio_seconds = value("--audio-seconds", 20)?;
+    let path_arg = |name: &str| -> anyhow::Result<Option<PathBuf>> {
+        flag(name)
+            .map(|i| {
+                args.get(i + 1)
+                    .map(PathBuf::from)
+                    .context(format!("{name} needs a path"))
+            })
+            .transpose()
+    };
+    let wav_dir = path_arg("--wav-dir")?;
+    let pesq = match path_arg("--pesq")? {
+        Some(path) => Some(read_scores(&path)?),
+        None => None,
+    };
+    if flag("--audio-only").is_some() {
+        let audio = audio_quality::quality_table(audio_seconds, 7, wav_dir.as_deref())?;
+        print!("{}", audio_section(&audio, audio_seconds, pesq.as_ref()));
+        return Ok(());
+    }
     let write = flag("--no-write").is_none();
 
     let origin = Instant::now();
@@ -99,9 +126,8 @@ fn main() -> anyhow::Result<()> {
 
     md.push_str(&cost_section());
 
-    let audio_seconds = value("--audio-seconds", 20)?;
-    let audio = audio_quality::quality_table(audio_seconds, 7)?;
-    md.push_str(&audio_section(&audio, audio_seconds));
+    let audio = audio_quality::quality_table(audio_seconds, 7, wav_dir.as_deref())?;
+    md.push_str(&audio_section(&audio, audio_seconds, pesq.as_ref()));
     print!("{md}");
 
     if write {
@@ -269,8 +295,33 @@ fn document(body: &str) -> String {
     )
 }
 
-/// The "Audio quality under loss" section: FEC on vs off per profile.
-fn audio_section(rows: &[(String, bool, Score)], seconds: u64) -> String {
+/// Perceptual scores by WAV name (see [`audio_quality::wav_name`]): lines `name<TAB>score`,
+/// `#` comments ignored.
+fn read_scores(path: &Path) -> anyhow::Result<HashMap<String, f64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, score) = l.split_once('\t').with_context(|| {
+                format!("{}: expected name<TAB>score, got {l:?}", path.display())
+            })?;
+            let score = score
+                .trim()
+                .parse()
+                .with_context(|| format!("{}: bad score in {l:?}", path.display()))?;
+            Ok((name.trim().to_owned(), score))
+        })
+        .collect()
+}
+
+/// The "Audio quality under loss" section: FEC on vs off per profile, with a PESQ column when
+/// scores are given.
+fn audio_section(
+    rows: &[(String, bool, Score)],
+    seconds: u64,
+    pesq: Option<&HashMap<String, f64>>,
+) -> String {
     let mut t = format!(
         "\n## Audio quality under loss\n\n\
          Signal: the vowel mix of `benches/assets/vowels.wav` (`cargo run -p benches --bin gen-vowels`), \
@@ -278,17 +329,43 @@ fn audio_section(rows: &[(String, bool, Score)], seconds: u64) -> String {
          one seeded trace per profile, adaptive buffer, Opus decoder (FEC / PLC). \
          SNR: waveform signal-to-noise ratio after removing the codec delay (higher is better; \
          Opus is not waveform-exact, so the codec-only row is the ceiling). LSD: log-spectral \
-         distance 0-4 kHz (the signal's band) over active 10.7 ms frames (lower is better).\n\n\
-         | profile | FEC | SNR (dB) | LSD (dB) | concealed | FEC-recovered |\n\
-         |---|---|---:|---:|---:|---:|\n"
+         distance 0-4 kHz (the signal's band) over active 10.7 ms frames (lower is better).\n"
     );
+    if pesq.is_some() {
+        t.push_str(
+            "\nPESQ: wideband PESQ (ITU-T P.862.2, MOS-LQO 1.0-4.6, higher is better) of the decoded \
+             signal against the original, both resampled to 16 kHz, mean over 10 s segments \
+             (`scripts/quality-score.sh`, PyPI `pesq`). The reference codec-only row is the \
+             ceiling for this signal and bitrate.\n",
+        );
+    }
+    if rows.iter().any(|(p, _, _)| p.ends_with("deep-PLC")) {
+        t.push_str(
+            "\nRows `<profile> deep-PLC`: the same trace and packets, lost frames concealed by \
+             libopus 1.6 deep PLC (decoder complexity 5, DNN built in; benches feature \
+             `deep-plc`) instead of the classic PLC that `media` uses in calls.\n",
+        );
+    }
+    t.push_str(if pesq.is_some() {
+        "\n| profile | FEC | SNR (dB) | LSD (dB) | PESQ WB | concealed | FEC-recovered |\n\
+         |---|---|---:|---:|---:|---:|---:|\n"
+    } else {
+        "\n| profile | FEC | SNR (dB) | LSD (dB) | concealed | FEC-recovered |\n\
+         |---|---|---:|---:|---:|---:|\n"
+    });
     for (profile, fec, s) in rows {
+        let pesq_cell = pesq.map(|scores| {
+            scores
+                .get(&audio_quality::wav_name(profile, *fec))
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+        });
         let _ = writeln!(
             t,
-            "| {profile} | {} | {:.1} | {:.2} | {:.2} % | {:.2} % |",
+            "| {profile} | {} | {:.1} | {:.2} |{} {:.2} % | {:.2} % |",
             if *fec { "on" } else { "off" },
             s.snr_db,
             s.lsd_db,
+            pesq_cell.map_or_else(String::new, |c| format!(" {c} |")),
             100.0 * s.concealed_rate,
             100.0 * s.fec_rate
         );

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use media::chat::ChatFrame;
+use media::chat::{ChatError, ChatFrame};
 use media::codec::opus::{EncoderConfig, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES};
 use media::jitter::audio::AudioPacket;
 use media::netsim::trace::TraceRecorder;
 use media::session::{Session, SessionEvent};
-use media::stats::{CallStats, ReceiveCounter};
+use media::stats::{CallStats, ReceiveCounter, Rtt, RttSource};
 use native::{AudioSink, AudioSource};
 use signaling::client::Client;
 use signaling::envelope::EnvelopeKind;
@@ -22,7 +22,7 @@ use tokio::time::MissedTickBehavior;
 use super::chat_log::ChatLog;
 use super::error::client_error_code;
 use super::listen_inbox::answer_busy;
-use super::live_line::{audio_line, chat_line, RttSource};
+use super::live_line::{audio_line, chat_line};
 use super::peer_name::chat_label;
 use super::playout::Playout;
 use super::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
@@ -77,7 +77,6 @@ pub(crate) async fn run_media(
     let mut chat_received = ChatLog::default();
     let chat_only = opts.audio_in.is_none();
     let ends_with_input = chat_only && opts.hang_up_at_end_of_input;
-    let mut rtt_source: Option<RttSource> = None;
     let mut chat_open = false;
     let mut pending_say: Vec<String> = std::mem::take(&mut opts.say);
     let mut chat_input = std::mem::take(&mut opts.chat_input);
@@ -192,15 +191,20 @@ pub(crate) async fn run_media(
                     }
                     Ok(ChatFrame::Pong { n }) => {
                         if let Some((sent_n, at)) = ping_out.take() {
-                            // The transport's RTT, when there is one, is the better figure.
-                            if sent_n == n && rtt_source != Some(RttSource::Rtcp) {
-                                stats.rtt_ms = Some(at.elapsed().as_secs_f64() * 1e3);
-                                rtt_source = Some(RttSource::DataChannel);
+                            if sent_n == n {
+                                stats.offer_rtt(Rtt { value: at.elapsed(), source: RttSource::DataChannel });
                             }
                         }
                     }
                     Ok(ChatFrame::Bye { .. }) => break EndReason::RemoteHangup,
-                    Err(e) => tracing::warn!(error = %e, "dropped a malformed chat frame"),
+                    Err(ChatError::UnknownType(t)) => {
+                        stats.chat_frames_ignored += 1;
+                        tracing::debug!(frame_type = ?t, "ignored a chat frame of unknown type");
+                    }
+                    Err(e) => {
+                        stats.chat_frames_malformed += 1;
+                        tracing::warn!(error = %e, "dropped a malformed chat frame");
+                    }
                 },
                 Some(SessionEvent::ChatClosed) => break EndReason::RemoteHangup,
                 None => break EndReason::ConnectionLost,
@@ -243,11 +247,8 @@ pub(crate) async fn run_media(
             _ = stats_tick.tick() => {
                 let transport = session.transport_stats().await;
                 stats.elapsed_s = connected_at.elapsed().as_secs_f64();
-                if let Some(rtt) = transport.rtt {
-                    stats.rtt_ms = Some(rtt.as_secs_f64() * 1e3);
-                    rtt_source = Some(RttSource::Rtcp);
-                } else if rtt_source == Some(RttSource::Rtcp) {
-                    rtt_source = None;
+                if let Some(rtt) = transport.rtt_measurement() {
+                    stats.offer_rtt(rtt);
                 }
                 if chat_open {
                     // RTT over the data channel: what a chat message actually experiences.
@@ -264,9 +265,9 @@ pub(crate) async fn run_media(
                 last_recv_bytes = counter.bytes();
                 if opts.live_stats {
                     if chat_only {
-                        eprintln!("{}", chat_line(&stats, rtt_source));
+                        eprintln!("{}", chat_line(&stats));
                     } else {
-                        eprintln!("{}", audio_line(&stats, rtt_source));
+                        eprintln!("{}", audio_line(&stats));
                     }
                 }
             }
@@ -319,9 +320,9 @@ pub(crate) async fn run_media(
     }
     if opts.live_stats {
         let line = if chat_only {
-            chat_line(&stats, rtt_source)
+            chat_line(&stats)
         } else {
-            audio_line(&stats, rtt_source)
+            audio_line(&stats)
         };
         eprintln!("call ended ({end:?}): {line}");
     }

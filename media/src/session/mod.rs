@@ -9,6 +9,7 @@
 mod config;
 mod error;
 mod fingerprint;
+mod rtt;
 
 pub use config::{CandidateScope, IceServer, SessionConfig};
 pub use error::SessionError;
@@ -45,6 +46,8 @@ use webrtc::stats::StatsReportType;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_remote::TrackRemote;
+
+use crate::stats::{Rtt, RttSource};
 
 /// Label of the reliable, ordered data channel that carries chat and file frames.
 pub const CHAT_CHANNEL_LABEL: &str = "chat";
@@ -91,12 +94,24 @@ pub enum SessionEvent {
 pub struct TransportStats {
     /// Round-trip time from RTCP receiver reports (or the ICE pair, where the stack fills it).
     pub rtt: Option<Duration>,
+    /// How [`TransportStats::rtt`] was measured ([`RttSource::Rtcp`] or [`RttSource::Ice`]).
+    pub rtt_source: Option<RttSource>,
     /// Bytes sent on the selected candidate pair.
     pub bytes_sent: u64,
     /// Bytes received on the selected candidate pair.
     pub bytes_received: u64,
     /// Local candidate type of the selected pair ("host", "relay", ...), if known.
     pub local_candidate_type: Option<String>,
+}
+
+impl TransportStats {
+    /// The RTT with its source as one value, for [`crate::stats::CallStats::offer_rtt`].
+    pub fn rtt_measurement(&self) -> Option<Rtt> {
+        Some(Rtt {
+            value: self.rtt?,
+            source: self.rtt_source?,
+        })
+    }
 }
 
 /// A peer connection with one outgoing Opus track, the incoming remote track and a chat channel.
@@ -234,10 +249,17 @@ impl Session {
         {
             let events = events.clone();
             let dropped = Arc::clone(&dropped_events);
-            pc.on_track(Box::new(move |track, _receiver, _transceiver| {
+            pc.on_track(Box::new(move |track, receiver, _transceiver| {
                 let events = events.clone();
                 let dropped = Arc::clone(&dropped);
                 tokio::spawn(read_remote_track(track, events, dropped));
+                // The peer's sender reports reach the interceptors only when the receiver's
+                // RTCP is read. Unread, our receiver reports carry LSR = DLSR = 0 and neither
+                // side can compute an RTCP round-trip time.
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1500];
+                    while receiver.read(&mut buf).await.is_ok() {}
+                });
                 Box::pin(async {})
             }));
         }
@@ -434,18 +456,13 @@ impl Session {
         let report = self.pc.get_stats().await;
         let mut out = TransportStats::default();
         let mut local_id = None;
+        if let Some(rtt) = rtt::transport_rtt(&report) {
+            out.rtt = Some(rtt.value);
+            out.rtt_source = Some(rtt.source);
+        }
         for stat in report.reports.values() {
-            // webrtc-rs 0.17 leaves the ICE pair RTT at zero; RTCP receiver reports carry it.
-            if let StatsReportType::RemoteInboundRTP(r) = stat {
-                if let Some(rtt) = r.round_trip_time.filter(|r| *r > 0.0) {
-                    out.rtt = Some(Duration::from_secs_f64(rtt));
-                }
-            }
             if let StatsReportType::CandidatePair(p) = stat {
                 if p.nominated {
-                    if p.current_round_trip_time > 0.0 && out.rtt.is_none() {
-                        out.rtt = Some(Duration::from_secs_f64(p.current_round_trip_time));
-                    }
                     out.bytes_sent = p.bytes_sent;
                     out.bytes_received = p.bytes_received;
                     local_id = Some(p.local_candidate_id.clone());
