@@ -248,6 +248,29 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Whatever the size (odd ones too), frame number and time, the bars and the box leave
+        /// the marker alone and it reads back.
+        #[test]
+        fn every_painted_frame_carries_its_marker(
+            frame in proptest::prelude::any::<u32>(),
+            capture_us in proptest::prelude::any::<u64>(),
+            width in 176usize..1000,
+            height in 144usize..600,
+        ) {
+            let marker = Marker { frame, capture_us };
+            let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+            let mut y = vec![0; width * height];
+            let (mut u, mut v) = (vec![0; cw * ch], vec![0; cw * ch]);
+            paint(&mut y, &mut u, &mut v, width, height, marker);
+            proptest::prop_assert_eq!(
+                read_marker(&y, width, height, width),
+                Ok(marker.on_the_wire())
+            );
+        }
+    }
+
     #[test]
     fn nothing_moves_over_the_strip_and_the_bars_move_below_it() {
         let (w, h) = (320, 240);
