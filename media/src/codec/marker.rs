@@ -16,6 +16,9 @@
 
 use crc::{Crc, CRC_16_IBM_3740};
 
+mod tally;
+pub use tally::{MarkerTally, TallySummary};
+
 /// Cells across the marker grid (2 guard columns and 20 data columns).
 pub const GRID_COLS: usize = 22;
 /// Cell rows in the marker grid.
