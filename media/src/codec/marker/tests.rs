@@ -7,11 +7,13 @@ const SIZES: [(usize, usize); 4] = [(1280, 720), (640, 480), (320, 240), (176, 1
 /// A plane of `stride * height` bytes of mid-grey texture, as if a picture were underneath.
 fn plane(width: usize, height: usize, stride: usize) -> Vec<u8> {
     (0..stride * height)
-        .map(|i| (96 + (i * 31 % 64)) as u8)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .enumerate()
-        .map(|(i, p)| if i % stride < width { p } else { 0 })
+        .map(|i| {
+            if i % stride < width {
+                (96 + i * 31 % 64) as u8
+            } else {
+                0
+            }
+        })
         .collect()
 }
 
