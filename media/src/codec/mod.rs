@@ -2,6 +2,7 @@
 
 mod error;
 pub mod h264;
+pub mod marker;
 pub mod opus;
 pub mod pattern;
 pub mod pcm;

@@ -1,6 +1,7 @@
 //! Video sources giving I420 frames to the H.264 encoder: a camera (nokhwa), a deterministic
-//! moving colour-bar pattern, and YUV4MPEG2 files. Like audio, the caller paces: pattern and
-//! file sources return the next frame immediately; a camera blocks until it has one.
+//! moving colour-bar pattern with a burned-in frame marker, and YUV4MPEG2 files. Like audio, the
+//! caller paces: pattern and file sources return the next frame immediately; a camera blocks
+//! until it has one.
 //! Every source delivers frames at the size passed to [`open_video_source`] (files and cameras
 //! of another size are scaled, nearest neighbour).
 
@@ -183,7 +184,17 @@ pub fn open_video_source(
         VideoInSpec::Camera(selector) => {
             Box::new(CameraSource::open(selector.as_ref(), width, height, fps)?)
         }
-        VideoInSpec::Pattern => Box::new(PatternSource::new(width, height, fps)),
+        VideoInSpec::Pattern => {
+            if media::codec::marker::cell_size(width as usize, height as usize).is_none() {
+                return Err(VideoError::BadSize {
+                    width,
+                    height,
+                    fps,
+                    reason: "the test pattern needs at least 176x144 to carry its frame marker",
+                });
+            }
+            Box::new(PatternSource::new(width, height, fps))
+        }
         VideoInSpec::File(path) => {
             Box::new(Y4mSource::open(Path::new(path), width, height, false)?)
         }
@@ -203,6 +214,8 @@ mod tests {
             (8192, 480, 30),
             (640, 480, 0),
             (640, 480, 1000),
+            (174, 144, 30),
+            (176, 142, 30),
         ] {
             let err = open_video_source(&VideoInSpec::Pattern, w, h, fps)
                 .err()
