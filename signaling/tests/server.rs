@@ -1230,15 +1230,7 @@ async fn one_address_cannot_take_every_websocket_slot() {
     let _other = Raw::authed_with(&url, &Identity::generate(), from_ip(3)).await;
     // The slot comes back when a connection closes.
     drop(first);
-    let mut ok = false;
-    for _ in 0..100 {
-        if Raw::connect_with(&url, from_ip(2)).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ok);
+    assert!(eventually_connects(&url, from_ip(2)).await);
     server.shutdown().await;
 }
 
@@ -1274,15 +1266,7 @@ async fn one_address_cannot_hold_every_handshake_slot() {
     // Another address still gets in, and so does 127.0.0.4 once a handshake is gone.
     Raw::authed_with(&server.url(), &Identity::generate(), from_ip(5)).await;
     drop(_h1);
-    let mut ok = false;
-    for _ in 0..100 {
-        if Raw::connect_with(&server.url(), from_ip(4)).await.is_ok() {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(ok);
+    assert!(eventually_connects(&server.url(), from_ip(4)).await);
     server.shutdown().await;
 }
 
@@ -1383,4 +1367,16 @@ async fn oversize_http_request_heads_are_refused() {
     // A normal request still works.
     client(&url).await;
     server.shutdown().await;
+}
+
+/// Tries to open a WebSocket from `opts` for up to two seconds: a slot freed by a closed
+/// connection comes back once the server has noticed the close.
+async fn eventually_connects(url: &str, opts: SocketOptions) -> bool {
+    for _ in 0..100 {
+        if Raw::connect_with(url, opts).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }
