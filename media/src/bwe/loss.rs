@@ -52,12 +52,27 @@ impl LossBased {
             self.lost = 0;
             self.total = 0;
             self.window_start = Some(now);
-            self.apply(fraction, now, current, rtt);
+            self.apply(fraction, now, current, rtt, true);
         }
     }
 
+    /// Starts limiting at `rate` if no limit is set (the receiver-report-only path, where this
+    /// limit is the whole estimate).
+    pub fn seed(&mut self, rate: f64) {
+        self.limit.get_or_insert(rate);
+    }
+
     /// Applies one loss fraction (from transport feedback or an RTCP receiver report).
-    pub fn apply(&mut self, fraction: f64, now: Instant, current: f64, rtt: Duration) {
+    /// `current` is the delay-based rate (the configured maximum on the receiver-report-only
+    /// path, with `release` false so the limit keeps being the estimate).
+    pub fn apply(
+        &mut self,
+        fraction: f64,
+        now: Instant,
+        current: f64,
+        rtt: Duration,
+        release: bool,
+    ) {
         let fraction = if fraction.is_finite() {
             fraction.clamp(0.0, 1.0)
         } else {
@@ -73,7 +88,11 @@ impl LossBased {
             if let Some(l) = self.limit {
                 let grown = l * (1.0 + INCREASE_PER_S).powf(elapsed_s) + 1000.0 * elapsed_s;
                 // Once the delay-based rate is the tighter one, loss no longer limits.
-                self.limit = (grown < current).then_some(grown);
+                self.limit = if grown < current {
+                    Some(grown)
+                } else {
+                    (!release).then_some(current)
+                };
             }
         } else if fraction <= HIGH_LOSS {
             self.limit = Some(self.limit.unwrap_or(current).min(current.max(1.0)));

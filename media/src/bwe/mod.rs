@@ -91,6 +91,8 @@ pub struct BandwidthEstimator {
     throughput: Throughput,
     highest_seq: Option<u64>,
     last_feedback: Option<Instant>,
+    /// Whether any transport feedback came; until then receiver reports alone steer.
+    transport_feedback: bool,
     rtt: Duration,
     /// Reused to sort each batch by sequence number without allocating.
     scratch: Vec<PacketResult>,
@@ -116,6 +118,7 @@ impl BandwidthEstimator {
             throughput: Throughput::default(),
             highest_seq: None,
             last_feedback: None,
+            transport_feedback: false,
             rtt: Duration::from_millis(200),
             scratch: Vec::new(),
         }
@@ -153,6 +156,7 @@ impl BandwidthEstimator {
         if total == 0 {
             return;
         }
+        self.transport_feedback = true;
         self.aimd.set_rtt(self.rtt);
         let acked = self.throughput.rate();
         let usage = self.trendline.state();
@@ -164,13 +168,20 @@ impl BandwidthEstimator {
     }
 
     /// Feeds an RTCP receiver report: `fraction_lost` (0.0–1.0, the report's 8-bit field / 256)
-    /// and the round-trip time the shell computed from it. For paths without transport feedback.
+    /// and the round-trip time the shell computed from it. For paths without transport feedback:
+    /// until transport feedback arrives, the loss rule alone moves the target (up to `max`).
     pub fn on_loss_report(&mut self, fraction_lost: f64, rtt: Duration, now: Instant) {
         self.apply_timeout(now);
         self.rtt = rtt.min(Duration::from_secs(10));
         self.aimd.set_rtt(self.rtt);
-        let current = self.target_f64();
-        self.loss.apply(fraction_lost, now, current, self.rtt);
+        if self.transport_feedback {
+            let current = self.target_f64();
+            self.loss.apply(fraction_lost, now, current, self.rtt, true);
+        } else {
+            self.loss.seed(self.aimd.target());
+            self.loss
+                .apply(fraction_lost, now, self.max.as_f64(), self.rtt, false);
+        }
     }
 
     /// The rate the sender should use now (audio and video together).
@@ -206,7 +217,11 @@ impl BandwidthEstimator {
 
     fn target_f64(&self) -> f64 {
         let delay = self.aimd.target();
-        self.loss.limit().map_or(delay, |l| l.min(delay))
+        match self.loss.limit() {
+            Some(l) if !self.transport_feedback => l,
+            Some(l) => l.min(delay),
+            None => delay,
+        }
     }
 
     /// Factor for the time since the last feedback beyond the timeout (1.0 within it).

@@ -252,11 +252,39 @@ fn receiver_reports_drive_the_loss_based_limit() {
     for i in 2..30 {
         bwe.on_loss_report(0.0, rtt, t0 + Duration::from_secs(i));
     }
+    let later = bwe.target(t0 + Duration::from_secs(29));
+    // Without transport feedback the loss rule is the estimate: 8 %/s for 28 s, up to max.
     assert!(
-        bwe.target(t0 + Duration::from_secs(29)) >= start,
-        "no loss lets the limit go"
+        later.bps() > start.bps() * 2,
+        "no loss grows the target: {later}"
     );
-    assert_eq!(bwe.loss_based(), None);
+    for i in 30..200 {
+        bwe.on_loss_report(0.0, rtt, t0 + Duration::from_secs(i));
+    }
+    assert_eq!(
+        bwe.target(t0 + Duration::from_secs(199)),
+        BweConfig::default().max
+    );
+}
+
+#[test]
+fn with_transport_feedback_low_loss_reports_release_the_limit() {
+    let t0 = Instant::now();
+    let mut bwe = BandwidthEstimator::new(BweConfig::default());
+    let p = PacketResult {
+        seq: 0,
+        size: PACKET,
+        send_time: t0,
+        arrival: Some(t0 + ONE_WAY),
+    };
+    bwe.on_feedback(&[p], t0 + ONE_WAY * 2);
+    let rtt = Duration::from_millis(50);
+    bwe.on_loss_report(0.3, rtt, t0);
+    assert!(bwe.loss_based().is_some());
+    for i in 1..30 {
+        bwe.on_loss_report(0.0, rtt, t0 + Duration::from_secs(i));
+    }
+    assert_eq!(bwe.loss_based(), None, "the delay-based rate decides again");
 }
 
 #[test]
