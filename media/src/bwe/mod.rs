@@ -170,6 +170,8 @@ impl BandwidthEstimator {
     /// Feeds an RTCP receiver report: `fraction_lost` (0.0–1.0, the report's 8-bit field / 256)
     /// and the round-trip time the shell computed from it. For paths without transport feedback:
     /// until transport feedback arrives, the loss rule alone moves the target (up to `max`).
+    /// Once transport feedback flows, do not also pass receiver reports: the same losses would
+    /// count twice.
     pub fn on_loss_report(&mut self, fraction_lost: f64, rtt: Duration, now: Instant) {
         self.apply_timeout(now);
         self.rtt = rtt.min(Duration::from_secs(10));
