@@ -12,7 +12,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use signaling::identity::CallId;
 use support::*;
@@ -563,7 +562,9 @@ fn sigterm_hangs_up_cleanly_on_both_sides() {
         "call dial",
     );
     dialer.wait_for_stderr("connected to");
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait for audio to reach the listener's file rather than for a fixed time: on a loaded
+    // machine 500 ms after "connected" was sometimes not enough.
+    let heard_before = wait_for_wav_seconds(&heard, 0.2);
     let status = Command::new("kill")
         .args(["-TERM", &dialer.child.id().to_string()])
         .status()
@@ -573,6 +574,14 @@ fn sigterm_hangs_up_cleanly_on_both_sides() {
     dialer.assert_success("call dial after SIGTERM");
     let listener = listener.wait(PROCESS_LIMIT);
     listener.assert_success("call listen after the peer's SIGTERM");
-    // The WAV file was finalised: readable, with the audio heard before the hang-up.
-    assert!(wav_seconds(&heard) > 0.2, "the listener kept what it heard");
+    // The WAV file was finalised: its header covers every sample, including what was heard
+    // before the hang-up.
+    assert!(
+        wav_seconds(&heard) >= heard_before,
+        "the listener kept what it heard"
+    );
+    assert!(
+        wav_header_covers_file(&heard),
+        "the WAV header was rewritten at the end"
+    );
 }

@@ -451,6 +451,38 @@ pub fn wav_seconds(path: &Path) -> f64 {
     f64::from(reader.duration()) / f64::from(spec.sample_rate)
 }
 
+/// Seconds of audio in the WAV at `path` once it holds at least `min` seconds, polling the file
+/// (its header is rewritten every second while the call runs); panics after [`PROCESS_LIMIT`].
+pub fn wait_for_wav_seconds(path: &Path, min: f64) -> f64 {
+    let deadline = Instant::now() + PROCESS_LIMIT;
+    loop {
+        // The header may be mid-rewrite: an unreadable file is simply not there yet.
+        let heard = hound::WavReader::open(path)
+            .map(|r| f64::from(r.duration()) / f64::from(r.spec().sample_rate))
+            .unwrap_or(0.0);
+        if heard >= min {
+            return heard;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never held {min} s of audio (last {heard} s)",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether the WAV header's data size covers every byte of the file: true after a clean
+/// finalisation, false when samples were written after the last header rewrite (a killed call).
+pub fn wav_header_covers_file(path: &Path) -> bool {
+    let bytes = std::fs::read(path).expect("the WAV file is readable");
+    let Some(at) = bytes.windows(4).position(|w| w == b"data") else {
+        return false;
+    };
+    let size = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+    at + 8 + size as usize == bytes.len()
+}
+
 /// Fails if `text` holds a character that must never reach a terminal raw: a control character
 /// other than the line feed, or a Unicode bidi/format character or line/paragraph separator.
 pub fn assert_no_raw_controls(what: &str, text: &str) {
