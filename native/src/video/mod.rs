@@ -17,7 +17,7 @@ pub mod y4m_sink;
 
 use std::path::Path;
 
-pub use camera::{list_cameras, CameraInfo, CameraSource};
+pub use camera::{camera_lines, list_cameras, CameraInfo, CameraSource};
 pub use pattern::PatternSource;
 #[cfg(feature = "window")]
 pub use sink::WindowSink;
