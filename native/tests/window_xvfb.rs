@@ -5,6 +5,7 @@
 //!
 //! One test in this file, because it sets `DISPLAY` for the process. It skips (with a printed
 //! reason) only when Xvfb or xwd is not installed; scripts/install-system-deps.sh installs both.
+#![cfg(feature = "window")]
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
