@@ -198,6 +198,20 @@ fn window_sink_shows_the_pattern_under_xvfb() {
         "no display: set DISPLAY or use --video-out file.y4m"
     );
 
+    // A display that does not exist: one line naming the way out, no panic.
+    std::env::set_var("DISPLAY", ":65000");
+    let err = open_video_sink(&VideoOutSpec::Window, 640, 480, 30)
+        .err()
+        .expect("a missing display must be an error");
+    assert!(matches!(err, native::VideoError::Window(_)), "{err:?}");
+    let line = err.to_string();
+    eprintln!("{line}");
+    assert!(
+        line.contains(":65000") && line.contains("--video-out file.y4m"),
+        "{line}"
+    );
+    std::env::remove_var("DISPLAY");
+
     if !installed("Xvfb") || !installed("xwd") {
         eprintln!(
             "SKIPPED window_sink_shows_the_pattern_under_xvfb: Xvfb or xwd is not installed \

@@ -75,9 +75,11 @@ impl WindowSink {
     /// with [`VideoError::NoDisplay`]; if the display or its libraries cannot be used, with
     /// [`VideoError::Window`].
     pub fn open(title: &str, width: u32, height: u32) -> Result<Self, VideoError> {
-        if !display_available(std::env::var_os("DISPLAY").as_deref()) {
+        let display = std::env::var_os("DISPLAY");
+        if !display_available(display.as_deref()) {
             return Err(VideoError::NoDisplay);
         }
+        let display = display.unwrap_or_default().to_string_lossy().into_owned();
         let shared = Arc::new(Shared {
             mailbox: Mutex::new(Mailbox::default()),
             wake: Condvar::new(),
@@ -103,7 +105,8 @@ impl WindowSink {
                         }
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(VideoError::Window(e.to_string())));
+                        let detail = format!("display {display}: {e}");
+                        let _ = ready_tx.send(Err(VideoError::Window(detail)));
                     }
                 }
                 thread_shared.open.store(false, Ordering::Relaxed);
