@@ -4,7 +4,8 @@
 //! there, scaled to the window, and the self-view in its corner.
 //!
 //! One test in this file, because it sets `DISPLAY` for the process. It skips (with a printed
-//! reason) only when Xvfb or xwd is not installed; scripts/install-system-deps.sh installs both.
+//! reason) only when Xvfb or xwd is not installed, and its Escape part when xdotool is not;
+//! scripts/install-system-deps.sh installs all three.
 #![cfg(feature = "window")]
 
 use std::io::{BufRead, BufReader, Read};
@@ -285,6 +286,36 @@ fn window_sink_shows_the_pattern_under_xvfb() {
     }
     assert!(sink.is_open());
     assert_eq!(sink.counters().received, pictures.len() as u64);
+
+    // The user presses Escape in the window: it closes, the sink says so and keeps taking
+    // pictures (the call goes on). Needs xdotool (Debian `xdotool`) to type the key.
+    if installed("xdotool") {
+        let typed = Command::new("xdotool")
+            .args([
+                "search",
+                "--name",
+                &format!("^{TITLE}$"),
+                "key",
+                "--window",
+                "%1",
+                "Escape",
+            ])
+            .env("DISPLAY", &display)
+            .status()
+            .expect("run xdotool");
+        assert!(typed.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sink.is_open() {
+            assert!(
+                Instant::now() < deadline,
+                "the window did not close on Escape"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sink.show(&pictures[0], Instant::now()).unwrap();
+    } else {
+        eprintln!("SKIPPED the Escape part: xdotool is not installed");
+    }
     sink.finish().unwrap();
     assert!(!sink.is_open());
 }
