@@ -14,7 +14,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use minifb::{Key, Window, WindowOptions};
+use minifb::{InputCallback, Key, Window, WindowOptions};
 
 use crate::error::VideoError;
 use crate::video::render::compose;
@@ -142,8 +142,25 @@ impl WindowSink {
     }
 }
 
+/// Notes an Escape press. minifb's `is_key_down` only sees the key's state after a whole batch
+/// of events, so a quick press and release (or a synthetic one) in one batch would be missed;
+/// the callback sees every press.
+struct EscapeWatch(std::rc::Rc<std::cell::Cell<bool>>);
+
+impl InputCallback for EscapeWatch {
+    fn add_char(&mut self, _uni_char: u32) {}
+
+    fn set_key_state(&mut self, key: Key, down: bool) {
+        if key == Key::Escape && down {
+            self.0.set(true);
+        }
+    }
+}
+
 /// The window thread: wait for a picture (or the event interval), draw, pump events.
 fn run(window: &mut Window, shared: &Shared) {
+    let escaped = std::rc::Rc::new(std::cell::Cell::new(false));
+    window.set_input_callback(Box::new(EscapeWatch(std::rc::Rc::clone(&escaped))));
     let mut remote: Option<VideoFrame> = None;
     let mut local: Option<VideoFrame> = None;
     let mut buffer: Vec<u32> = Vec::new();
@@ -173,7 +190,7 @@ fn run(window: &mut Window, shared: &Shared) {
             }
             (new_remote, new_local)
         };
-        if !window.is_open() || window.is_key_down(Key::Escape) {
+        if !window.is_open() || escaped.get() {
             return;
         }
         let (w, h) = window.get_size();
