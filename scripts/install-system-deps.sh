@@ -7,8 +7,13 @@
 #   pkg-config     -> finding the above
 #   libsodium23, python3 -> the independent libsodium check of docs/protocol.md (tests only)
 #   tmux           -> terminal tests of the accept prompt (tests only)
+#   libx11-6, libxcursor1 -> the `--video-out window` sink (minifb loads them with dlopen only
+#                    when a window is opened; nothing is needed to build or to run headless)
+#   xvfb, x11-apps, xdotool -> the window sink's test: a virtual X server, `xwd` for its
+#                    screenshot, `xdotool` to press Escape in it (tests only)
 set -euo pipefail
-pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3 tmux)
+pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3 tmux
+  libx11-6 libxcursor1 xvfb x11-apps xdotool)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -109,7 +109,7 @@ pub enum AudioError {
     Finished(String),
 }
 
-/// Errors from video sources (camera, pattern, Y4M files).
+/// Errors from video sources (camera, pattern, Y4M files) and sinks (Y4M files, window).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VideoError {
@@ -127,7 +127,7 @@ pub enum VideoError {
     /// The camera exists but could not be opened or failed while running.
     #[error("camera error: {0}; use --video-in pattern or --video-in file.y4m")]
     Camera(String),
-    /// A Y4M file could not be opened or read.
+    /// A Y4M file could not be opened, read or written.
     #[error("Y4M file {}: {source}; check the path", path.display())]
     File {
         /// The file.
@@ -168,6 +168,23 @@ pub enum VideoError {
     /// `open_video_source` was called with `VideoInSpec::None`.
     #[error("video is disabled (--video-in none); there is no video source to open")]
     Disabled,
+    /// A `--video-out` value could not be understood.
+    #[error("bad video output `{spec}`: {reason}; expected FILE.y4m, file:PATH, null or window")]
+    BadSinkSpec {
+        /// The text given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A window was asked for but there is no display to show it on.
+    #[error("no display: set DISPLAY or use --video-out file.y4m")]
+    NoDisplay,
+    /// The window could not be opened (display library missing, display refused, ...).
+    #[error("cannot open a video window: {0}; use --video-out file.y4m or --video-out null")]
+    Window(String),
+    /// The sink was already finished and cannot take more frames.
+    #[error("video sink {0} is already finished; open a new one")]
+    Finished(String),
 }
 
 fn list_or_none(names: &[String]) -> String {

@@ -4,7 +4,8 @@
 //! This crate is the edge of the pipeline, furthest from the wire: the media session pulls a
 //! 20 ms, 48 kHz mono i16 frame from an [`AudioSource`] every 20 ms, encodes it with Opus and
 //! sends it; on receive it decodes and pushes frames into an [`AudioSink`]. Video sources give
-//! I420 frames to the H.264 encoder. The caller paces: file and generated sources are unpaced
+//! I420 frames to the H.264 encoder; decoded pictures go to a [`VideoSink`] (Y4M file, null or a
+//! window). The caller paces: file and generated sources are unpaced
 //! and deterministic, device sources deliver what the device captured (silence on underrun).
 //!
 //! Devices run their callback streams on a dedicated thread owned by the source or sink;
@@ -25,9 +26,12 @@ pub mod wav;
 pub use device::{list_audio_devices, DeviceInfo};
 pub use error::{AudioError, Direction, VideoError};
 pub use sample_queue::StreamCounters;
-pub use spec::{AudioInSpec, AudioOutSpec, CameraSelector, VideoInSpec};
+pub use spec::{AudioInSpec, AudioOutSpec, CameraSelector, VideoInSpec, VideoOutSpec};
 pub use synth::{NullSink, SilenceSource, SineSource};
-pub use video::{list_cameras, open_video_source, VideoFrame, VideoSource};
+pub use video::{
+    list_cameras, open_video_sink, open_video_source, VideoFrame, VideoSink, VideoSinkCounters,
+    VideoSource,
+};
 pub use wav::{WavSink, WavSource};
 
 /// Sample rate of every frame crossing this crate's traits, in Hz.

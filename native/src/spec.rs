@@ -1,5 +1,6 @@
-//! Command-line forms of `--audio-in`, `--audio-out` and `--video-in`, parsed into specs that
-//! [`crate::open_source`], [`crate::open_sink`] and [`crate::open_video_source`] open.
+//! Command-line forms of `--audio-in`, `--audio-out`, `--video-in` and `--video-out`, parsed into
+//! specs that [`crate::open_source`], [`crate::open_sink`], [`crate::open_video_source`] and
+//! [`crate::open_video_sink`] open.
 //!
 //! Accepted forms (prefixes are matched first, so `device:x.wav` is a device called `x.wav`):
 //! - audio in: `device`, `device:NAME`, `sine:HZ` (`sine` alone is 440 Hz), `silence`,
@@ -7,6 +8,7 @@
 //! - audio out: `device`, `device:NAME`, `null`, `file:PATH` or any path ending in `.wav`
 //! - video in: `camera`, `camera:INDEX`, `camera:NAME`, `pattern`, `file:PATH` or any path
 //!   ending in `.y4m`, `none`
+//! - video out: `window`, `null`, `file:PATH` or any path ending in `.y4m`
 
 use std::fmt;
 use std::path::PathBuf;
@@ -62,6 +64,17 @@ pub enum VideoInSpec {
     File(PathBuf),
     /// No video.
     None,
+}
+
+/// Where incoming video goes (`--video-out`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoOutSpec {
+    /// A YUV4MPEG2 (`.y4m`, C420jpeg) file.
+    File(PathBuf),
+    /// Discard the pictures (they are still counted).
+    Null,
+    /// A window on the display, with a small self-view.
+    Window,
 }
 
 fn non_empty<'a>(rest: &'a str, what: &str, s: &str) -> Result<&'a str, String> {
@@ -219,6 +232,37 @@ impl fmt::Display for VideoInSpec {
     }
 }
 
+impl FromStr for VideoOutSpec {
+    type Err = VideoError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: String| VideoError::BadSinkSpec {
+            spec: s.to_owned(),
+            reason,
+        };
+        if let Some(rest) = s.strip_prefix("file:") {
+            return Ok(Self::File(non_empty(rest, "path", s).map_err(bad)?.into()));
+        }
+        match s {
+            "null" => Ok(Self::Null),
+            "window" => Ok(Self::Window),
+            _ if has_ext(s, ".y4m") => Ok(Self::File(s.into())),
+            "" => Err(bad("empty value".into())),
+            _ => Err(bad("unknown video sink".into())),
+        }
+    }
+}
+
+impl fmt::Display for VideoOutSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Null => f.write_str("null"),
+            Self::Window => f.write_str("window"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,11 +370,38 @@ mod tests {
     }
 
     #[test]
+    fn video_out_forms_and_errors() {
+        let cases: &[(&str, VideoOutSpec)] = &[
+            ("window", VideoOutSpec::Window),
+            ("null", VideoOutSpec::Null),
+            ("out.y4m", VideoOutSpec::File("out.y4m".into())),
+            ("/tmp/A B.Y4M", VideoOutSpec::File("/tmp/A B.Y4M".into())),
+            ("file:out.yuv", VideoOutSpec::File("out.yuv".into())),
+            ("file:window", VideoOutSpec::File("window".into())),
+        ];
+        for (text, want) in cases {
+            let got: VideoOutSpec = text.parse().unwrap();
+            assert_eq!(&got, want, "{text}");
+            assert_eq!(got.to_string().parse::<VideoOutSpec>().unwrap(), got);
+        }
+        for text in ["", "screen", "file:", "out.mp4", ".y4m", "pattern", "none"] {
+            let err = text.parse::<VideoOutSpec>().unwrap_err();
+            assert!(
+                matches!(err, VideoError::BadSinkSpec { .. }),
+                "{text}: {err:?}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains("window") && msg.contains("FILE.y4m"), "{msg}");
+        }
+    }
+
+    #[test]
     fn odd_unicode_does_not_panic() {
         for text in ["é.wav", "ü", "sine:４４０", "device:🎤", ".wAv", "x.y4ḿ"] {
             let _ = text.parse::<AudioInSpec>();
             let _ = text.parse::<AudioOutSpec>();
             let _ = text.parse::<VideoInSpec>();
+            let _ = text.parse::<VideoOutSpec>();
         }
     }
 }

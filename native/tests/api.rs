@@ -2,8 +2,8 @@
 //! command-line text, opened into boxed trait objects, moved to other threads.
 
 use native::{
-    open_sink, open_source, open_video_source, AudioInSpec, AudioOutSpec, AudioSink, AudioSource,
-    VideoInSpec, FRAME_SAMPLES,
+    open_sink, open_source, open_video_sink, open_video_source, AudioInSpec, AudioOutSpec,
+    AudioSink, AudioSource, VideoInSpec, VideoOutSpec, VideoSink, FRAME_SAMPLES,
 };
 
 fn assert_send<T: Send>(_: &T) {}
@@ -63,4 +63,29 @@ fn pattern_video_on_a_worker_thread() {
         assert_ne!(a, b);
     });
     worker.join().unwrap();
+}
+
+#[test]
+fn pattern_into_a_y4m_sink_on_a_worker_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("remote.y4m");
+    let mut source = open_video_source(&"pattern".parse().unwrap(), 320, 240, 30).unwrap();
+    let out_spec: VideoOutSpec = out.to_str().unwrap().parse().unwrap();
+    let mut sink: Box<dyn VideoSink> = open_video_sink(&out_spec, 320, 240, 30).unwrap();
+    assert_send(&sink);
+    let worker = std::thread::spawn(move || {
+        for _ in 0..3 {
+            let frame = source.next_frame().unwrap().unwrap();
+            sink.show(&frame, std::time::Instant::now()).unwrap();
+        }
+        sink.finish().unwrap();
+        sink.counters()
+    });
+    assert_eq!(worker.join().unwrap().shown, 3);
+    let mut back = open_video_source(&VideoInSpec::File(out), 320, 240, 30).unwrap();
+    let mut frames = 0;
+    while back.next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 3);
 }

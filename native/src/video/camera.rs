@@ -47,6 +47,24 @@ pub fn list_cameras() -> Result<Vec<CameraInfo>, VideoError> {
         .collect())
 }
 
+/// What `call devices` prints about cameras: one line per camera with the `--video-in` value
+/// that picks it, or one line saying there is none (or why listing failed) and what to use
+/// instead.
+pub fn camera_lines() -> Vec<String> {
+    lines_for(list_cameras())
+}
+
+fn lines_for(listed: Result<Vec<CameraInfo>, VideoError>) -> Vec<String> {
+    match listed {
+        Ok(cameras) if cameras.is_empty() => vec![VideoError::NoCamera.to_string()],
+        Ok(cameras) => cameras
+            .iter()
+            .map(|c| format!("camera {c} (--video-in camera:{})", c.index))
+            .collect(),
+        Err(e) => vec![e.to_string()],
+    }
+}
+
 /// Pick the camera the selector names among those present.
 fn select(selector: Option<&CameraSelector>) -> Result<CameraIndex, VideoError> {
     let cameras = query()?;
@@ -239,5 +257,53 @@ impl Drop for CameraSource {
                 tracing::warn!("camera thread panicked");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_cameras_never_fails_or_panics() {
+        // On a machine without cameras (CI) this is an empty list; with cameras, named entries.
+        let cameras = list_cameras().unwrap();
+        for camera in &cameras {
+            assert!(!camera.index.is_empty());
+            eprintln!("camera {camera}");
+        }
+        // Linux lists cameras as V4L2 devices: none there means an empty list.
+        if cfg!(target_os = "linux") && !std::path::Path::new("/dev/video0").exists() {
+            assert!(cameras.is_empty(), "{cameras:?}");
+            assert_eq!(camera_lines(), vec![VideoError::NoCamera.to_string()]);
+        }
+    }
+
+    #[test]
+    fn camera_lines_say_what_to_use() {
+        let none = lines_for(Ok(Vec::new()));
+        assert_eq!(none.len(), 1);
+        assert!(none[0].contains("no camera") && none[0].contains("--video-in pattern"));
+        let two = lines_for(Ok(vec![
+            CameraInfo {
+                index: "0".into(),
+                name: "HD Webcam".into(),
+            },
+            CameraInfo {
+                index: "2".into(),
+                name: "Capture".into(),
+            },
+        ]));
+        assert_eq!(
+            two,
+            vec![
+                "camera 0: HD Webcam (--video-in camera:0)",
+                "camera 2: Capture (--video-in camera:2)"
+            ]
+        );
+        let failed = lines_for(Err(VideoError::Camera(
+            "cannot list cameras: denied".into(),
+        )));
+        assert!(failed[0].contains("denied") && failed[0].contains("--video-in pattern"));
     }
 }

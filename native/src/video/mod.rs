@@ -1,18 +1,27 @@
 //! Video sources giving I420 frames to the H.264 encoder: a camera (nokhwa), a deterministic
 //! moving colour-bar pattern with a burned-in frame marker, and YUV4MPEG2 files. Like audio, the
 //! caller paces: pattern and file sources return the next frame immediately; a camera blocks
-//! until it has one.
+//! until it has one. Decoded pictures go to a [`VideoSink`]: a Y4M file, null, or a window
+//! ([`open_video_sink`]).
 //! Every source delivers frames at the size passed to [`open_video_source`] (files and cameras
 //! of another size are scaled, nearest neighbour).
 
 pub mod camera;
 pub mod pattern;
+pub mod render;
+pub mod sink;
+#[cfg(feature = "window")]
+pub mod window;
 pub mod y4m;
+pub mod y4m_sink;
 
 use std::path::Path;
 
-pub use camera::{list_cameras, CameraInfo, CameraSource};
+pub use camera::{camera_lines, list_cameras, CameraInfo, CameraSource};
 pub use pattern::PatternSource;
+#[cfg(feature = "window")]
+pub use sink::WindowSink;
+pub use sink::{open_video_sink, NullVideoSink, VideoSink, VideoSinkCounters, Y4mSink};
 pub use y4m::Y4mSource;
 
 use crate::error::VideoError;
@@ -149,7 +158,7 @@ pub trait VideoSource: Send {
     fn describe(&self) -> String;
 }
 
-fn check_size(width: u32, height: u32, fps: u32) -> Result<(), VideoError> {
+pub(crate) fn check_size(width: u32, height: u32, fps: u32) -> Result<(), VideoError> {
     let bad = |reason| VideoError::BadSize {
         width,
         height,
