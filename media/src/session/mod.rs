@@ -9,18 +9,26 @@
 mod config;
 mod error;
 mod fingerprint;
+mod history;
+mod rtcp;
 mod rtt;
+mod video;
 
-pub use config::{CandidateScope, IceServer, SessionConfig};
+pub use config::{CandidateScope, IceServer, SessionConfig, VideoConfig, VideoDirection};
 pub use error::SessionError;
 pub use fingerprint::{certificate_fingerprint, fingerprints_equal};
+pub use history::DEFAULT_HISTORY;
+pub use rtcp::{ReportBlock, RtcpFeedback, TwccArrival, MAX_NACK_SEQS};
+pub use video::{SentVideoFrame, H264_FMTP, H264_PAYLOAD_TYPE, VIDEO_CLOCK_HZ};
+
+use video::VideoSender;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
@@ -39,9 +47,17 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::stats::StatsReportType;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
@@ -55,22 +71,26 @@ pub const CHAT_CHANNEL_LABEL: &str = "chat";
 pub const CHAT_DRAIN: Duration = Duration::from_secs(2);
 /// RTP payload type we register for Opus.
 const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Packets behind the newest one that SRTP still accepts (webrtc-rs' default is 64): a
+/// retransmission answering a NACK arrives late by design and must not be refused as too old.
+/// Duplicates are still refused.
+const SRTP_REPLAY_WINDOW: usize = DEFAULT_HISTORY;
 /// Events queued between webrtc-rs callbacks and the call loop; audio beyond this is dropped
 /// (and counted) rather than buffered without bound.
 const EVENT_QUEUE: usize = 1024;
 
-/// One RTP packet of the remote audio track, as it left SRTP, stamped with its arrival time.
+/// One RTP packet of a remote track (audio or video), as it left SRTP, stamped with its arrival time.
 #[derive(Clone, Debug)]
 pub struct ReceivedRtp {
     /// RTP sequence number.
     pub seq: u16,
-    /// RTP timestamp (48 kHz clock for Opus).
+    /// RTP timestamp (48 kHz clock for Opus, 90 kHz for video).
     pub timestamp: u32,
     /// Synchronisation source.
     pub ssrc: u32,
     /// RTP marker bit.
     pub marker: bool,
-    /// Codec payload (one Opus packet).
+    /// Codec payload (one Opus packet, or an RFC 6184 H.264 payload).
     pub payload: Bytes,
     /// When the shell received it.
     pub arrival: Instant,
@@ -78,9 +98,19 @@ pub struct ReceivedRtp {
 
 /// What the session reports to its owner.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SessionEvent {
     /// An audio RTP packet arrived.
     Audio(ReceivedRtp),
+    /// A video RTP packet arrived (feed it to `media::jitter::video::VideoFrameBuffer`).
+    Video(ReceivedRtp),
+    /// RTCP from the peer about our streams (or its sender reports about its own).
+    Rtcp {
+        /// What it said.
+        kind: RtcpFeedback,
+        /// When the shell read it.
+        at: Instant,
+    },
     /// The chat data channel is open in both directions.
     ChatOpen,
     /// A message arrived on the chat data channel (a frame, see `media::chat`).
@@ -121,6 +151,13 @@ impl TransportStats {
 pub struct Session {
     pc: Arc<RTCPeerConnection>,
     audio: Arc<TrackLocalStaticSample>,
+    video: Option<Arc<VideoSender>>,
+    /// SSRC of the peer's video stream, known once its first packet arrived.
+    remote_video_ssrc: Arc<Mutex<Option<u32>>>,
+    /// Our SSRC as the sender of feedback (that of our first sending track, or 0).
+    feedback_ssrc: u32,
+    /// Whether [`SessionConfig::video`] asked for video; if not, a video offer is declined.
+    wants_video: bool,
     chat: Arc<Mutex<Option<Arc<RTCDataChannel>>>>,
     state: watch::Receiver<RTCPeerConnectionState>,
     events: mpsc::Sender<SessionEvent>,
@@ -144,7 +181,23 @@ impl Session {
                 RTPCodecType::Audio,
             )
             .map_err(SessionError::webrtc("register the Opus codec"))?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)
+        // Registered even without video: an answer that declines a video offer must still
+        // name the codec, or webrtc-rs on the offering side fails to apply it
+        // (`ErrUnsupportedCodec`); the m-section is then answered inactive (see accept_offer).
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    capability: video::h264_capability(),
+                    payload_type: H264_PAYLOAD_TYPE,
+                    ..Default::default()
+                },
+                RTPCodecType::Video,
+            )
+            .map_err(SessionError::webrtc("register the H.264 codec"))?;
+        // Not webrtc-rs' NACK generator and responder: the video frame buffer decides when to
+        // NACK (after its reordering grace, retried at the RTT) and the session answers from
+        // its own history, so each happens once and is counted (docs/decisions.md).
+        let registry = configure_twcc(configure_rtcp_reports(Registry::new()), &mut media)
             .map_err(SessionError::webrtc("register interceptors"))?;
 
         let mut settings = SettingEngine::default();
@@ -180,6 +233,7 @@ impl Session {
             .map_err(SessionError::webrtc("set the DTLS role"))?;
         // Never relax this: it is what binds the DTLS certificate to the signed SDP.
         settings.disable_certificate_fingerprint_verification(false);
+        settings.set_srtp_replay_protection_window(SRTP_REPLAY_WINDOW);
 
         let api = APIBuilder::new()
             .with_media_engine(media)
@@ -214,21 +268,73 @@ impl Session {
             "audio".to_owned(),
             "call".to_owned(),
         ));
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut feedback_ssrc = None;
         // A chat-only session keeps the track unbound: writing to it then sends nothing.
         if cfg.audio {
             let sender = pc
                 .add_track(Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>)
                 .await
                 .map_err(SessionError::webrtc("add the audio track"))?;
-            // RTCP must be read for interceptors (NACK, reports) to run.
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 1500];
-                while sender.read(&mut buf).await.is_ok() {}
-            });
+            let ssrc = sender_ssrc(&sender).await;
+            feedback_ssrc = feedback_ssrc.or(Some(ssrc));
+            // RTCP must be read for interceptors (reports, congestion feedback) to run.
+            let sink = EventSink::new(&events, &dropped_events);
+            tokio::spawn(read_sender_rtcp(sender, ssrc, None, sink));
         }
-
-        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let video = match &cfg.video {
+            Some(v) => {
+                let (direction, sender) = if v.direction.sends() {
+                    let sender = Arc::new(VideoSender::new(
+                        v,
+                        rand::random::<u16>(),
+                        rand::random::<u32>(),
+                    )?);
+                    (v.direction, Some(sender))
+                } else {
+                    (v.direction, None)
+                };
+                let dir = match direction {
+                    VideoDirection::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+                    VideoDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+                    VideoDirection::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+                };
+                let init = Some(RTCRtpTransceiverInit {
+                    direction: dir,
+                    send_encodings: vec![],
+                });
+                match &sender {
+                    Some(s) => {
+                        let t = pc
+                            .add_transceiver_from_track(
+                                Arc::clone(&s.track) as Arc<dyn TrackLocal + Send + Sync>,
+                                init,
+                            )
+                            .await
+                            .map_err(SessionError::webrtc("add the video track"))?;
+                        let rtp_sender = t.sender().await;
+                        let ssrc = sender_ssrc(&rtp_sender).await;
+                        feedback_ssrc = feedback_ssrc.or(Some(ssrc));
+                        let sink = EventSink::new(&events, &dropped_events);
+                        tokio::spawn(read_sender_rtcp(
+                            rtp_sender,
+                            ssrc,
+                            Some(Arc::clone(s)),
+                            sink,
+                        ));
+                    }
+                    None => {
+                        pc.add_transceiver_from_kind(RTPCodecType::Video, init)
+                            .await
+                            .map_err(SessionError::webrtc("add the video transceiver"))?;
+                    }
+                }
+                sender
+            }
+            None => None,
+        };
+        let remote_video_ssrc = Arc::new(Mutex::new(None));
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let ice_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
@@ -249,17 +355,21 @@ impl Session {
         {
             let events = events.clone();
             let dropped = Arc::clone(&dropped_events);
+            let remote_video_ssrc = Arc::clone(&remote_video_ssrc);
             pc.on_track(Box::new(move |track, receiver, _transceiver| {
-                let events = events.clone();
-                let dropped = Arc::clone(&dropped);
-                tokio::spawn(read_remote_track(track, events, dropped));
+                let sink = EventSink::new(&events, &dropped);
+                let video = track.kind() == RTPCodecType::Video;
+                if video {
+                    if let Ok(mut s) = remote_video_ssrc.lock() {
+                        *s = Some(track.ssrc());
+                    }
+                }
+                let ssrc = track.ssrc();
+                tokio::spawn(read_remote_track(track, video, sink.clone()));
                 // The peer's sender reports reach the interceptors only when the receiver's
                 // RTCP is read. Unread, our receiver reports carry LSR = DLSR = 0 and neither
                 // side can compute an RTCP round-trip time.
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 1500];
-                    while receiver.read(&mut buf).await.is_ok() {}
-                });
+                tokio::spawn(read_receiver_rtcp(receiver, ssrc, sink));
                 Box::pin(async {})
             }));
         }
@@ -283,6 +393,10 @@ impl Session {
             Session {
                 pc,
                 audio,
+                video,
+                remote_video_ssrc,
+                feedback_ssrc: feedback_ssrc.unwrap_or(0),
+                wants_video: cfg.video.is_some(),
                 chat,
                 state,
                 events,
@@ -324,6 +438,15 @@ impl Session {
             .set_remote_description(offer)
             .await
             .map_err(SessionError::webrtc("apply the offer"))?;
+        if !self.wants_video {
+            // webrtc-rs created a receiving transceiver for the peer's video; we did not ask
+            // for video, so answer it inactive and no video is sent to us.
+            for t in self.pc.get_transceivers().await {
+                if t.kind() == RTPCodecType::Video {
+                    t.set_direction(RTCRtpTransceiverDirection::Inactive).await;
+                }
+            }
+        }
         let answer = self
             .pc
             .create_answer(None)
@@ -437,6 +560,71 @@ impl Session {
             .map_err(SessionError::webrtc("send audio"))
     }
 
+    /// Sends one H.264 access unit (Annex-B) on the video track, packetized by the session
+    /// (RFC 6184 mode 1, FU-A/STAP-A) at the current RTP timestamp; the timestamp then advances
+    /// by `duration` on the 90 kHz clock. Every packet is kept for retransmission on NACK.
+    pub async fn send_video_frame(
+        &self,
+        access_unit: &[u8],
+        duration: Duration,
+    ) -> Result<SentVideoFrame, SessionError> {
+        let video = self.video.as_ref().ok_or(SessionError::NoVideoTrack)?;
+        video.send_frame(access_unit, duration).await
+    }
+
+    /// Sends video RTP packets the caller packetized and numbered itself (do not mix with
+    /// [`Session::send_video_frame`] on one session: the sequence numbers would clash).
+    /// Returns the sequence numbers withheld by [`VideoConfig::drop_every_nth`].
+    pub async fn send_video_rtp(
+        &self,
+        packets: &[crate::jitter::video::VideoPacket],
+    ) -> Result<Vec<u16>, SessionError> {
+        let video = self.video.as_ref().ok_or(SessionError::NoVideoTrack)?;
+        video.send_packets(packets).await
+    }
+
+    /// Video packets sent again in answer to the peer's NACKs.
+    pub fn video_retransmitted(&self) -> u64 {
+        self.video.as_ref().map_or(0, |v| v.retransmitted())
+    }
+
+    /// Asks the peer for a keyframe on its video stream (RTCP PLI, RFC 4585 §6.3.1).
+    pub async fn request_keyframe(&self) -> Result<(), SessionError> {
+        let media_ssrc = self.remote_video_ssrc()?;
+        let pli = PictureLossIndication {
+            sender_ssrc: self.feedback_ssrc,
+            media_ssrc,
+        };
+        self.pc
+            .write_rtcp(&[Box::new(pli)])
+            .await
+            .map(|_| ())
+            .map_err(SessionError::webrtc("send a PLI"))
+    }
+
+    /// Asks the peer to retransmit video packets `seqs` (RTCP generic NACK, RFC 4585 §6.2.1).
+    pub async fn send_nack(&self, seqs: &[u16]) -> Result<(), SessionError> {
+        let media_ssrc = self.remote_video_ssrc()?;
+        let seqs = &seqs[..seqs.len().min(MAX_NACK_SEQS)];
+        let nack = TransportLayerNack {
+            sender_ssrc: self.feedback_ssrc,
+            media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        };
+        self.pc
+            .write_rtcp(&[Box::new(nack)])
+            .await
+            .map(|_| ())
+            .map_err(SessionError::webrtc("send a NACK"))
+    }
+
+    fn remote_video_ssrc(&self) -> Result<u32, SessionError> {
+        self.remote_video_ssrc
+            .lock()
+            .map_err(|_| SessionError::Poisoned)?
+            .ok_or(SessionError::NoRemoteVideo)
+    }
+
     /// Sends one message on the chat data channel. Fails if the channel is not open yet.
     pub async fn send_chat(&self, frame: Bytes) -> Result<(), SessionError> {
         let dc = self
@@ -516,26 +704,98 @@ fn opus_capability() -> RTCRtpCodecCapability {
     }
 }
 
-async fn read_remote_track(
-    track: Arc<TrackRemote>,
+/// Where the reader tasks put their events: the bounded queue, counting what does not fit.
+#[derive(Clone)]
+struct EventSink {
     events: mpsc::Sender<SessionEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
-) {
+}
+
+impl EventSink {
+    fn new(
+        events: &mpsc::Sender<SessionEvent>,
+        dropped: &Arc<std::sync::atomic::AtomicU64>,
+    ) -> Self {
+        Self {
+            events: events.clone(),
+            dropped: Arc::clone(dropped),
+        }
+    }
+
+    /// Queues `ev`; false once the owner is gone.
+    fn offer(&self, ev: SessionEvent) -> bool {
+        match self.events.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+async fn sender_ssrc(sender: &RTCRtpSender) -> u32 {
+    sender
+        .get_parameters()
+        .await
+        .encodings
+        .first()
+        .map_or(0, |e| e.ssrc)
+}
+
+async fn read_remote_track(track: Arc<TrackRemote>, video: bool, sink: EventSink) {
     while let Ok((pkt, _)) = track.read_rtp().await {
-        let ev = SessionEvent::Audio(ReceivedRtp {
+        let rtp = ReceivedRtp {
             seq: pkt.header.sequence_number,
             timestamp: pkt.header.timestamp,
             ssrc: pkt.header.ssrc,
             marker: pkt.header.marker,
             payload: pkt.payload,
             arrival: Instant::now(),
-        });
-        match events.try_send(ev) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        let ev = if video {
+            SessionEvent::Video(rtp)
+        } else {
+            SessionEvent::Audio(rtp)
+        };
+        if !sink.offer(ev) {
+            break;
+        }
+    }
+}
+
+/// Reads the RTCP arriving for one of our senders (which also runs the interceptors), answers
+/// NACKs from the video history, and reports the feedback.
+async fn read_sender_rtcp(
+    sender: Arc<RTCRtpSender>,
+    ssrc: u32,
+    video: Option<Arc<VideoSender>>,
+    sink: EventSink,
+) {
+    while let Ok((packets, _)) = sender.read_rtcp().await {
+        let at = Instant::now();
+        for kind in RtcpFeedback::from_sender_rtcp(&packets, ssrc) {
+            if let (RtcpFeedback::Nack { seqs, .. }, Some(v)) = (&kind, &video) {
+                let sent = v.retransmit(seqs).await;
+                tracing::trace!(asked = seqs.len(), sent, "answered a NACK");
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
+            if !sink.offer(SessionEvent::Rtcp { kind, at }) {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads the RTCP of the peer's stream `ssrc` (its sender reports).
+async fn read_receiver_rtcp(receiver: Arc<RTCRtpReceiver>, ssrc: u32, sink: EventSink) {
+    while let Ok((packets, _)) = receiver.read_rtcp().await {
+        let at = Instant::now();
+        for kind in RtcpFeedback::from_receiver_rtcp(&packets, ssrc) {
+            if !sink.offer(SessionEvent::Rtcp { kind, at }) {
+                return;
+            }
         }
     }
 }
