@@ -80,6 +80,8 @@ struct Sent {
     withheld: Vec<u16>,
     plis: usize,
     nacked: Vec<u16>,
+    receiver_reports: usize,
+    transport_cc: usize,
 }
 
 /// Encodes and sends `FRAMES` pattern frames, answering PLI/FIR with a keyframe, then keeps
@@ -108,6 +110,10 @@ async fn send_pattern(
                     *force = true;
                 }
                 RtcpFeedback::Nack { seqs, .. } => sent.nacked.extend(seqs),
+                RtcpFeedback::ReceiverReport { .. } => sent.receiver_reports += 1,
+                RtcpFeedback::TransportCc { arrivals, .. } => {
+                    sent.transport_cc += arrivals.len();
+                }
                 _ => {}
             }
         }
@@ -246,6 +252,9 @@ async fn nacked_packets_are_retransmitted() {
         assert!(seen.contains(seq), "withheld {seq} never reached bob");
     }
     assert!(retransmitted >= sent.withheld.len() as u64);
+    // The other feedback of a video stream reaches the sender too.
+    assert!(sent.receiver_reports >= 1, "no receiver report");
+    assert!(sent.transport_cc >= 1, "no transport-wide feedback");
     assert!(
         got.decoded * 10 >= FRAMES * 9,
         "decoded {} of {FRAMES}",
