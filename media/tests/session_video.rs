@@ -223,6 +223,10 @@ async fn h264_frames_cross_and_decode() {
     p.alice.close().await;
     p.bob.close().await;
     assert!(sent.withheld.is_empty());
+    eprintln!(
+        "decoded {} of {FRAMES} frames, {} PLIs",
+        got.decoded, sent.plis
+    );
     assert!(
         got.decoded * 10 >= FRAMES * 9,
         "decoded {} of {FRAMES}",
@@ -245,6 +249,14 @@ async fn nacked_packets_are_retransmitted() {
     p.alice.close().await;
     p.bob.close().await;
     assert!(!sent.withheld.is_empty(), "the test withholds packets");
+    eprintln!(
+        "withheld {}, NACKed {}, retransmitted {retransmitted}, decoded {} of {FRAMES}, {} RR, {} TWCC arrivals",
+        sent.withheld.len(),
+        sent.nacked.len(),
+        got.decoded,
+        sent.receiver_reports,
+        sent.transport_cc
+    );
     let seen: HashSet<u16> = got.seqs.iter().copied().collect();
     let nacked: HashSet<u16> = sent.nacked.iter().copied().collect();
     for seq in &sent.withheld {
@@ -348,4 +360,51 @@ async fn a_peer_without_video_still_gets_audio() {
         "{alice_audio} {bob_audio}"
     );
     assert_eq!(bob_video, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audio_only_offer_to_a_video_peer_connects_with_audio() {
+    let mut p = connect(config(None), config(video(VideoDirection::SendRecv, None))).await;
+    assert!(!p.offer.contains("m=video"), "{}", p.offer);
+    let mut enc = OpusEncoder::new(&EncoderConfig::default()).unwrap();
+    let pcm = vec![0i16; FRAME_SAMPLES];
+    let mut buf = [0u8; MAX_PACKET_BYTES];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut alice_audio = 0;
+    for _ in 0..500 {
+        tick.tick().await;
+        let len = enc.encode(&pcm, &mut buf).unwrap();
+        p.bob
+            .send_audio(
+                Bytes::copy_from_slice(&buf[..len]),
+                Duration::from_millis(20),
+            )
+            .await
+            .unwrap();
+        while let Ok(ev) = p.alice_events.try_recv() {
+            alice_audio += usize::from(matches!(ev, SessionEvent::Audio(_)));
+        }
+        if alice_audio >= 10 {
+            break;
+        }
+    }
+    // Bob's video track was never negotiated: sending on it goes nowhere and fails nothing.
+    let frame = H264Encoder::new(H264Config {
+        width: 64,
+        height: 64,
+        ..H264Config::default()
+    })
+    .unwrap()
+    .encode(&TestPattern::new(64, 64).next_frame(), true)
+    .unwrap();
+    p.bob
+        .send_video_frame(&frame.data, FRAME_TIME)
+        .await
+        .unwrap();
+    while let Ok(ev) = p.bob_events.try_recv() {
+        drop(ev);
+    }
+    p.alice.close().await;
+    p.bob.close().await;
+    assert!(alice_audio >= 10, "{alice_audio}");
 }

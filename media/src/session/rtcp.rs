@@ -82,11 +82,12 @@ pub enum RtcpFeedback {
         /// The media SSRC that needs a keyframe.
         ssrc: u32,
     },
-    /// A receiver report from the peer about one of our streams.
+    /// The peer's reception report blocks about one of our streams, from a receiver report
+    /// or, when the peer sends media too, from the report blocks of its sender report.
     ReceiverReport {
         /// The peer's SSRC.
         sender_ssrc: u32,
-        /// The blocks about our SSRCs.
+        /// The blocks about our SSRC.
         blocks: Vec<ReportBlock>,
     },
     /// A sender report from the peer: maps its RTP clock to wall-clock time (for A/V sync).
@@ -148,6 +149,15 @@ impl RtcpFeedback {
                 if !blocks.is_empty() {
                     out.push(RtcpFeedback::ReceiverReport {
                         sender_ssrc: rr.ssrc,
+                        blocks,
+                    });
+                }
+            } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                // A peer that sends media reports on ours inside its sender reports.
+                let blocks = own_blocks(&sr.reports, local_ssrc);
+                if !blocks.is_empty() {
+                    out.push(RtcpFeedback::ReceiverReport {
+                        sender_ssrc: sr.ssrc,
                         blocks,
                     });
                 }
@@ -337,6 +347,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn report_blocks_inside_a_sender_report_reach_the_sender() {
+        let sr = SenderReport {
+            ssrc: 5,
+            reports: vec![ReceptionReport {
+                ssrc: 7,
+                total_lost: 4,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        match &RtcpFeedback::from_sender_rtcp(&boxed(sr.clone()), 7)[..] {
+            [RtcpFeedback::ReceiverReport {
+                sender_ssrc: 5,
+                blocks,
+            }] => assert_eq!(blocks[0].total_lost, 4),
+            other => panic!("{other:?}"),
+        }
+        assert!(RtcpFeedback::from_sender_rtcp(&boxed(sr), 8).is_empty());
     }
 
     #[test]
