@@ -408,3 +408,21 @@ async fn an_audio_only_offer_to_a_video_peer_connects_with_audio() {
     p.bob.close().await;
     assert!(alice_audio >= 10, "{alice_audio}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_video_payloads_are_refused() {
+    let cfg = config(Some(VideoConfig {
+        max_payload: 1400,
+        ..VideoConfig::default()
+    }));
+    assert!(Session::new(&cfg).await.is_err());
+    // Without a sending track, video cannot be sent.
+    let (s, _ev) = Session::new(&config(video(VideoDirection::RecvOnly, None)))
+        .await
+        .unwrap();
+    assert!(s
+        .send_video_frame(&[0, 0, 0, 1, 0x65, 0], FRAME_TIME)
+        .await
+        .is_err());
+    s.close().await;
+}

@@ -1,8 +1,12 @@
-//! The one place that touches webrtc-rs: a peer connection with an Opus audio track and a
-//! reliable, ordered `chat` data channel, ICE over host and TURN relay candidates, DTLS/SRTP.
+//! The one place that touches webrtc-rs: a peer connection with an Opus audio track, an optional
+//! H.264 video track, and a reliable, ordered `chat` data channel, ICE over host and TURN relay
+//! candidates, DTLS/SRTP.
 //!
-//! This is the async shell around the network: it moves RTP packets and data-channel messages
-//! in and out as [`SessionEvent`]s stamped with their arrival time, and takes Opus packets to send.
+//! This is the async shell around the network: it moves RTP packets, RTCP feedback and
+//! data-channel messages in and out as [`SessionEvent`]s stamped with their arrival time, and
+//! takes Opus packets and H.264 access units to send. It answers NACKs itself (plain
+//! retransmission from a bounded history); keyframe requests go to the owner, who has the
+//! encoder.
 //! Everything that decides (jitter buffers, codecs, signaling checks) lives elsewhere, so the
 //! webrtc-rs line can change without touching them (see `docs/decisions.md`).
 
@@ -144,7 +148,8 @@ impl TransportStats {
     }
 }
 
-/// A peer connection with one outgoing Opus track, the incoming remote track and a chat channel.
+/// A peer connection with one outgoing Opus track, an optional H.264 track, the incoming remote
+/// tracks and a chat channel.
 ///
 /// Dropping a `Session` without [`Session::close`] still releases everything once webrtc-rs'
 /// own tasks notice; call `close` to do it now.
@@ -665,7 +670,8 @@ impl Session {
         out
     }
 
-    /// Audio packets dropped because the owner did not keep up with the event queue.
+    /// Events (audio and video packets, RTCP feedback) dropped because the owner did not keep
+    /// up with the event queue.
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
             .load(std::sync::atomic::Ordering::Relaxed)

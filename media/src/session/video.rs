@@ -21,6 +21,9 @@ use crate::jitter::video::{FramePacketizer, VideoPacket};
 
 /// RTP payload type we register for H.264.
 pub const H264_PAYLOAD_TYPE: u8 = 102;
+/// Largest RTP payload [`VideoConfig::max_payload`] may ask for: RTP header with extensions,
+/// the SRTP tag, UDP, IP and a TURN channel header still fit 1500 bytes.
+const MAX_PAYLOAD: usize = 1300;
 /// RTP clock of video (RFC 6184).
 pub const VIDEO_CLOCK_HZ: u32 = 90_000;
 /// The `a=fmtp` parameters we offer: constrained baseline level 3.1, packetization mode 1
@@ -77,6 +80,12 @@ impl VideoSender {
         first_seq: u16,
         first_timestamp: u32,
     ) -> Result<Self, SessionError> {
+        if cfg.max_payload > MAX_PAYLOAD {
+            return Err(SessionError::VideoConfig(format!(
+                "max_payload {} is above {MAX_PAYLOAD} bytes: the SRTP packet would not fit a 1500-byte MTU",
+                cfg.max_payload
+            )));
+        }
         let packetizer = FramePacketizer::new(first_seq, cfg.max_payload)
             .map_err(|e| SessionError::VideoConfig(e.to_string()))?;
         Ok(Self {
