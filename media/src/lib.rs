@@ -3,10 +3,11 @@
 //! Distance from the wire, outermost first: [`session`] is the one place that touches webrtc-rs
 //! (ICE, DTLS, SRTP, data channels); [`jitter`] turns arriving RTP into a steady playout;
 //! [`codec`] encodes and decodes Opus and H.264; [`netsim`] impairs packets in tests and benches;
-//! [`stats`] is plain data describing a call.
+//! [`stats`] is plain data describing a call; [`bwe`] estimates the bandwidth video may use.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bwe;
 pub mod chat;
 pub mod codec;
 pub mod jitter;
