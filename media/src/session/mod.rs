@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod fingerprint;
 mod history;
+mod readers;
 mod rtcp;
 mod rtt;
 mod video;
@@ -25,6 +26,7 @@ pub use history::DEFAULT_HISTORY;
 pub use rtcp::{ReportBlock, RtcpFeedback, TwccArrival, MAX_NACK_SEQS};
 pub use video::{SentVideoFrame, H264_FMTP, H264_PAYLOAD_TYPE, VIDEO_CLOCK_HZ};
 
+use readers::{read_receiver_rtcp, read_remote_track, read_sender_rtcp, sender_ssrc, EventSink};
 use video::VideoSender;
 
 use std::sync::{Arc, Mutex};
@@ -58,14 +60,10 @@ use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
-use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
-use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
-use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
 use webrtc::stats::StatsReportType;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
-use webrtc::track::track_remote::TrackRemote;
 
 use crate::stats::{Rtt, RttSource};
 
@@ -290,51 +288,9 @@ impl Session {
         }
         let video = match &cfg.video {
             Some(v) => {
-                let (direction, sender) = if v.direction.sends() {
-                    let sender = Arc::new(VideoSender::new(
-                        v,
-                        rand::random::<u16>(),
-                        rand::random::<u32>(),
-                    )?);
-                    (v.direction, Some(sender))
-                } else {
-                    (v.direction, None)
-                };
-                let dir = match direction {
-                    VideoDirection::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
-                    VideoDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
-                    VideoDirection::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
-                };
-                let init = Some(RTCRtpTransceiverInit {
-                    direction: dir,
-                    send_encodings: vec![],
-                });
-                match &sender {
-                    Some(s) => {
-                        let t = pc
-                            .add_transceiver_from_track(
-                                Arc::clone(&s.track) as Arc<dyn TrackLocal + Send + Sync>,
-                                init,
-                            )
-                            .await
-                            .map_err(SessionError::webrtc("add the video track"))?;
-                        let rtp_sender = t.sender().await;
-                        let ssrc = sender_ssrc(&rtp_sender).await;
-                        feedback_ssrc = feedback_ssrc.or(Some(ssrc));
-                        let sink = EventSink::new(&events, &dropped_events);
-                        tokio::spawn(read_sender_rtcp(
-                            rtp_sender,
-                            ssrc,
-                            Some(Arc::clone(s)),
-                            sink,
-                        ));
-                    }
-                    None => {
-                        pc.add_transceiver_from_kind(RTPCodecType::Video, init)
-                            .await
-                            .map_err(SessionError::webrtc("add the video transceiver"))?;
-                    }
-                }
+                let sink = EventSink::new(&events, &dropped_events);
+                let (sender, ssrc) = video::add_video(&pc, v, sink).await?;
+                feedback_ssrc = feedback_ssrc.or(ssrc);
                 sender
             }
             None => None,
@@ -707,102 +663,6 @@ fn opus_capability() -> RTCRtpCodecCapability {
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],
-    }
-}
-
-/// Where the reader tasks put their events: the bounded queue, counting what does not fit.
-#[derive(Clone)]
-struct EventSink {
-    events: mpsc::Sender<SessionEvent>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl EventSink {
-    fn new(
-        events: &mpsc::Sender<SessionEvent>,
-        dropped: &Arc<std::sync::atomic::AtomicU64>,
-    ) -> Self {
-        Self {
-            events: events.clone(),
-            dropped: Arc::clone(dropped),
-        }
-    }
-
-    /// Queues `ev`; false once the owner is gone.
-    fn offer(&self, ev: SessionEvent) -> bool {
-        match self.events.try_send(ev) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
-
-async fn sender_ssrc(sender: &RTCRtpSender) -> u32 {
-    sender
-        .get_parameters()
-        .await
-        .encodings
-        .first()
-        .map_or(0, |e| e.ssrc)
-}
-
-async fn read_remote_track(track: Arc<TrackRemote>, video: bool, sink: EventSink) {
-    while let Ok((pkt, _)) = track.read_rtp().await {
-        let rtp = ReceivedRtp {
-            seq: pkt.header.sequence_number,
-            timestamp: pkt.header.timestamp,
-            ssrc: pkt.header.ssrc,
-            marker: pkt.header.marker,
-            payload: pkt.payload,
-            arrival: Instant::now(),
-        };
-        let ev = if video {
-            SessionEvent::Video(rtp)
-        } else {
-            SessionEvent::Audio(rtp)
-        };
-        if !sink.offer(ev) {
-            break;
-        }
-    }
-}
-
-/// Reads the RTCP arriving for one of our senders (which also runs the interceptors), answers
-/// NACKs from the video history, and reports the feedback.
-async fn read_sender_rtcp(
-    sender: Arc<RTCRtpSender>,
-    ssrc: u32,
-    video: Option<Arc<VideoSender>>,
-    sink: EventSink,
-) {
-    while let Ok((packets, _)) = sender.read_rtcp().await {
-        let at = Instant::now();
-        for kind in RtcpFeedback::from_sender_rtcp(&packets, ssrc) {
-            if let (RtcpFeedback::Nack { seqs, .. }, Some(v)) = (&kind, &video) {
-                let sent = v.retransmit(seqs).await;
-                tracing::trace!(asked = seqs.len(), sent, "answered a NACK");
-            }
-            if !sink.offer(SessionEvent::Rtcp { kind, at }) {
-                return;
-            }
-        }
-    }
-}
-
-/// Reads the RTCP of the peer's stream `ssrc` (its sender reports).
-async fn read_receiver_rtcp(receiver: Arc<RTCRtpReceiver>, ssrc: u32, sink: EventSink) {
-    while let Ok((packets, _)) = receiver.read_rtcp().await {
-        let at = Instant::now();
-        for kind in RtcpFeedback::from_receiver_rtcp(&packets, ssrc) {
-            if !sink.offer(SessionEvent::Rtcp { kind, at }) {
-                return;
-            }
-        }
     }
 }
 

@@ -14,8 +14,15 @@ use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::track::track_local::track_local_static_rtp::TrackLocalStaticRTP;
 use webrtc::track::track_local::TrackLocalWriter;
 
-use super::config::VideoConfig;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtp_transceiver::rtp_codec::RTPCodecType;
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
+use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::track::track_local::TrackLocal;
+
+use super::config::{VideoConfig, VideoDirection};
 use super::history::SentHistory;
+use super::readers::{read_sender_rtcp, sender_ssrc, EventSink};
 use super::SessionError;
 use crate::jitter::video::{FramePacketizer, VideoPacket};
 
@@ -45,6 +52,51 @@ pub(crate) fn h264_capability() -> RTCRtpCodecCapability {
         sdp_fmtp_line: H264_FMTP.to_owned(),
         rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
     }
+}
+
+/// Adds the video transceiver in the direction `cfg` asks for. When this side sends, returns
+/// its sender and SSRC, and starts the task that reads the sender's RTCP (answering NACKs).
+pub(crate) async fn add_video(
+    pc: &RTCPeerConnection,
+    cfg: &VideoConfig,
+    sink: EventSink,
+) -> Result<(Option<Arc<VideoSender>>, Option<u32>), SessionError> {
+    let init = Some(RTCRtpTransceiverInit {
+        direction: match cfg.direction {
+            VideoDirection::SendRecv => RTCRtpTransceiverDirection::Sendrecv,
+            VideoDirection::SendOnly => RTCRtpTransceiverDirection::Sendonly,
+            VideoDirection::RecvOnly => RTCRtpTransceiverDirection::Recvonly,
+        },
+        send_encodings: vec![],
+    });
+    if !cfg.direction.sends() {
+        pc.add_transceiver_from_kind(RTPCodecType::Video, init)
+            .await
+            .map_err(SessionError::webrtc("add the video transceiver"))?;
+        return Ok((None, None));
+    }
+    // RFC 3550 §5.1: random initial sequence number and timestamp.
+    let sender = Arc::new(VideoSender::new(
+        cfg,
+        rand::random::<u16>(),
+        rand::random::<u32>(),
+    )?);
+    let t = pc
+        .add_transceiver_from_track(
+            Arc::clone(&sender.track) as Arc<dyn TrackLocal + Send + Sync>,
+            init,
+        )
+        .await
+        .map_err(SessionError::webrtc("add the video track"))?;
+    let rtp_sender = t.sender().await;
+    let ssrc = sender_ssrc(&rtp_sender).await;
+    tokio::spawn(read_sender_rtcp(
+        rtp_sender,
+        ssrc,
+        Some(Arc::clone(&sender)),
+        sink,
+    ));
+    Ok((Some(sender), Some(ssrc)))
 }
 
 /// What [`super::Session::send_video_frame`] did with one access unit.
