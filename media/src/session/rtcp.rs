@@ -208,18 +208,23 @@ fn own_blocks(reports: &[ReceptionReport], local_ssrc: u32) -> Vec<ReportBlock> 
 fn transport_cc(cc: &TransportLayerCc) -> RtcpFeedback {
     let count = usize::from(cc.packet_status_count);
     let mut symbols = Vec::with_capacity(count);
+    // Never expand beyond the announced count: a peer's run lengths could otherwise make
+    // millions of entries out of one packet.
     for chunk in &cc.packet_chunks {
+        let room = count - symbols.len();
         match chunk {
-            PacketStatusChunk::RunLengthChunk(r) => {
-                symbols.extend(std::iter::repeat_n(
-                    r.packet_status_symbol,
-                    usize::from(r.run_length),
-                ));
+            PacketStatusChunk::RunLengthChunk(r) => symbols.extend(std::iter::repeat_n(
+                r.packet_status_symbol,
+                usize::from(r.run_length).min(room),
+            )),
+            PacketStatusChunk::StatusVectorChunk(v) => {
+                symbols.extend(v.symbol_list.iter().take(room))
             }
-            PacketStatusChunk::StatusVectorChunk(v) => symbols.extend(v.symbol_list.iter()),
+        }
+        if symbols.len() == count {
+            break;
         }
     }
-    symbols.truncate(count);
     let mut deltas = cc.recv_deltas.iter();
     let mut at = i64::from(cc.reference_time) * 64_000;
     let arrivals = symbols
@@ -391,6 +396,59 @@ mod tests {
             }]
         ));
         assert!(RtcpFeedback::from_receiver_rtcp(&boxed(sr), 6).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever a peer puts in a transport-cc feedback, the expansion lists exactly
+        /// `packet_status_count` packets (or fewer when the chunks run short), in sequence
+        /// order, and never panics.
+        #[test]
+        fn transport_cc_expansion_is_bounded(
+            base in proptest::prelude::any::<u16>(),
+            count in 0u16..2000,
+            runs in proptest::collection::vec((0u16..8192, 0u8..4), 0..40),
+            deltas in proptest::collection::vec(-100_000i64..100_000, 0..100),
+        ) {
+            let symbol = |k: u8| match k {
+                0 => SymbolTypeTcc::PacketNotReceived,
+                1 => SymbolTypeTcc::PacketReceivedSmallDelta,
+                2 => SymbolTypeTcc::PacketReceivedLargeDelta,
+                _ => SymbolTypeTcc::PacketReceivedWithoutDelta,
+            };
+            let cc = TransportLayerCc {
+                media_ssrc: 7,
+                base_sequence_number: base,
+                packet_status_count: count,
+                packet_chunks: runs
+                    .iter()
+                    .map(|&(n, k)| {
+                        PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                            type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                            packet_status_symbol: symbol(k),
+                            run_length: n,
+                        })
+                    })
+                    .collect(),
+                recv_deltas: deltas
+                    .iter()
+                    .map(|&d| RecvDelta {
+                        type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                        delta: d,
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            match &RtcpFeedback::from_sender_rtcp(&boxed(cc), 7)[..] {
+                [RtcpFeedback::TransportCc { arrivals, .. }] => {
+                    let total: usize = runs.iter().map(|&(n, _)| usize::from(n)).sum();
+                    proptest::prop_assert_eq!(arrivals.len(), total.min(usize::from(count)));
+                    for (i, a) in arrivals.iter().enumerate() {
+                        proptest::prop_assert_eq!(a.seq, base.wrapping_add(i as u16));
+                    }
+                }
+                other => proptest::prop_assert!(false, "{:?}", other),
+            }
+        }
     }
 
     #[test]
