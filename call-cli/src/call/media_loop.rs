@@ -207,6 +207,8 @@ pub(crate) async fn run_media(
                     }
                 },
                 Some(SessionEvent::ChatClosed) => break EndReason::RemoteHangup,
+                // Video and RTCP feedback events (issue 8) are not used by the audio loop yet.
+                Some(_) => {}
                 None => break EndReason::ConnectionLost,
             },
             incoming = client.recv(), if signaling_open => match incoming {

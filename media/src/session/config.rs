@@ -38,6 +38,9 @@ pub struct SessionConfig {
     /// Add the outgoing audio track. `false` for chat-only sessions: the offer then carries no
     /// audio m-line, and [`super::Session::send_audio`] sends nothing.
     pub audio: bool,
+    /// Add an H.264 video m-section. `None` (the default) offers none; a session without video
+    /// still accepts a peer's offer with video and talks audio only.
+    pub video: Option<VideoConfig>,
 }
 
 impl Default for SessionConfig {
@@ -49,6 +52,52 @@ impl Default for SessionConfig {
             ice_disconnected_timeout: Duration::from_secs(3),
             ice_failed_timeout: Duration::from_secs(6),
             audio: true,
+            video: None,
+        }
+    }
+}
+
+/// Which way video flows on the session's one video m-section.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoDirection {
+    /// Send and receive video (`a=sendrecv`).
+    SendRecv,
+    /// Only send (`a=sendonly`): the peer's video, if any, is not asked for.
+    SendOnly,
+    /// Only receive (`a=recvonly`): no camera on this side.
+    RecvOnly,
+}
+
+impl VideoDirection {
+    /// Whether this side sends video.
+    pub fn sends(self) -> bool {
+        matches!(self, VideoDirection::SendRecv | VideoDirection::SendOnly)
+    }
+}
+
+/// The H.264 video track of a session (see `docs/protocol.md` §18.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VideoConfig {
+    /// Send, receive, or both.
+    pub direction: VideoDirection,
+    /// Sent packets kept for retransmission on NACK.
+    pub history: usize,
+    /// Largest RTP payload the packetizer produces (bytes). 1200 keeps the SRTP packet under
+    /// common tunnel MTUs.
+    pub max_payload: usize,
+    /// Deterministic loss for tests and demos: every `n`-th video packet is kept in the
+    /// history but not sent the first time, so only a NACK brings it to the peer. `None` in
+    /// real calls.
+    pub drop_every_nth: Option<u32>,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            direction: VideoDirection::SendRecv,
+            history: super::history::DEFAULT_HISTORY,
+            max_payload: 1200,
+            drop_every_nth: None,
         }
     }
 }

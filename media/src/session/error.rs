@@ -45,6 +45,21 @@ pub enum SessionError {
     /// The chat data channel is not open (yet, or any more).
     #[error("the chat channel is not open")]
     ChatNotOpen,
+    /// Video was asked for but the session was created without a sending video track.
+    #[error("this session sends no video (set SessionConfig::video with a sending direction)")]
+    NoVideoTrack,
+    /// A keyframe request or NACK before any video arrived from the peer: its SSRC is unknown.
+    #[error("no video received from the peer yet; retry once its first packet has arrived")]
+    NoRemoteVideo,
+    /// The video settings cannot work.
+    #[error("invalid video settings: {0}")]
+    VideoConfig(String),
+    /// An access unit could not be packetized.
+    #[error("cannot packetize the access unit: {0} (pass an Annex-B H.264 access unit)")]
+    BadAccessUnit(String),
+    /// A lock was poisoned by a panic in another task (a bug; restart the call).
+    #[error("internal lock poisoned by an earlier panic")]
+    Poisoned,
 }
 
 impl SessionError {

@@ -1,26 +1,40 @@
-//! The one place that touches webrtc-rs: a peer connection with an Opus audio track and a
-//! reliable, ordered `chat` data channel, ICE over host and TURN relay candidates, DTLS/SRTP.
+//! The one place that touches webrtc-rs: a peer connection with an Opus audio track, an optional
+//! H.264 video track, and a reliable, ordered `chat` data channel, ICE over host and TURN relay
+//! candidates, DTLS/SRTP.
 //!
-//! This is the async shell around the network: it moves RTP packets and data-channel messages
-//! in and out as [`SessionEvent`]s stamped with their arrival time, and takes Opus packets to send.
+//! This is the async shell around the network: it moves RTP packets, RTCP feedback and
+//! data-channel messages in and out as [`SessionEvent`]s stamped with their arrival time, and
+//! takes Opus packets and H.264 access units to send. It answers NACKs itself (plain
+//! retransmission from a bounded history); keyframe requests go to the owner, who has the
+//! encoder.
 //! Everything that decides (jitter buffers, codecs, signaling checks) lives elsewhere, so the
 //! webrtc-rs line can change without touching them (see `docs/decisions.md`).
 
 mod config;
 mod error;
 mod fingerprint;
+mod history;
+mod readers;
+mod rtcp;
 mod rtt;
+mod video;
 
-pub use config::{CandidateScope, IceServer, SessionConfig};
+pub use config::{CandidateScope, IceServer, SessionConfig, VideoConfig, VideoDirection};
 pub use error::SessionError;
 pub use fingerprint::{certificate_fingerprint, fingerprints_equal};
+pub use history::DEFAULT_HISTORY;
+pub use rtcp::{ReportBlock, RtcpFeedback, TwccArrival, MAX_NACK_SEQS};
+pub use video::{SentVideoFrame, H264_FMTP, H264_PAYLOAD_TYPE, VIDEO_CLOCK_HZ};
+
+use readers::{read_receiver_rtcp, read_remote_track, read_sender_rtcp, sender_ssrc, EventSink};
+use video::VideoSender;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
-use webrtc::api::interceptor_registry::register_default_interceptors;
+use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
@@ -39,13 +53,17 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use webrtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use webrtc::rtp_transceiver::rtp_codec::{
     RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
 };
+use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::stats::StatsReportType;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 use webrtc::track::track_local::TrackLocal;
-use webrtc::track::track_remote::TrackRemote;
 
 use crate::stats::{Rtt, RttSource};
 
@@ -55,22 +73,26 @@ pub const CHAT_CHANNEL_LABEL: &str = "chat";
 pub const CHAT_DRAIN: Duration = Duration::from_secs(2);
 /// RTP payload type we register for Opus.
 const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// Packets behind the newest one that SRTP still accepts (webrtc-rs' default is 64): a
+/// retransmission answering a NACK arrives late by design and must not be refused as too old.
+/// Duplicates are still refused.
+const SRTP_REPLAY_WINDOW: usize = DEFAULT_HISTORY;
 /// Events queued between webrtc-rs callbacks and the call loop; audio beyond this is dropped
 /// (and counted) rather than buffered without bound.
 const EVENT_QUEUE: usize = 1024;
 
-/// One RTP packet of the remote audio track, as it left SRTP, stamped with its arrival time.
+/// One RTP packet of a remote track (audio or video), as it left SRTP, stamped with its arrival time.
 #[derive(Clone, Debug)]
 pub struct ReceivedRtp {
     /// RTP sequence number.
     pub seq: u16,
-    /// RTP timestamp (48 kHz clock for Opus).
+    /// RTP timestamp (48 kHz clock for Opus, 90 kHz for video).
     pub timestamp: u32,
     /// Synchronisation source.
     pub ssrc: u32,
     /// RTP marker bit.
     pub marker: bool,
-    /// Codec payload (one Opus packet).
+    /// Codec payload (one Opus packet, or an RFC 6184 H.264 payload).
     pub payload: Bytes,
     /// When the shell received it.
     pub arrival: Instant,
@@ -78,9 +100,19 @@ pub struct ReceivedRtp {
 
 /// What the session reports to its owner.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SessionEvent {
     /// An audio RTP packet arrived.
     Audio(ReceivedRtp),
+    /// A video RTP packet arrived (feed it to `media::jitter::video::VideoFrameBuffer`).
+    Video(ReceivedRtp),
+    /// RTCP from the peer about our streams (or its sender reports about its own).
+    Rtcp {
+        /// What it said.
+        kind: RtcpFeedback,
+        /// When the shell read it.
+        at: Instant,
+    },
     /// The chat data channel is open in both directions.
     ChatOpen,
     /// A message arrived on the chat data channel (a frame, see `media::chat`).
@@ -114,13 +146,21 @@ impl TransportStats {
     }
 }
 
-/// A peer connection with one outgoing Opus track, the incoming remote track and a chat channel.
+/// A peer connection with one outgoing Opus track, an optional H.264 track, the incoming remote
+/// tracks and a chat channel.
 ///
 /// Dropping a `Session` without [`Session::close`] still releases everything once webrtc-rs'
 /// own tasks notice; call `close` to do it now.
 pub struct Session {
     pc: Arc<RTCPeerConnection>,
     audio: Arc<TrackLocalStaticSample>,
+    video: Option<Arc<VideoSender>>,
+    /// SSRC of the peer's video stream, known once its first packet arrived.
+    remote_video_ssrc: Arc<Mutex<Option<u32>>>,
+    /// Our SSRC as the sender of feedback (that of our first sending track, or 0).
+    feedback_ssrc: u32,
+    /// Whether [`SessionConfig::video`] asked for video; if not, a video offer is declined.
+    wants_video: bool,
     chat: Arc<Mutex<Option<Arc<RTCDataChannel>>>>,
     state: watch::Receiver<RTCPeerConnectionState>,
     events: mpsc::Sender<SessionEvent>,
@@ -144,7 +184,23 @@ impl Session {
                 RTPCodecType::Audio,
             )
             .map_err(SessionError::webrtc("register the Opus codec"))?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)
+        // Registered even without video: an answer that declines a video offer must still
+        // name the codec, or webrtc-rs on the offering side fails to apply it
+        // (`ErrUnsupportedCodec`); the m-section is then answered inactive (see accept_offer).
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    capability: video::h264_capability(),
+                    payload_type: H264_PAYLOAD_TYPE,
+                    ..Default::default()
+                },
+                RTPCodecType::Video,
+            )
+            .map_err(SessionError::webrtc("register the H.264 codec"))?;
+        // Not webrtc-rs' NACK generator and responder: the video frame buffer decides when to
+        // NACK (after its reordering grace, retried at the RTT) and the session answers from
+        // its own history, so each happens once and is counted (docs/decisions.md).
+        let registry = configure_twcc(configure_rtcp_reports(Registry::new()), &mut media)
             .map_err(SessionError::webrtc("register interceptors"))?;
 
         let mut settings = SettingEngine::default();
@@ -180,6 +236,7 @@ impl Session {
             .map_err(SessionError::webrtc("set the DTLS role"))?;
         // Never relax this: it is what binds the DTLS certificate to the signed SDP.
         settings.disable_certificate_fingerprint_verification(false);
+        settings.set_srtp_replay_protection_window(SRTP_REPLAY_WINDOW);
 
         let api = APIBuilder::new()
             .with_media_engine(media)
@@ -214,21 +271,31 @@ impl Session {
             "audio".to_owned(),
             "call".to_owned(),
         ));
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut feedback_ssrc = None;
         // A chat-only session keeps the track unbound: writing to it then sends nothing.
         if cfg.audio {
             let sender = pc
                 .add_track(Arc::clone(&audio) as Arc<dyn TrackLocal + Send + Sync>)
                 .await
                 .map_err(SessionError::webrtc("add the audio track"))?;
-            // RTCP must be read for interceptors (NACK, reports) to run.
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 1500];
-                while sender.read(&mut buf).await.is_ok() {}
-            });
+            let ssrc = sender_ssrc(&sender).await;
+            feedback_ssrc = feedback_ssrc.or(Some(ssrc));
+            // RTCP must be read for interceptors (reports, congestion feedback) to run.
+            let sink = EventSink::new(&events, &dropped_events);
+            tokio::spawn(read_sender_rtcp(sender, ssrc, None, sink));
         }
-
-        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
-        let dropped_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let video = match &cfg.video {
+            Some(v) => {
+                let sink = EventSink::new(&events, &dropped_events);
+                let (sender, ssrc) = video::add_video(&pc, v, sink).await?;
+                feedback_ssrc = feedback_ssrc.or(ssrc);
+                sender
+            }
+            None => None,
+        };
+        let remote_video_ssrc = Arc::new(Mutex::new(None));
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let ice_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
         {
@@ -249,17 +316,21 @@ impl Session {
         {
             let events = events.clone();
             let dropped = Arc::clone(&dropped_events);
+            let remote_video_ssrc = Arc::clone(&remote_video_ssrc);
             pc.on_track(Box::new(move |track, receiver, _transceiver| {
-                let events = events.clone();
-                let dropped = Arc::clone(&dropped);
-                tokio::spawn(read_remote_track(track, events, dropped));
+                let sink = EventSink::new(&events, &dropped);
+                let video = track.kind() == RTPCodecType::Video;
+                if video {
+                    if let Ok(mut s) = remote_video_ssrc.lock() {
+                        *s = Some(track.ssrc());
+                    }
+                }
+                let ssrc = track.ssrc();
+                tokio::spawn(read_remote_track(track, video, sink.clone()));
                 // The peer's sender reports reach the interceptors only when the receiver's
                 // RTCP is read. Unread, our receiver reports carry LSR = DLSR = 0 and neither
                 // side can compute an RTCP round-trip time.
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 1500];
-                    while receiver.read(&mut buf).await.is_ok() {}
-                });
+                tokio::spawn(read_receiver_rtcp(receiver, ssrc, sink));
                 Box::pin(async {})
             }));
         }
@@ -283,6 +354,10 @@ impl Session {
             Session {
                 pc,
                 audio,
+                video,
+                remote_video_ssrc,
+                feedback_ssrc: feedback_ssrc.unwrap_or(0),
+                wants_video: cfg.video.is_some(),
                 chat,
                 state,
                 events,
@@ -324,6 +399,15 @@ impl Session {
             .set_remote_description(offer)
             .await
             .map_err(SessionError::webrtc("apply the offer"))?;
+        if !self.wants_video {
+            // webrtc-rs created a receiving transceiver for the peer's video; we did not ask
+            // for video, so answer it inactive and no video is sent to us.
+            for t in self.pc.get_transceivers().await {
+                if t.kind() == RTPCodecType::Video {
+                    t.set_direction(RTCRtpTransceiverDirection::Inactive).await;
+                }
+            }
+        }
         let answer = self
             .pc
             .create_answer(None)
@@ -437,6 +521,71 @@ impl Session {
             .map_err(SessionError::webrtc("send audio"))
     }
 
+    /// Sends one H.264 access unit (Annex-B) on the video track, packetized by the session
+    /// (RFC 6184 mode 1, FU-A/STAP-A) at the current RTP timestamp; the timestamp then advances
+    /// by `duration` on the 90 kHz clock. Every packet is kept for retransmission on NACK.
+    pub async fn send_video_frame(
+        &self,
+        access_unit: &[u8],
+        duration: Duration,
+    ) -> Result<SentVideoFrame, SessionError> {
+        let video = self.video.as_ref().ok_or(SessionError::NoVideoTrack)?;
+        video.send_frame(access_unit, duration).await
+    }
+
+    /// Sends video RTP packets the caller packetized and numbered itself (do not mix with
+    /// [`Session::send_video_frame`] on one session: the sequence numbers would clash).
+    /// Returns the sequence numbers withheld by [`VideoConfig::drop_every_nth`].
+    pub async fn send_video_rtp(
+        &self,
+        packets: &[crate::jitter::video::VideoPacket],
+    ) -> Result<Vec<u16>, SessionError> {
+        let video = self.video.as_ref().ok_or(SessionError::NoVideoTrack)?;
+        video.send_packets(packets).await
+    }
+
+    /// Video packets sent again in answer to the peer's NACKs.
+    pub fn video_retransmitted(&self) -> u64 {
+        self.video.as_ref().map_or(0, |v| v.retransmitted())
+    }
+
+    /// Asks the peer for a keyframe on its video stream (RTCP PLI, RFC 4585 §6.3.1).
+    pub async fn request_keyframe(&self) -> Result<(), SessionError> {
+        let media_ssrc = self.remote_video_ssrc()?;
+        let pli = PictureLossIndication {
+            sender_ssrc: self.feedback_ssrc,
+            media_ssrc,
+        };
+        self.pc
+            .write_rtcp(&[Box::new(pli)])
+            .await
+            .map(|_| ())
+            .map_err(SessionError::webrtc("send a PLI"))
+    }
+
+    /// Asks the peer to retransmit video packets `seqs` (RTCP generic NACK, RFC 4585 §6.2.1).
+    pub async fn send_nack(&self, seqs: &[u16]) -> Result<(), SessionError> {
+        let media_ssrc = self.remote_video_ssrc()?;
+        let seqs = &seqs[..seqs.len().min(MAX_NACK_SEQS)];
+        let nack = TransportLayerNack {
+            sender_ssrc: self.feedback_ssrc,
+            media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        };
+        self.pc
+            .write_rtcp(&[Box::new(nack)])
+            .await
+            .map(|_| ())
+            .map_err(SessionError::webrtc("send a NACK"))
+    }
+
+    fn remote_video_ssrc(&self) -> Result<u32, SessionError> {
+        self.remote_video_ssrc
+            .lock()
+            .map_err(|_| SessionError::Poisoned)?
+            .ok_or(SessionError::NoRemoteVideo)
+    }
+
     /// Sends one message on the chat data channel. Fails if the channel is not open yet.
     pub async fn send_chat(&self, frame: Bytes) -> Result<(), SessionError> {
         let dc = self
@@ -477,7 +626,8 @@ impl Session {
         out
     }
 
-    /// Audio packets dropped because the owner did not keep up with the event queue.
+    /// Events (audio and video packets, RTCP feedback) dropped because the owner did not keep
+    /// up with the event queue.
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events
             .load(std::sync::atomic::Ordering::Relaxed)
@@ -513,30 +663,6 @@ fn opus_capability() -> RTCRtpCodecCapability {
         channels: 2,
         sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
         rtcp_feedback: vec![],
-    }
-}
-
-async fn read_remote_track(
-    track: Arc<TrackRemote>,
-    events: mpsc::Sender<SessionEvent>,
-    dropped: Arc<std::sync::atomic::AtomicU64>,
-) {
-    while let Ok((pkt, _)) = track.read_rtp().await {
-        let ev = SessionEvent::Audio(ReceivedRtp {
-            seq: pkt.header.sequence_number,
-            timestamp: pkt.header.timestamp,
-            ssrc: pkt.header.ssrc,
-            marker: pkt.header.marker,
-            payload: pkt.payload,
-            arrival: Instant::now(),
-        });
-        match events.try_send(ev) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
-        }
     }
 }
 

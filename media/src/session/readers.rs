@@ -1,0 +1,108 @@
+//! The tasks that read from webrtc-rs (remote tracks, RTP senders' and receivers' RTCP) and
+//! turn what they read into [`SessionEvent`]s on the bounded event queue. Reading RTCP is also
+//! what makes webrtc-rs run its interceptors (reports, congestion feedback).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use webrtc::rtp_transceiver::rtp_receiver::RTCRtpReceiver;
+use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
+use webrtc::track::track_remote::TrackRemote;
+
+use super::rtcp::RtcpFeedback;
+use super::video::VideoSender;
+use super::{ReceivedRtp, SessionEvent};
+
+/// Where the reader tasks put their events: the bounded queue, counting what does not fit.
+#[derive(Clone)]
+pub(super) struct EventSink {
+    events: mpsc::Sender<SessionEvent>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl EventSink {
+    pub(super) fn new(events: &mpsc::Sender<SessionEvent>, dropped: &Arc<AtomicU64>) -> Self {
+        Self {
+            events: events.clone(),
+            dropped: Arc::clone(dropped),
+        }
+    }
+
+    /// Queues `ev`; false once the owner is gone.
+    fn offer(&self, ev: SessionEvent) -> bool {
+        match self.events.try_send(ev) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+pub(super) async fn sender_ssrc(sender: &RTCRtpSender) -> u32 {
+    sender
+        .get_parameters()
+        .await
+        .encodings
+        .first()
+        .map_or(0, |e| e.ssrc)
+}
+
+pub(super) async fn read_remote_track(track: Arc<TrackRemote>, video: bool, sink: EventSink) {
+    while let Ok((pkt, _)) = track.read_rtp().await {
+        let rtp = ReceivedRtp {
+            seq: pkt.header.sequence_number,
+            timestamp: pkt.header.timestamp,
+            ssrc: pkt.header.ssrc,
+            marker: pkt.header.marker,
+            payload: pkt.payload,
+            arrival: Instant::now(),
+        };
+        let ev = if video {
+            SessionEvent::Video(rtp)
+        } else {
+            SessionEvent::Audio(rtp)
+        };
+        if !sink.offer(ev) {
+            break;
+        }
+    }
+}
+
+/// Reads the RTCP arriving for one of our senders (which also runs the interceptors), answers
+/// NACKs from the video history, and reports the feedback.
+pub(super) async fn read_sender_rtcp(
+    sender: Arc<RTCRtpSender>,
+    ssrc: u32,
+    video: Option<Arc<VideoSender>>,
+    sink: EventSink,
+) {
+    while let Ok((packets, _)) = sender.read_rtcp().await {
+        let at = Instant::now();
+        for kind in RtcpFeedback::from_sender_rtcp(&packets, ssrc) {
+            if let (RtcpFeedback::Nack { seqs, .. }, Some(v)) = (&kind, &video) {
+                let sent = v.retransmit(seqs).await;
+                tracing::trace!(asked = seqs.len(), sent, "answered a NACK");
+            }
+            if !sink.offer(SessionEvent::Rtcp { kind, at }) {
+                return;
+            }
+        }
+    }
+}
+
+/// Reads the RTCP of the peer's stream `ssrc` (its sender reports).
+pub(super) async fn read_receiver_rtcp(receiver: Arc<RTCRtpReceiver>, ssrc: u32, sink: EventSink) {
+    while let Ok((packets, _)) = receiver.read_rtcp().await {
+        let at = Instant::now();
+        for kind in RtcpFeedback::from_receiver_rtcp(&packets, ssrc) {
+            if !sink.offer(SessionEvent::Rtcp { kind, at }) {
+                return;
+            }
+        }
+    }
+}
