@@ -5,15 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use media::codec::opus::{EncoderConfig, OpusEncoder, FRAME_SAMPLES, MAX_PACKET_BYTES};
-use media::session::{CandidateScope, Session, SessionConfig};
+use media::session::{CandidateScope, SessionConfig};
 use media::stats::RttSource;
 
-fn fingerprint(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
-        .expect("the SDP carries a fingerprint")
-        .to_owned()
-}
+mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loopback_call_reports_rtcp_rtt() {
@@ -21,19 +16,7 @@ async fn loopback_call_reports_rtcp_rtt() {
         candidate_scope: CandidateScope::LoopbackOnly,
         ..SessionConfig::default()
     };
-    let (alice, _alice_events) = Session::new(&cfg).await.unwrap();
-    let (bob, _bob_events) = Session::new(&cfg).await.unwrap();
-    let offer = alice.create_offer().await.unwrap();
-    let answer = bob.accept_offer(&offer).await.unwrap();
-    alice.accept_answer(&answer).await.unwrap();
-    let connect = Duration::from_secs(20);
-    let (bob_fp, alice_fp) = (fingerprint(&answer), fingerprint(&offer));
-    let (a, b) = tokio::join!(
-        alice.wait_connected(connect, &bob_fp),
-        bob.wait_connected(connect, &alice_fp),
-    );
-    a.unwrap();
-    b.unwrap();
+    let common::Pair { alice, bob, .. } = common::connect(cfg.clone(), cfg).await;
 
     // Both sides send audio: RTCP sender reports go out once RTP flows, and receiver reports
     // echo their LSR/DLSR back. Reports are sent about once a second.

@@ -15,15 +15,11 @@ use media::session::{
 };
 use tokio::sync::mpsc;
 
+mod common;
+use common::connect;
+
 const FRAMES: usize = 30;
 const FRAME_TIME: Duration = Duration::from_millis(33);
-
-fn fingerprint(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
-        .expect("the SDP carries a fingerprint")
-        .to_owned()
-}
 
 fn config(video: Option<VideoConfig>) -> SessionConfig {
     SessionConfig {
@@ -39,39 +35,6 @@ fn video(direction: VideoDirection, drop_every_nth: Option<u32>) -> Option<Video
         drop_every_nth,
         ..VideoConfig::default()
     })
-}
-
-struct Pair {
-    alice: Session,
-    alice_events: mpsc::Receiver<SessionEvent>,
-    bob: Session,
-    bob_events: mpsc::Receiver<SessionEvent>,
-    offer: String,
-    answer: String,
-}
-
-async fn connect(alice_cfg: SessionConfig, bob_cfg: SessionConfig) -> Pair {
-    let (alice, alice_events) = Session::new(&alice_cfg).await.unwrap();
-    let (bob, bob_events) = Session::new(&bob_cfg).await.unwrap();
-    let offer = alice.create_offer().await.unwrap();
-    let answer = bob.accept_offer(&offer).await.unwrap();
-    alice.accept_answer(&answer).await.unwrap();
-    let connect = Duration::from_secs(20);
-    let (bob_fp, alice_fp) = (fingerprint(&answer), fingerprint(&offer));
-    let (a, b) = tokio::join!(
-        alice.wait_connected(connect, &bob_fp),
-        bob.wait_connected(connect, &alice_fp),
-    );
-    a.unwrap();
-    b.unwrap();
-    Pair {
-        alice,
-        alice_events,
-        bob,
-        bob_events,
-        offer,
-        answer,
-    }
 }
 
 /// What the sending side saw.
