@@ -42,12 +42,18 @@ async fn impaired_call(profile: &str, seed: u64) -> Outcome {
     let alice = Arc::new(Identity::generate());
     let bob = Arc::new(Identity::generate());
 
+    // Set-up crosses the impaired relay too (TURN allocation, ICE checks, the DTLS flights), and
+    // at 20 % loss a DTLS flight can need many 1 s retransmissions: 15 s was not always enough
+    // (1 run in 6). A longer limit costs nothing when the call connects at once.
+    let connect_timeout = Duration::from_secs(60);
     let mut bob_opts = CallOptions::scripted(&server.url());
+    bob_opts.connect_timeout = connect_timeout;
     bob_opts.audio_out = AudioOutSpec::File(heard_path.clone());
     bob_opts.duration = None;
     bob_opts.relay_only = true;
 
     let mut alice_opts = CallOptions::scripted(&server.url());
+    alice_opts.connect_timeout = connect_timeout;
     alice_opts.audio_in = Some(AudioInSpec::Sine(440.0));
     alice_opts.duration = Some(Duration::from_secs(SECONDS));
     alice_opts.relay_only = true;
