@@ -11,9 +11,9 @@ use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
 
 use super::dial_inbox::BUSY_REASON;
 use super::error::client_error_code;
-use super::media_loop::next_line;
 use super::peer_name::{caller, known_name};
 use super::{now_unix, CallOptions, IncomingDecision};
+use crate::engine::call::next_line;
 use crate::terminal_text::escape;
 
 /// Why the wait for a call stopped without one.
