@@ -309,8 +309,7 @@ impl Engine {
 
     /// A chat-only call that hangs up when its input ends (`call chat`).
     fn ends_with_input(&self) -> bool {
-        self.audio.is_none()
-            && self.opts.audio_in.is_none()
+        self.opts.audio_in.is_none()
             && self.opts.hang_up_at_end_of_input
             && self.opts.duration.is_none()
     }
@@ -410,6 +409,7 @@ impl Engine {
             }
             SessionEvent::Chat(bytes) => self.on_chat_frame(id, &bytes).await,
             SessionEvent::ChatClosed => self.peer_hung_up(id),
+            // Events this engine does not use yet (video tracks are being added to the session).
             #[allow(unreachable_patterns)]
             _ => None,
         }
