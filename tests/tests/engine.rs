@@ -110,12 +110,18 @@ async fn two_library_calls_exchange_audio_and_chat() {
     assert!(decoded > 0);
 
     alice_call.hang_up();
-    let (reason, _) = wait_for(&mut bob_events, |e| match e {
+    let (reason, before_end) = wait_for(&mut bob_events, |e| match e {
         CallEvent::Ended { reason } => Some(*reason),
         _ => None,
     })
     .await;
     assert_eq!(reason, EndReason::RemoteHangup);
+    assert!(
+        before_end
+            .iter()
+            .any(|e| matches!(e, CallEvent::PeerHungUp { .. })),
+        "bob is told alice hung up before the call ends: {before_end:?}"
+    );
     let a = alice_call.finished().await.expect("alice ends normally");
     let b = bob_call.finished().await.expect("bob ends normally");
     assert_eq!(a.end, EndReason::LocalHangup);

@@ -7,6 +7,7 @@
 //! remote track), the peers' sessions ([`peer`]) and the signaling client.
 
 pub mod call;
+mod call_loop;
 pub mod peer;
 pub mod pipeline;
 
