@@ -8,7 +8,7 @@ use call_cli::call::{CallOptions, EndReason, IncomingDecision};
 use call_cli::engine::{Call, CallEvent, CallEvents};
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::Identity;
-use signaling::server::{Server, ServerConfig};
+use signaling::server::{RunningServer, Server, ServerConfig};
 use tests::analysis::{dominant_frequency, read_wav};
 
 /// Guards against a hang only; the call normally delivers within a second.
@@ -35,6 +35,63 @@ async fn wait_for<T>(
     (found, seen)
 }
 
+/// Bob listens, alice dials; both calls once connected.
+async fn connect_pair(
+    server: &RunningServer,
+    alice: &Arc<Identity>,
+    alice_opts: CallOptions,
+    bob: &Arc<Identity>,
+    bob_opts: CallOptions,
+) -> ((Call, CallEvents), (Call, CallEvents)) {
+    let before = server.connected_clients();
+    let bob_call = tokio::spawn(Call::listen(
+        Arc::clone(bob),
+        IncomingDecision::AutoAccept,
+        bob_opts,
+    ));
+    for _ in 0..500 {
+        if server.connected_clients() > before || bob_call.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (alice_call, alice_events) = Call::dial(Arc::clone(alice), bob.call_id(), alice_opts)
+        .await
+        .expect("alice connects");
+    let (bob_call, bob_events) = bob_call
+        .await
+        .expect("bob's task does not panic")
+        .expect("bob connects");
+
+    ((alice_call, alice_events), (bob_call, bob_events))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_call_hangs_up() {
+    let server = Server::start(ServerConfig::local())
+        .await
+        .expect("server starts");
+    let alice = Arc::new(Identity::generate());
+    let bob = Arc::new(Identity::generate());
+    let mut bob_opts = CallOptions::scripted(&server.url());
+    bob_opts.duration = None;
+    let mut alice_opts = CallOptions::scripted(&server.url());
+    alice_opts.duration = None;
+    let ((alice_call, _alice_events), (bob_call, mut bob_events)) =
+        connect_pair(&server, &alice, alice_opts, &bob, bob_opts).await;
+
+    drop(alice_call);
+    let (reason, _) = wait_for(&mut bob_events, |e| match e {
+        CallEvent::Ended { reason } => Some(*reason),
+        _ => None,
+    })
+    .await;
+    assert_eq!(reason, EndReason::RemoteHangup);
+    let b = bob_call.finished().await.expect("bob ends normally");
+    assert_eq!(b.end, EndReason::RemoteHangup);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_library_calls_exchange_audio_and_chat() {
     let server = Server::start(ServerConfig::local())
@@ -53,25 +110,8 @@ async fn two_library_calls_exchange_audio_and_chat() {
     alice_opts.audio_in = Some(AudioInSpec::Sine(440.0));
     alice_opts.duration = None;
 
-    let before = server.connected_clients();
-    let bob_call = tokio::spawn(Call::listen(
-        Arc::clone(&bob),
-        IncomingDecision::AutoAccept,
-        bob_opts,
-    ));
-    for _ in 0..500 {
-        if server.connected_clients() > before || bob_call.is_finished() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let (alice_call, mut alice_events) = Call::dial(Arc::clone(&alice), bob.call_id(), alice_opts)
-        .await
-        .expect("alice connects");
-    let (bob_call, mut bob_events) = bob_call
-        .await
-        .expect("bob's task does not panic")
-        .expect("bob connects");
+    let ((alice_call, mut alice_events), (bob_call, mut bob_events)) =
+        connect_pair(&server, &alice, alice_opts, &bob, bob_opts).await;
 
     let (alice_sn, _) = wait_for(&mut alice_events, |e| match e {
         CallEvent::Connected {

@@ -65,7 +65,8 @@ pub enum CallCommand {
 /// The events of one call.
 pub type CallEvents = mpsc::UnboundedReceiver<CallEvent>;
 
-/// A running call. Dropping it does not end the call: send [`Call::hang_up`].
+/// A running call. Dropping it hangs up, like [`Call::hang_up`]; [`Call::finished`] waits for
+/// the end without hanging up.
 pub struct Call {
     commands: mpsc::UnboundedSender<CallCommand>,
     task: JoinHandle<Result<CallReport, CallError>>,
@@ -136,9 +137,11 @@ impl Call {
 
     /// Waits for the call to end and returns its report.
     pub async fn finished(self) -> Result<CallReport, CallError> {
-        self.task
-            .await
-            .map_err(|e| CallError::Io(format!("the call task failed: {e}")))?
+        // Holding the command sender until the end: dropping it would hang up.
+        let Call { commands, task } = self;
+        let result = task.await;
+        drop(commands);
+        result.map_err(|e| CallError::Io(format!("the call task failed: {e}")))?
     }
 }
 

@@ -180,7 +180,6 @@ impl Engine {
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
         stats_tick.reset();
         let sending = self.audio.is_some();
-        let mut commands_open = true;
 
         let end = loop {
             // Biased: the peer's data channel is ordered (chat, then bye), the signaling hang-up is
@@ -192,10 +191,10 @@ impl Engine {
                 (peer, input) = next_peer_input(&mut self.peers) => self.on_peer_input(peer, input).await,
                 incoming = self.client.recv(), if self.signaling_open => self.on_signaling(incoming).await,
                 line = self.chat_input.next_line() => self.on_chat_line(line).await,
-                command = self.commands.recv(), if commands_open => match command {
+                command = self.commands.recv() => match command {
                     Some(CallCommand::SendChat(text)) => self.on_chat_line(Some(text)).await,
-                    Some(CallCommand::HangUp) => Some(EndReason::LocalHangup),
-                    None => { commands_open = false; None }
+                    // `None`: the owner dropped its `Call`, so nobody could end the call later.
+                    Some(CallCommand::HangUp) | None => Some(EndReason::LocalHangup),
                 },
                 _ = stats_tick.tick() => { self.on_stats_tick().await; None }
                 _ = sleep_until(deadline) => Some(EndReason::DurationElapsed),
