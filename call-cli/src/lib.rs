@@ -6,5 +6,6 @@ pub mod call;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod id;
 pub mod terminal_text;

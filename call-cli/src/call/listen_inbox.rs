@@ -11,7 +11,6 @@ use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
 
 use super::dial_inbox::BUSY_REASON;
 use super::error::client_error_code;
-use super::media_loop::next_line;
 use super::peer_name::{caller, known_name};
 use super::{now_unix, CallOptions, IncomingDecision};
 use crate::terminal_text::escape;
@@ -168,7 +167,7 @@ async fn ask(
     tokio::pin!(expiry);
     loop {
         tokio::select! {
-            line = next_line(&mut opts.chat_input) => {
+            line = opts.chat_input.next_line() => {
                 let yes = line.as_deref().map(str::trim).is_some_and(|l| matches!(l, "y" | "Y" | "yes" | "Yes" | "YES"));
                 if yes {
                     return Asked::Accept;

@@ -1,26 +1,29 @@
 //! One call, from signaling to hang-up: the wiring between the signaling client, the media
 //! session, the codec, the jitter buffer and the audio devices.
 //!
-//! [`dial`] and [`listen`] do the signed offer/answer exchange ([`setup`]), then hand the
-//! connected session to [`media_loop`], which runs until either side hangs up.
+//! [`dial`] and [`listen`] are the terminal front end over [`crate::engine::Call`]; the signed
+//! offer/answer exchange is in `setup`, the connected call in [`crate::engine`].
 
 pub mod backoff;
 mod chat_log;
 mod dial_inbox;
 mod error;
+mod front;
 mod listen_inbox;
 mod live_line;
-mod media_loop;
 mod options;
 mod peer_name;
-mod playout;
-mod setup;
+pub(crate) mod setup;
 
 pub use chat_log::{MAX_CHAT_KEPT, MAX_CHAT_KEPT_BYTES};
 pub use dial_inbox::BUSY_REASON;
 pub use error::CallError;
+pub use front::{dial, listen};
 pub use options::{CallOptions, CallReport, ChatInput, EndReason, IncomingDecision};
-pub use setup::{dial, listen};
+
+pub(crate) use chat_log::ChatLog;
+pub(crate) use error::client_error_code;
+pub(crate) use listen_inbox::answer_busy;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -20,6 +20,16 @@ pub enum ChatInput {
     Lines(mpsc::Receiver<String>),
 }
 
+impl ChatInput {
+    /// The next line; `None` at the end of input; pending forever for [`ChatInput::None`].
+    pub(crate) async fn next_line(&mut self) -> Option<String> {
+        match self {
+            ChatInput::None => std::future::pending().await,
+            ChatInput::Lines(rx) => rx.recv().await,
+        }
+    }
+}
+
 /// How the listener decides about an incoming call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IncomingDecision {

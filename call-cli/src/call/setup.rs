@@ -4,47 +4,56 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media::session::{CandidateScope, IceServer, Session, SessionConfig};
+use media::session::{CandidateScope, IceServer, Session, SessionConfig, SessionEvent};
 use signaling::client::{Client, ClientOptions};
 use signaling::envelope::EnvelopeKind;
-use signaling::identity::{safety_number, CallId, Identity};
+use signaling::identity::{CallId, Identity};
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
+use tokio::sync::mpsc;
 
 use super::backoff::{self, Backoff};
 use super::dial_inbox::{dial_step, DialStep};
 use super::listen_inbox::{wait_offer, WaitOffer};
-use super::media_loop::{run_media, MediaEnds};
-use super::peer_name::known_name;
-use super::{now_unix, CallError, CallOptions, CallReport, IncomingDecision};
+use super::{now_unix, CallError, CallOptions, IncomingDecision};
 use crate::terminal_text::escape;
 
-/// Calls `peer` and runs the call until it ends.
-pub async fn dial(
-    identity: Arc<Identity>,
+/// A verified, connected peer, handed to the engine ([`crate::engine::Call`]).
+pub(crate) struct Connected {
+    /// The signaling client, still logged in (busy answers, hang-ups).
+    pub(crate) client: Client,
+    pub(crate) session: Arc<Session>,
+    pub(crate) events: mpsc::Receiver<SessionEvent>,
+    /// The peer's verified identity.
+    pub(crate) peer: CallId,
+    /// The call token both signed.
+    pub(crate) token: CallToken,
+    /// When the call started (dialing, or the offer's arrival), for `first_audio_ms`.
+    pub(crate) started: Instant,
+    /// Whether the call carries audio.
+    pub(crate) audio: bool,
+}
+
+/// Calls `peer`: signed offer, verified answer, ICE + DTLS with the signed fingerprint.
+pub(crate) async fn dial_connected(
+    identity: &Arc<Identity>,
     peer: CallId,
-    mut opts: CallOptions,
-) -> Result<CallReport, CallError> {
+    opts: &mut CallOptions,
+) -> Result<Connected, CallError> {
     let started = Instant::now();
-    let ends = MediaEnds::open(&opts)?;
-    let mut client = connect(&identity, &opts).await?;
+    let mut client = connect(identity, opts).await?;
     let result = async {
-        let session_cfg = session_config(&client, &opts, opts.audio_in.is_some()).await;
+        let audio = opts.audio_in.is_some();
+        let session_cfg = session_config(&client, opts, audio).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let call_id = CallToken::random();
         let outcome = async {
             let offer_sdp = session.create_offer().await?;
-            send_signed_sdp(&client, &identity, &peer, call_id, Role::Offer, &offer_sdp).await?;
+            send_signed_sdp(&client, identity, &peer, call_id, Role::Offer, &offer_sdp).await?;
             tracing::info!(%peer, %call_id, "offer sent");
 
-            let answer = wait_answer(
-                &mut client,
-                &identity,
-                &peer,
-                &call_id,
-                opts.connect_timeout,
-            )
-            .await?;
+            let answer =
+                wait_answer(&mut client, identity, &peer, &call_id, opts.connect_timeout).await?;
             session.accept_answer(&answer.sdp).await?;
             session
                 .wait_connected(opts.connect_timeout, &answer.fingerprint)
@@ -65,40 +74,41 @@ pub async fn dial(
             let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;
         }
         closing_on_error(&session, outcome).await?;
-        announce(&identity.call_id(), &peer, &opts);
-        run_media(
-            Arc::clone(&session),
-            events,
-            &mut client,
-            &identity,
-            peer,
-            call_id,
-            &mut opts,
-            ends,
-            started,
-        )
-        .await
+        Ok((session, events, call_id, audio))
     }
     .await;
-    client.close().await;
-    result
+    match result {
+        Ok((session, events, token, audio)) => Ok(Connected {
+            client,
+            session,
+            events,
+            peer,
+            token,
+            started,
+            audio,
+        }),
+        Err(e) => {
+            client.close().await;
+            Err(e)
+        }
+    }
 }
 
-/// Waits for one verified call, answers it, and runs it until it ends. While waiting, a lost
-/// signaling connection is re-established with backoff (the listener is a service).
-pub async fn listen(
-    identity: Arc<Identity>,
+/// Waits for one verified call and answers it. While waiting, a lost signaling connection is
+/// re-established with backoff (the listener is a service). A chat-only offer clears
+/// `opts.audio_in`: no audio is sent and no audio statistics are shown.
+pub(crate) async fn listen_connected(
+    identity: &Arc<Identity>,
     decision: IncomingDecision,
-    mut opts: CallOptions,
-) -> Result<CallReport, CallError> {
-    let mut ends = MediaEnds::open(&opts)?;
-    let mut client = connect(&identity, &opts).await?;
+    opts: &mut CallOptions,
+) -> Result<Connected, CallError> {
+    let mut client = connect(identity, opts).await?;
     let (offer, started) = loop {
-        match wait_offer(&mut client, &identity, decision, &mut opts).await {
+        match wait_offer(&mut client, identity, decision, opts).await {
             WaitOffer::Accepted(offer, started) => break (*offer, started),
             WaitOffer::ConnectionLost => {
                 client.close().await;
-                client = reconnect(&identity, &opts).await;
+                client = reconnect(identity, opts).await;
             }
         }
     };
@@ -106,18 +116,16 @@ pub async fn listen(
         let peer = offer.from;
         let audio = offers_audio(&offer.sdp);
         if !audio {
-            // A chat-only caller: send no audio and show no audio statistics.
             opts.audio_in = None;
-            ends.drop_source();
         }
-        let session_cfg = session_config(&client, &opts, audio).await;
+        let session_cfg = session_config(&client, opts, audio).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let connected = async {
             let answer_sdp = session.accept_offer(&offer.sdp).await?;
             send_signed_sdp(
                 &client,
-                &identity,
+                identity,
                 &peer,
                 offer.call_id,
                 Role::Answer,
@@ -131,23 +139,24 @@ pub async fn listen(
         }
         .await;
         closing_on_error(&session, connected).await?;
-        announce(&identity.call_id(), &peer, &opts);
-        run_media(
-            Arc::clone(&session),
-            events,
-            &mut client,
-            &identity,
-            peer,
-            offer.call_id,
-            &mut opts,
-            ends,
-            started,
-        )
-        .await
+        Ok((session, events, audio))
     }
     .await;
-    client.close().await;
-    result
+    match result {
+        Ok((session, events, audio)) => Ok(Connected {
+            client,
+            session,
+            events,
+            peer: offer.from,
+            token: offer.call_id,
+            started,
+            audio,
+        }),
+        Err(e) => {
+            client.close().await;
+            Err(e)
+        }
+    }
 }
 
 /// Whether an SDP has an audio m-line (a chat-only caller's has none).
@@ -326,19 +335,6 @@ async fn wait_answer(
                 last = why;
             }
         }
-    }
-}
-
-fn announce(me: &CallId, peer: &CallId, opts: &CallOptions) {
-    if opts.live_stats || opts.print_chat {
-        match known_name(opts.known_peers.as_ref(), peer) {
-            Some(name) => eprintln!("connected to {name} ({peer})"),
-            None => eprintln!("connected to {peer}"),
-        }
-        eprintln!(
-            "safety number: {} (compare it by voice)",
-            safety_number(me, peer)
-        );
     }
 }
 

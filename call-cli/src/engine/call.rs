@@ -1,0 +1,163 @@
+//! A call as its owner sees it: [`Call`] (the handle: commands and the final report) and the
+//! [`CallEvent`] stream. The loop that runs the call is in [`super::call_loop`].
+
+use std::sync::Arc;
+
+use native::{AudioSink, AudioSource};
+use signaling::identity::{CallId, Identity};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::call_loop::Engine;
+use super::peer::PeerId;
+use crate::call::setup::{self, Connected};
+use crate::call::{CallError, CallOptions, CallReport, EndReason, IncomingDecision};
+use media::stats::CallStats;
+
+/// What a call tells its owner, in order. The stream ends after [`CallEvent::Ended`].
+#[derive(Debug, Clone)]
+pub enum CallEvent {
+    /// A peer is connected and verified.
+    Connected {
+        /// Its place in this call.
+        peer: PeerId,
+        /// Its verified identity.
+        id: CallId,
+        /// The safety number to compare by voice.
+        safety_number: String,
+        /// Whether audio flows (false for a chat-only call).
+        audio: bool,
+    },
+    /// A chat message arrived (the text is the peer's: escape it before showing it).
+    ChatReceived {
+        /// From whom.
+        peer: PeerId,
+        /// Its verified identity.
+        id: CallId,
+        /// The text.
+        text: String,
+        /// The sender's Unix milliseconds.
+        ts_ms: u64,
+    },
+    /// Statistics, once a second.
+    Stats(Box<CallStats>),
+    /// A peer hung up.
+    PeerHungUp {
+        /// Which one.
+        peer: PeerId,
+    },
+    /// The call is over; [`Call::finished`] has the report.
+    Ended {
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// What the owner asks of a running call.
+#[derive(Debug, Clone)]
+pub enum CallCommand {
+    /// Send a chat message to every peer (kept until the channel opens).
+    SendChat(String),
+    /// Hang up.
+    HangUp,
+}
+
+/// The events of one call.
+pub type CallEvents = mpsc::UnboundedReceiver<CallEvent>;
+
+/// A running call. Dropping it hangs up, like [`Call::hang_up`]; [`Call::finished`] waits for
+/// the end without hanging up.
+pub struct Call {
+    commands: mpsc::UnboundedSender<CallCommand>,
+    task: JoinHandle<Result<CallReport, CallError>>,
+}
+
+impl Call {
+    /// Calls `peer`; returns once it is connected and verified (or failed), with the event stream.
+    pub async fn dial(
+        identity: Arc<Identity>,
+        peer: CallId,
+        mut opts: CallOptions,
+    ) -> Result<(Call, CallEvents), CallError> {
+        let ends = MediaEnds::open(&opts)?;
+        let connected = setup::dial_connected(&identity, peer, &mut opts).await?;
+        Ok(Self::start(identity, opts, ends, connected))
+    }
+
+    /// Waits for one verified call, answers it, and returns once it is connected.
+    pub async fn listen(
+        identity: Arc<Identity>,
+        decision: IncomingDecision,
+        mut opts: CallOptions,
+    ) -> Result<(Call, CallEvents), CallError> {
+        let ends = MediaEnds::open(&opts)?;
+        let connected = setup::listen_connected(&identity, decision, &mut opts).await?;
+        Ok(Self::start(identity, opts, ends, connected))
+    }
+
+    fn start(
+        identity: Arc<Identity>,
+        opts: CallOptions,
+        ends: MediaEnds,
+        connected: Connected,
+    ) -> (Call, CallEvents) {
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            let mut engine = Engine::new(
+                identity,
+                opts,
+                ends,
+                connected.client,
+                command_rx,
+                events_tx,
+                connected.started,
+            )?;
+            engine.add_peer(
+                connected.peer,
+                connected.token,
+                connected.session,
+                connected.events,
+                connected.audio,
+            )?;
+            engine.run().await
+        });
+        (Call { commands, task }, events)
+    }
+
+    /// Sends a chat message to every peer.
+    pub fn send_chat(&self, text: impl Into<String>) {
+        let _ = self.commands.send(CallCommand::SendChat(text.into()));
+    }
+
+    /// Hangs up (the call ends with [`EndReason::LocalHangup`]).
+    pub fn hang_up(&self) {
+        let _ = self.commands.send(CallCommand::HangUp);
+    }
+
+    /// Waits for the call to end and returns its report.
+    pub async fn finished(self) -> Result<CallReport, CallError> {
+        // Holding the command sender until the end: dropping it would hang up.
+        let Call { commands, task } = self;
+        let result = task.await;
+        drop(commands);
+        result.map_err(|e| CallError::Io(format!("the call task failed: {e}")))?
+    }
+}
+
+/// The local ends of the audio path, opened before dialing so a missing device fails at once.
+pub(crate) struct MediaEnds {
+    pub(super) source: Option<Box<dyn AudioSource>>,
+    pub(super) sink: Box<dyn AudioSink>,
+}
+
+impl MediaEnds {
+    pub(crate) fn open(opts: &CallOptions) -> Result<MediaEnds, CallError> {
+        let source = match &opts.audio_in {
+            Some(spec) => Some(native::open_source(spec)?),
+            None => None,
+        };
+        let sink = native::open_sink(&opts.audio_out)?;
+        Ok(MediaEnds { source, sink })
+    }
+}

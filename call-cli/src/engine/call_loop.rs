@@ -1,0 +1,510 @@
+//! The loop that runs a connected call: one `select!` that only moves events between the
+//! sans-IO pipelines, the peers' sessions, the signaling client and the owner's commands; each
+//! branch is one small method of [`Engine`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::select_all;
+use futures::FutureExt;
+use media::chat::{ChatError, ChatFrame};
+use media::codec::opus::{EncoderConfig, FRAME_SAMPLES};
+use media::session::SessionEvent;
+use media::stats::{CallStats, Rtt, RttSource};
+use native::{AudioSink, AudioSource};
+use signaling::client::Client;
+use signaling::envelope::EnvelopeKind;
+use signaling::identity::{safety_number, CallId, Identity};
+use signaling::offer::HangupBody;
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use super::call::{CallCommand, CallEvent, MediaEnds};
+use super::peer::{Peer, PeerId, PeerInput};
+use super::pipeline::{AudioReceivePipeline, AudioSendPipeline, AUDIO_FRAME};
+use crate::call::{answer_busy, client_error_code, ChatLog};
+use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
+use crate::terminal_text::escape;
+
+/// The local audio track: the device or file it reads, and its one encoder.
+struct LocalAudio {
+    source: Box<dyn AudioSource>,
+    /// The source ended or failed: silence from now on.
+    done: bool,
+    pcm: Vec<i16>,
+    pipeline: AudioSendPipeline,
+}
+
+impl LocalAudio {
+    /// Reads one frame (silence once the source is done) into the send pipeline.
+    fn capture(&mut self, now: Instant) -> Result<(), CallError> {
+        if !self.done {
+            match self.source.read_frame(&mut self.pcm) {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    tracing::info!("audio source ended; sending silence");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audio source failed; sending silence");
+                    self.done = true;
+                }
+            }
+        }
+        if self.done {
+            self.pcm.fill(0);
+        }
+        self.pipeline.push(&self.pcm, now)?;
+        Ok(())
+    }
+}
+
+/// The call's state; [`Engine::run`] is its loop.
+pub(crate) struct Engine {
+    identity: Arc<Identity>,
+    opts: CallOptions,
+    client: Client,
+    /// Once the signaling connection is gone `client.recv()` returns `None` at once, every time:
+    /// stop polling it, or the loop spins.
+    signaling_open: bool,
+    peers: BTreeMap<PeerId, Peer>,
+    next_peer: u32,
+    audio: Option<LocalAudio>,
+    sink: Box<dyn AudioSink>,
+    stats: CallStats,
+    chat_received: ChatLog,
+    chat_seq: u64,
+    pending_say: Vec<String>,
+    chat_input: ChatInput,
+    input_done: bool,
+    commands: mpsc::UnboundedReceiver<CallCommand>,
+    events: mpsc::UnboundedSender<CallEvent>,
+    started: Instant,
+    connected_at: Instant,
+    last_sent_bytes: u64,
+    last_recv_bytes: u64,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        identity: Arc<Identity>,
+        mut opts: CallOptions,
+        ends: MediaEnds,
+        client: Client,
+        commands: mpsc::UnboundedReceiver<CallCommand>,
+        events: mpsc::UnboundedSender<CallEvent>,
+        started: Instant,
+    ) -> Result<Self, CallError> {
+        let audio = match ends.source {
+            Some(source) if opts.audio_in.is_some() => Some(LocalAudio {
+                source,
+                done: false,
+                pcm: vec![0; FRAME_SAMPLES],
+                pipeline: AudioSendPipeline::new(&EncoderConfig::default())?,
+            }),
+            _ => None,
+        };
+        let now = Instant::now();
+        Ok(Self {
+            identity,
+            pending_say: std::mem::take(&mut opts.say),
+            chat_input: std::mem::take(&mut opts.chat_input),
+            opts,
+            client,
+            signaling_open: true,
+            peers: BTreeMap::new(),
+            next_peer: 0,
+            audio,
+            sink: ends.sink,
+            stats: CallStats::default(),
+            chat_received: ChatLog::default(),
+            chat_seq: 0,
+            input_done: false,
+            commands,
+            events,
+            started,
+            connected_at: now,
+            last_sent_bytes: 0,
+            last_recv_bytes: 0,
+        })
+    }
+
+    fn emit(&self, event: CallEvent) {
+        // The owner may have stopped listening; the call goes on.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn add_peer(
+        &mut self,
+        id: CallId,
+        token: signaling::offer::CallToken,
+        session: Arc<media::session::Session>,
+        events: mpsc::Receiver<SessionEvent>,
+        audio: bool,
+    ) -> Result<PeerId, CallError> {
+        let mut audio_rx = AudioReceivePipeline::new()?;
+        if self.opts.record_trace.is_some() {
+            audio_rx = audio_rx.record_trace();
+        }
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        self.peers
+            .insert(peer, Peer::new(id, token, session, events, audio_rx));
+        self.emit(CallEvent::Connected {
+            peer,
+            id,
+            safety_number: safety_number(&self.identity.call_id(), &id).to_string(),
+            audio,
+        });
+        Ok(peer)
+    }
+
+    /// A chat-only call that hangs up when its input ends (`call chat`).
+    fn ends_with_input(&self) -> bool {
+        self.opts.audio_in.is_none()
+            && self.opts.hang_up_at_end_of_input
+            && self.opts.duration.is_none()
+    }
+
+    pub(crate) async fn run(mut self) -> Result<CallReport, CallError> {
+        self.connected_at = Instant::now();
+        let deadline = self
+            .opts
+            .duration
+            .map(|d| tokio::time::Instant::from_std(self.connected_at + d));
+        let mut send_tick = tokio::time::interval(AUDIO_FRAME);
+        send_tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut play_tick = tokio::time::interval(AUDIO_FRAME);
+        play_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+        stats_tick.reset();
+        let sending = self.audio.is_some();
+
+        let end = loop {
+            // Biased: the peer's data channel is ordered (chat, then bye), the signaling hang-up is
+            // a fallback; taking peer input first keeps a last chat line from losing that race.
+            let step = tokio::select! {
+                biased;
+                _ = send_tick.tick(), if sending => self.on_send_tick().await?,
+                _ = play_tick.tick() => self.on_play_tick()?,
+                (peer, input) = next_peer_input(&mut self.peers) => self.on_peer_input(peer, input).await,
+                incoming = self.client.recv(), if self.signaling_open => self.on_signaling(incoming).await,
+                line = self.chat_input.next_line() => self.on_chat_line(line).await,
+                command = self.commands.recv() => match command {
+                    Some(CallCommand::SendChat(text)) => self.on_chat_line(Some(text)).await,
+                    // `None`: the owner dropped its `Call`, so nobody could end the call later.
+                    Some(CallCommand::HangUp) | None => Some(EndReason::LocalHangup),
+                },
+                _ = stats_tick.tick() => { self.on_stats_tick().await; None }
+                _ = sleep_until(deadline) => Some(EndReason::DurationElapsed),
+            };
+            if let Some(end) = step {
+                break end;
+            }
+        };
+        self.finish(end).await
+    }
+
+    async fn on_send_tick(&mut self) -> Result<Option<EndReason>, CallError> {
+        let Some(audio) = self.audio.as_mut() else {
+            return Ok(None);
+        };
+        audio.capture(Instant::now())?;
+        while let Some(packet) = audio.pipeline.poll() {
+            // One encoder, its output fanned out to every peer.
+            for peer in self.peers.values_mut() {
+                peer.send_audio(&packet).await;
+            }
+        }
+        Ok(None)
+    }
+
+    fn on_play_tick(&mut self) -> Result<Option<EndReason>, CallError> {
+        let now = Instant::now();
+        for peer in self.peers.values_mut() {
+            // With several peers a mixer goes here (next issue); today there is one.
+            if let Some(frame) = peer.audio_rx.poll(now)? {
+                if self.stats.first_audio_ms.is_none() {
+                    self.stats.first_audio_ms = Some(self.started.elapsed().as_secs_f64() * 1e3);
+                }
+                self.stats.audio_level_dbfs = media::codec::pcm::rms_dbfs(frame);
+                if let Err(e) = self.sink.write_frame(frame) {
+                    tracing::warn!(error = %e, "audio sink failed");
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn on_peer_input(&mut self, id: PeerId, input: PeerInput) -> Option<EndReason> {
+        let peer = self.peers.get_mut(&id)?;
+        let event = match input {
+            PeerInput::StateChanged if peer.session.is_failed_or_closed() => {
+                return Some(EndReason::ConnectionLost)
+            }
+            PeerInput::StateChanged => return None,
+            PeerInput::Session(None) => return Some(EndReason::ConnectionLost),
+            PeerInput::Session(Some(ev)) => ev,
+        };
+        match event {
+            SessionEvent::Audio(pkt) => {
+                peer.audio_rx.push(&pkt, pkt.arrival);
+                None
+            }
+            SessionEvent::ChatOpen => {
+                peer.chat_open = true;
+                for text in std::mem::take(&mut self.pending_say) {
+                    self.send_text(&text).await;
+                }
+                (self.input_done && self.ends_with_input()).then_some(EndReason::LocalHangup)
+            }
+            SessionEvent::Chat(bytes) => self.on_chat_frame(id, &bytes).await,
+            SessionEvent::ChatClosed => self.peer_hung_up(id),
+            // Events this engine does not use yet (video tracks are being added to the session).
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    async fn on_chat_frame(&mut self, id: PeerId, bytes: &[u8]) -> Option<EndReason> {
+        let peer = self.peers.get_mut(&id)?;
+        match ChatFrame::parse(bytes) {
+            Ok(ChatFrame::Text { text, ts_ms, .. }) => {
+                let from = peer.id;
+                if !self.chat_received.push(text.clone()) && self.chat_received.dropped() == 1 {
+                    tracing::info!("received chat beyond the kept limit is shown, not kept");
+                }
+                self.emit(CallEvent::ChatReceived {
+                    peer: id,
+                    id: from,
+                    text,
+                    ts_ms,
+                });
+            }
+            Ok(ChatFrame::Ping { n }) => peer.send_frame(&ChatFrame::Pong { n }).await,
+            Ok(ChatFrame::Pong { n }) => {
+                if let Some(value) = peer.pong(n, Instant::now()) {
+                    self.stats.offer_rtt(Rtt {
+                        value,
+                        source: RttSource::DataChannel,
+                    });
+                }
+            }
+            Ok(ChatFrame::Bye { .. }) => return self.peer_hung_up(id),
+            Err(ChatError::UnknownType(t)) => {
+                self.stats.chat_frames_ignored += 1;
+                tracing::debug!(frame_type = ?t, "ignored a chat frame of unknown type");
+            }
+            Err(e) => {
+                self.stats.chat_frames_malformed += 1;
+                tracing::warn!(error = %e, "dropped a malformed chat frame");
+            }
+        }
+        None
+    }
+
+    /// A peer left; with one peer that ends the call.
+    fn peer_hung_up(&mut self, id: PeerId) -> Option<EndReason> {
+        self.emit(CallEvent::PeerHungUp { peer: id });
+        Some(EndReason::RemoteHangup)
+    }
+
+    async fn on_signaling(
+        &mut self,
+        incoming: Option<Result<signaling::client::Incoming, signaling::client::ClientError>>,
+    ) -> Option<EndReason> {
+        match incoming {
+            Some(Ok(m)) if matches!(m.kind, EnvelopeKind::Hangup | EnvelopeKind::Reject) => {
+                let Some((&id, peer)) = self.peers.iter().find(|(_, p)| p.id == m.from) else {
+                    tracing::debug!(from = %m.from, "hang-up from a third party ignored");
+                    return None;
+                };
+                match HangupBody::parse(&m.plaintext) {
+                    Ok(h) if h.call_id == peer.token => return self.peer_hung_up(id),
+                    Ok(h) => tracing::debug!(call = %h.call_id, "hang-up for another call ignored"),
+                    Err(e) => {
+                        tracing::warn!(code = e.code(), error = %e, "ignored an unreadable hang-up from the peer")
+                    }
+                }
+            }
+            Some(Ok(m)) if m.kind == EnvelopeKind::Offer => {
+                answer_busy(&self.client, &self.identity, &m, &self.opts).await;
+            }
+            Some(Ok(m)) => {
+                tracing::debug!(from = %m.from, kind = ?m.kind, "ignored during the call")
+            }
+            Some(Err(e)) => {
+                tracing::warn!(code = client_error_code(&e), error = %e, "ignored a signaling message")
+            }
+            // Losing signaling does not end a connected call: media is peer to peer.
+            None => {
+                self.signaling_open = false;
+                tracing::warn!("signaling connection lost; the call continues");
+            }
+        }
+        None
+    }
+
+    async fn on_chat_line(&mut self, line: Option<String>) -> Option<EndReason> {
+        let chat_open = self.peers.values().any(|p| p.chat_open);
+        match line {
+            Some(text) if text.trim().is_empty() => None,
+            Some(text) if chat_open => {
+                self.send_text(&text).await;
+                None
+            }
+            Some(text) => {
+                self.pending_say.push(text);
+                None
+            }
+            None => {
+                // End of input hangs up a chat-only call, once what was typed has been sent.
+                self.chat_input = ChatInput::None;
+                self.input_done = true;
+                (chat_open && self.ends_with_input()).then_some(EndReason::LocalHangup)
+            }
+        }
+    }
+
+    async fn send_text(&mut self, text: &str) {
+        self.chat_seq += 1;
+        let frame = match ChatFrame::text(self.chat_seq, now_unix_ms(), text) {
+            Ok(frame) => frame,
+            Err(e) => return eprintln!("chat message not sent: {}", escape(&e.to_string())),
+        };
+        let bytes = bytes::Bytes::from(frame.encode());
+        for peer in self.peers.values_mut().filter(|p| p.chat_open) {
+            if let Err(e) = peer.session.send_chat(bytes.clone()).await {
+                eprintln!("chat message not sent: {}", escape(&e.to_string()));
+            }
+        }
+    }
+
+    async fn on_stats_tick(&mut self) {
+        let now = Instant::now();
+        for peer in self.peers.values_mut() {
+            let transport = peer.session.transport_stats().await;
+            if let Some(rtt) = transport.rtt_measurement() {
+                self.stats.offer_rtt(rtt);
+            }
+            if peer.chat_open {
+                // RTT over the data channel: what a chat message actually experiences.
+                peer.ping(now).await;
+            }
+            self.stats.candidate_type = transport.local_candidate_type;
+        }
+        self.stats.elapsed_s = self.connected_at.elapsed().as_secs_f64();
+        let (sent, received) = self.fill_counters();
+        self.stats.send_kbps = (sent - self.last_sent_bytes) as f64 * 8.0 / 1e3;
+        self.stats.recv_kbps = (received - self.last_recv_bytes) as f64 * 8.0 / 1e3;
+        self.last_sent_bytes = sent;
+        self.last_recv_bytes = received;
+        self.emit(CallEvent::Stats(Box::new(self.stats.clone())));
+    }
+
+    /// Copies the peers' counters into the statistics; returns (bytes sent, bytes received).
+    fn fill_counters(&mut self) -> (u64, u64) {
+        let (mut sent, mut received, mut packets) = (0, 0, 0);
+        for peer in self.peers.values() {
+            peer.audio_rx.fill_stats(&mut self.stats);
+            sent += peer.bytes_sent;
+            packets += peer.packets_sent;
+            received += peer.audio_rx.bytes_received();
+        }
+        self.stats.packets_sent = packets;
+        (sent, received)
+    }
+
+    async fn finish(mut self, end: EndReason) -> Result<CallReport, CallError> {
+        if matches!(end, EndReason::DurationElapsed | EndReason::LocalHangup) {
+            for peer in self.peers.values_mut() {
+                // Tell the peer both ways: the data channel is fastest, signaling works if media broke.
+                let reason = signaling::offer::reason::HANG_UP;
+                peer.send_frame(&ChatFrame::Bye {
+                    reason: reason.into(),
+                })
+                .await;
+                let body = HangupBody {
+                    call_id: peer.token,
+                    reason: reason.into(),
+                }
+                .to_json();
+                let _ = self
+                    .client
+                    .send(&peer.id, EnvelopeKind::Hangup, &body)
+                    .await;
+            }
+        }
+        for peer in self.peers.values_mut() {
+            peer.session.close().await;
+        }
+        if let Err(e) = self.sink.finish() {
+            tracing::warn!(error = %e, "finishing the audio sink");
+        }
+        self.stats.elapsed_s = self.connected_at.elapsed().as_secs_f64();
+        self.fill_counters();
+        let written = self.write_files();
+        let peer = self
+            .peers
+            .values()
+            .next()
+            .map(|p| p.id)
+            .unwrap_or_else(|| self.identity.call_id());
+        let report = CallReport {
+            peer,
+            safety_number: safety_number(&self.identity.call_id(), &peer).to_string(),
+            stats: self.stats.clone(),
+            chat_received: std::mem::take(&mut self.chat_received).into_texts(),
+            end,
+        };
+        let events = self.events.clone();
+        self.client.close().await;
+        let _ = events.send(CallEvent::Ended { reason: end });
+        written.map(|()| report)
+    }
+
+    /// `--record-trace` and `--stats-json`.
+    fn write_files(&mut self) -> Result<(), CallError> {
+        if let Some(path) = &self.opts.record_trace {
+            let trace = self
+                .peers
+                .values_mut()
+                .next()
+                .and_then(|p| p.audio_rx.take_trace());
+            if let Some(trace) = trace {
+                std::fs::write(path, trace.to_string()).map_err(|e| {
+                    CallError::Io(format!(
+                        "could not write the trace to {}: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+        }
+        if let Some(path) = &self.opts.stats_json {
+            let json = serde_json::to_vec_pretty(&self.stats).unwrap_or_default();
+            std::fs::write(path, json).map_err(|e| {
+                CallError::Io(format!("could not write stats to {}: {e}", path.display()))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// The next input from any peer (pending forever while there is none).
+async fn next_peer_input(peers: &mut BTreeMap<PeerId, Peer>) -> (PeerId, PeerInput) {
+    if peers.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = peers
+        .iter_mut()
+        .map(|(&id, peer)| async move { (id, peer.next_input().await) }.boxed());
+    select_all(waits).await.0
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
