@@ -84,6 +84,9 @@ pub struct Profile {
     /// Sender clock rate error: `0.001` means the sender's clock runs 0.1 % fast, so its 20 ms
     /// frames leave every 19.98 ms of receiver time.
     pub clock_drift: f64,
+    /// The first this many packets of each direction are never lost: a clean set-up phase, for
+    /// live tests that measure media under loss rather than handshakes under loss.
+    pub lossless_prefix: u32,
 }
 
 /// Names accepted by [`Profile::by_name`], in report order.
@@ -116,6 +119,7 @@ impl Profile {
             bandwidth_bps: None,
             queue_limit: Duration::from_millis(500),
             clock_drift: 0.0,
+            lossless_prefix: 0,
         }
     }
 
@@ -232,6 +236,7 @@ pub struct Impairment {
     rng: ChaCha8Rng,
     bad_state: bool,
     jitter_state: f64,
+    packets: u64,
     last_in_order: Duration,
     link_free_at: Duration,
 }
@@ -244,6 +249,7 @@ impl Impairment {
             rng: ChaCha8Rng::seed_from_u64(seed),
             bad_state: false,
             jitter_state: 0.0,
+            packets: 0,
             last_in_order: Duration::ZERO,
             link_free_at: Duration::ZERO,
         }
@@ -266,7 +272,9 @@ impl Impairment {
         let u_dup: f64 = self.rng.gen();
         let dup_gap = Duration::from_micros(self.rng.gen_range(100..5_000));
 
+        self.packets += 1;
         let p = &self.profile;
+        let in_prefix = self.packets <= u64::from(p.lossless_prefix);
         let lost = match p.loss {
             LossModel::None => false,
             LossModel::Random { p } => u_loss < p,
@@ -284,7 +292,7 @@ impl Impairment {
                 u_loss < if self.bad_state { loss_bad } else { loss_good }
             }
         };
-        if lost {
+        if lost && !in_prefix {
             return Delivery::default();
         }
         let warped = if p.clock_drift == 0.0 {
@@ -380,6 +388,21 @@ mod tests {
             let lost = d.iter().filter(|d| d.first.is_none()).count() as f64 / d.len() as f64;
             assert!((lost - want).abs() < 0.015, "{name}: {lost}");
         }
+    }
+
+    #[test]
+    fn a_lossless_prefix_loses_nothing_and_leaves_the_rest_as_it_was() {
+        let mut profile = Profile::by_name("loss20").expect("profile");
+        profile.lossless_prefix = 100;
+        let mut imp = Impairment::new(profile, 7);
+        let with: Vec<Delivery> = (0..2_000u32)
+            .map(|k| imp.apply(Duration::from_millis(20) * k, 100))
+            .collect();
+        let without = run("loss20", 7, 2_000);
+        assert!(with[..100].iter().all(|d| d.first.is_some()));
+        assert!(without[..100].iter().any(|d| d.first.is_none()));
+        // The random streams are not shifted: after the prefix both lose the same packets.
+        assert_eq!(with[100..], without[100..]);
     }
 
     #[test]
