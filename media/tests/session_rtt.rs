@@ -16,7 +16,15 @@ async fn loopback_call_reports_rtcp_rtt() {
         candidate_scope: CandidateScope::LoopbackOnly,
         ..SessionConfig::default()
     };
-    let common::Pair { alice, bob, .. } = common::connect(cfg.clone(), cfg).await;
+    // The event receivers stay alive: a session stops reading a track (and its RTCP) once
+    // nobody listens for its events.
+    let common::Pair {
+        alice,
+        bob,
+        alice_events: _alice_events,
+        bob_events: _bob_events,
+        ..
+    } = common::connect(cfg.clone(), cfg).await;
 
     // Both sides send audio: RTCP sender reports go out once RTP flows, and receiver reports
     // echo their LSR/DLSR back. Reports are sent about once a second.
