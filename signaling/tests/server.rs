@@ -983,14 +983,7 @@ async fn run_binary(
     match line {
         Some(url) => (child, Ok(url)),
         None => {
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .await
-                .unwrap();
+            let stderr = read_stderr(&mut child).await;
             (child, Err(stderr))
         }
     }
@@ -1033,14 +1026,7 @@ async fn binary_warns_that_a_command_line_turn_secret_is_visible() {
     let (mut child, url) = run_binary(&["--turn-secret", "north"], &[]).await;
     url.expect("the server starts");
     child.kill().await.unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let stderr = read_stderr(&mut child).await;
     assert!(stderr.contains("visible to other local users"), "{stderr}");
     assert!(
         !stderr.contains("north"),
@@ -1050,14 +1036,7 @@ async fn binary_warns_that_a_command_line_turn_secret_is_visible() {
     let (mut child, url) = run_binary(&[], &[("CALL_TURN_SECRET", "north")]).await;
     url.expect("the server starts");
     child.kill().await.unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .await
-        .unwrap();
+    let stderr = read_stderr(&mut child).await;
     assert!(!stderr.contains("visible"), "{stderr}");
 }
 
@@ -1379,4 +1358,17 @@ async fn eventually_connects(url: &str, opts: SocketOptions) -> bool {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     false
+}
+
+/// Everything `child` wrote to stderr, up to its end (kill or wait for it first).
+async fn read_stderr(child: &mut tokio::process::Child) -> String {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr is piped")
+        .read_to_string(&mut stderr)
+        .await
+        .expect("stderr is readable");
+    stderr
 }
