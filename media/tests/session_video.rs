@@ -37,6 +37,18 @@ fn video(direction: VideoDirection, drop_every_nth: Option<u32>) -> Option<Video
     })
 }
 
+/// One 64x64 H.264 keyframe of the test pattern: something to send on a track.
+fn small_keyframe() -> media::codec::h264::EncodedFrame {
+    H264Encoder::new(H264Config {
+        width: 64,
+        height: 64,
+        ..H264Config::default()
+    })
+    .unwrap()
+    .encode(&TestPattern::new(64, 64).next_frame(), true)
+    .unwrap()
+}
+
 /// What the sending side saw.
 #[derive(Default)]
 struct Sent {
@@ -275,14 +287,7 @@ async fn a_peer_without_video_still_gets_audio() {
     assert!(p.offer.contains("m=video"), "{}", p.offer);
     assert!(p.answer.contains("a=inactive"), "{}", p.answer);
     // Alice may send video; nothing of it reaches bob.
-    let frame = H264Encoder::new(H264Config {
-        width: 64,
-        height: 64,
-        ..H264Config::default()
-    })
-    .unwrap()
-    .encode(&TestPattern::new(64, 64).next_frame(), true)
-    .unwrap();
+    let frame = small_keyframe();
     p.alice
         .send_video_frame(&frame.data, FRAME_TIME)
         .await
@@ -352,14 +357,7 @@ async fn an_audio_only_offer_to_a_video_peer_connects_with_audio() {
         }
     }
     // Bob's video track was never negotiated: sending on it goes nowhere and fails nothing.
-    let frame = H264Encoder::new(H264Config {
-        width: 64,
-        height: 64,
-        ..H264Config::default()
-    })
-    .unwrap()
-    .encode(&TestPattern::new(64, 64).next_frame(), true)
-    .unwrap();
+    let frame = small_keyframe();
     p.bob
         .send_video_frame(&frame.data, FRAME_TIME)
         .await
