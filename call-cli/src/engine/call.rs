@@ -77,9 +77,20 @@ impl Call {
     pub async fn dial(
         identity: Arc<Identity>,
         peer: CallId,
-        mut opts: CallOptions,
+        opts: CallOptions,
     ) -> Result<(Call, CallEvents), CallError> {
         let ends = MediaEnds::open(&opts)?;
+        Self::dial_with_ends(identity, peer, opts, ends).await
+    }
+
+    /// [`Call::dial`] with media ends the caller opened itself (a bench's timestamping sink, a
+    /// test's generated source) instead of the ones `opts` names.
+    pub async fn dial_with_ends(
+        identity: Arc<Identity>,
+        peer: CallId,
+        mut opts: CallOptions,
+        ends: MediaEnds,
+    ) -> Result<(Call, CallEvents), CallError> {
         let connected = setup::dial_connected(&identity, peer, &mut opts).await?;
         Ok(Self::start(identity, opts, ends, connected))
     }
@@ -88,9 +99,19 @@ impl Call {
     pub async fn listen(
         identity: Arc<Identity>,
         decision: IncomingDecision,
-        mut opts: CallOptions,
+        opts: CallOptions,
     ) -> Result<(Call, CallEvents), CallError> {
         let ends = MediaEnds::open(&opts)?;
+        Self::listen_with_ends(identity, decision, opts, ends).await
+    }
+
+    /// [`Call::listen`] with media ends the caller opened itself.
+    pub async fn listen_with_ends(
+        identity: Arc<Identity>,
+        decision: IncomingDecision,
+        mut opts: CallOptions,
+        ends: MediaEnds,
+    ) -> Result<(Call, CallEvents), CallError> {
         let connected = setup::listen_connected(&identity, decision, &mut opts).await?;
         Ok(Self::start(identity, opts, ends, connected))
     }
@@ -145,14 +166,18 @@ impl Call {
     }
 }
 
-/// The local ends of the audio path, opened before dialing so a missing device fails at once.
-pub(crate) struct MediaEnds {
-    pub(super) source: Option<Box<dyn AudioSource>>,
-    pub(super) sink: Box<dyn AudioSink>,
+/// The local ends of a call's media, opened before dialing so a missing device fails at once.
+pub struct MediaEnds {
+    /// Where sent audio comes from; `None` sends none (a chat-only call). The call sends audio
+    /// only when [`CallOptions::audio_in`] is set too (that decides what the offer carries).
+    pub source: Option<Box<dyn AudioSource>>,
+    /// Where received audio goes.
+    pub sink: Box<dyn AudioSink>,
 }
 
 impl MediaEnds {
-    pub(crate) fn open(opts: &CallOptions) -> Result<MediaEnds, CallError> {
+    /// Opens the devices or files `opts` names.
+    pub fn open(opts: &CallOptions) -> Result<MediaEnds, CallError> {
         let source = match &opts.audio_in {
             Some(spec) => Some(native::open_source(spec)?),
             None => None,

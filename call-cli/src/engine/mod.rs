@@ -11,6 +11,6 @@ mod call_loop;
 pub mod peer;
 pub mod pipeline;
 
-pub use call::{Call, CallCommand, CallEvent, CallEvents};
+pub use call::{Call, CallCommand, CallEvent, CallEvents, MediaEnds};
 pub use peer::PeerId;
 pub use pipeline::{AudioReceivePipeline, AudioSendPipeline, EncodedAudio, AUDIO_FRAME};
