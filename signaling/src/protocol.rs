@@ -122,6 +122,8 @@ pub enum ErrorCode {
     NotOnline,
     /// The recipient's send queue is full (it is too slow). Connection stays open.
     RecipientBusy,
+    /// The recipient is offline and its mailbox (or the server's) is full. Connection stays open.
+    MailboxFull,
     /// Too many frames; the frame was dropped. Connection stays open.
     RateLimited,
     /// This server hands out no TURN credentials.
@@ -157,6 +159,7 @@ impl ErrorCode {
             ErrorCode::Replayed => "replayed",
             ErrorCode::NotOnline => "not_online",
             ErrorCode::RecipientBusy => "recipient_busy",
+            ErrorCode::MailboxFull => "mailbox_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TurnUnavailable => "turn_unavailable",
             ErrorCode::Replaced => "replaced",
@@ -506,6 +509,7 @@ mod tests {
             ErrorCode::Replayed,
             ErrorCode::NotOnline,
             ErrorCode::RecipientBusy,
+            ErrorCode::MailboxFull,
             ErrorCode::RateLimited,
             ErrorCode::TurnUnavailable,
             ErrorCode::Replaced,

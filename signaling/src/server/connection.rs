@@ -18,7 +18,7 @@ use crate::protocol::{ErrorCode, ServerFrame, CHALLENGE_NONCE_LEN};
 
 use super::auth::Challenge;
 use super::outbox::{Outbox, QueueLimits};
-use super::routing::{ConnHandle, RouteError};
+use super::routing::{ConnHandle, RouteError, Routed};
 use super::session::{Action, Session};
 use super::Shared;
 
@@ -250,6 +250,7 @@ async fn run_action(
                     outbox: outbox.clone(),
                     kick: kick_tx.clone(),
                 },
+                unix_now(),
             );
             tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
             conn.send_frame(&ServerFrame::Welcome { id }).await
@@ -259,9 +260,17 @@ async fn run_action(
             to,
             kind,
             frame,
-        } => match conn.shared.registry.route(from, &to, frame) {
-            Ok(()) => {
+        } => match conn
+            .shared
+            .registry
+            .route(from, &to, kind, frame, unix_now())
+        {
+            Ok(Routed::Delivered) => {
                 tracing::debug!(%from, %to, %kind, "routed");
+                true
+            }
+            Ok(Routed::Kept) => {
+                tracing::debug!(%from, %to, %kind, "recipient offline; kept in the mailbox");
                 true
             }
             Err(err) => {
@@ -278,6 +287,14 @@ async fn run_action(
                     RouteError::ServerFull => (
                         ErrorCode::RecipientBusy,
                         "the server's queues are full; this envelope was dropped, retry later".to_owned(),
+                    ),
+                    RouteError::MailboxFull => (
+                        ErrorCode::MailboxFull,
+                        format!("{to} is offline and its mailbox is full; this envelope was dropped, retry later"),
+                    ),
+                    RouteError::MailboxServerFull => (
+                        ErrorCode::MailboxFull,
+                        format!("{to} is offline and the server's mailbox is full; this envelope was dropped, retry later"),
                     ),
                 };
                 tracing::debug!(%from, %to, %kind, ?err, "envelope not routed");
