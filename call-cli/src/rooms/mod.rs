@@ -1,6 +1,11 @@
-//! Rooms on this member's side: the store of rooms and history ([`store`]). The signed room
-//! state and message rules are `signaling::room`'s; this is where they are kept.
+//! Rooms on this member's side: [`book`] (what a member does with rooms: create, invite,
+//! remove, leave, send, and the checks on what arrives) over [`store`] (where rooms and history
+//! are kept, SQLite). The signed room state and message rules are `signaling::room`'s.
 
+pub mod book;
 pub mod store;
+#[cfg(test)]
+mod tests;
 
+pub use book::{BookError, Outgoing, RoomBook, RoomEvent, MAX_ROOMS};
 pub use store::{RoomStore, StoreError, StoredMessage, SCHEMA_VERSION};

@@ -29,9 +29,12 @@ const MIGRATIONS: &[&str] = &["
         ts_ms       INTEGER NOT NULL,            -- the sender's clock
         received_ms INTEGER NOT NULL,            -- ours
         signed      BLOB NOT NULL,               -- the signed message, JSON as received
+        ord         INTEGER,                     -- place in the history; NULL while it waits
+                                                 -- for an earlier one from the same sender
         PRIMARY KEY (room, sender, seq)
     ) STRICT;
     CREATE INDEX messages_by_id ON messages (room, id);
+    CREATE INDEX messages_by_ord ON messages (room, ord);
     CREATE TABLE own_seq (
         room        BLOB PRIMARY KEY NOT NULL,
         last        INTEGER NOT NULL             -- the last seq this member sent in the room
@@ -215,7 +218,9 @@ impl RoomStore {
         tx.commit().map_err(&err)
     }
 
-    /// Stores a verified message; `false` if it was already stored (same sender and seq).
+    /// Stores a verified message as waiting (not yet in the history: see
+    /// [`RoomStore::mark_released`]); `false` if it was already stored (same sender and seq).
+    /// Stored on arrival, so a message is never lost while it waits for an earlier one.
     pub fn add_message(
         &mut self,
         msg: &SignedRoomMessage,
@@ -241,19 +246,56 @@ impl RoomStore {
         Ok(n == 1)
     }
 
-    /// The last `limit` messages of a room, oldest first, in the order they were received.
-    pub fn history(&self, room: &RoomId, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT signed, received_ms FROM (
-                     SELECT rowid, signed, received_ms FROM messages WHERE room = ?1
-                     ORDER BY rowid DESC LIMIT ?2
-                 ) ORDER BY rowid ASC",
+    /// Puts a stored message into the history, after every message released before it.
+    pub fn mark_released(&mut self, msg: &SignedRoomMessage) -> Result<(), StoreError> {
+        let m = &msg.msg;
+        self.conn
+            .execute(
+                "UPDATE messages SET ord = (SELECT COALESCE(MAX(ord), 0) + 1 FROM messages WHERE room = ?1)
+                 WHERE room = ?1 AND sender = ?2 AND seq = ?3 AND ord IS NULL",
+                params![
+                    m.room.as_bytes().as_slice(),
+                    m.sender.as_bytes().as_slice(),
+                    m.seq as i64
+                ],
             )
             .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// The last `limit` messages of a room's history, oldest first (each sender's in its order).
+    pub fn history(&self, room: &RoomId, limit: usize) -> Result<Vec<StoredMessage>, StoreError> {
+        self.messages(
+            "SELECT signed, received_ms FROM (
+                 SELECT ord, signed, received_ms FROM messages WHERE room = ?1 AND ord IS NOT NULL
+                 ORDER BY ord DESC LIMIT ?2
+             ) ORDER BY ord ASC",
+            room,
+            limit,
+        )
+    }
+
+    /// Messages stored but still waiting for an earlier one (to offer to the inbox again after
+    /// a restart), in arrival order.
+    pub fn waiting(&self, room: &RoomId) -> Result<Vec<StoredMessage>, StoreError> {
+        self.messages(
+            "SELECT signed, received_ms FROM messages WHERE room = ?1 AND ord IS NULL
+             ORDER BY rowid LIMIT ?2",
+            room,
+            usize::MAX >> 1,
+        )
+    }
+
+    fn messages(
+        &self,
+        sql: &str,
+        room: &RoomId,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![room.as_bytes().as_slice(), limit as i64], |r| {
+            .query_map(params![room.as_bytes().as_slice(), limit], |r| {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
             })
             .map_err(self.err())?;
@@ -286,11 +328,15 @@ impl RoomStore {
         Ok(signed.map(|s| SignedRoomMessage::parse(&s)).transpose()?)
     }
 
-    /// The highest seq stored per sender in a room (to resume a `RoomInbox` after a restart).
+    /// The highest seq in the history per sender in a room (to resume a `RoomInbox` after a
+    /// restart).
     pub fn released(&self, room: &RoomId) -> Result<Vec<(CallId, u64)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT sender, MAX(seq) FROM messages WHERE room = ?1 GROUP BY sender")
+            .prepare(
+                "SELECT sender, MAX(seq) FROM messages WHERE room = ?1 AND ord IS NOT NULL
+                 GROUP BY sender",
+            )
             .map_err(self.err())?;
         let rows = stmt
             .query_map([room.as_bytes().as_slice()], |r| {
@@ -397,10 +443,19 @@ mod tests {
         {
             let mut store = RoomStore::open(&path).unwrap();
             store.save_room(&held, 10).unwrap();
-            assert!(store.add_message(&msg(&bob(), 1, "one"), 11).unwrap());
-            assert!(store.add_message(&msg(&bob(), 2, "two"), 12).unwrap());
+            // Bob's 2 arrives before his 1: both stored at once, released in order.
+            assert!(store.add_message(&msg(&bob(), 2, "two"), 11).unwrap());
+            assert!(store.add_message(&msg(&bob(), 1, "one"), 12).unwrap());
             assert!(!store.add_message(&msg(&bob(), 2, "two"), 13).unwrap());
             assert!(store.add_message(&msg(&alice(), 1, "mine"), 14).unwrap());
+            assert!(store.add_message(&msg(&alice(), 3, "waiting"), 15).unwrap());
+            for m in [
+                msg(&bob(), 1, "one"),
+                msg(&bob(), 2, "two"),
+                msg(&alice(), 1, "mine"),
+            ] {
+                store.mark_released(&m).unwrap();
+            }
             assert_eq!(store.next_seq(&room).unwrap(), 1);
             assert_eq!(store.next_seq(&room).unwrap(), 2);
         }
@@ -433,6 +488,13 @@ mod tests {
         want.sort();
         assert_eq!(released, want);
         assert_eq!(store.next_seq(&room).unwrap(), 3);
+        let waiting: Vec<_> = store
+            .waiting(&room)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.message.msg.text)
+            .collect();
+        assert_eq!(waiting, ["waiting"]);
         let first = msg(&bob(), 1, "one");
         assert_eq!(store.message(&room, &first.id()).unwrap(), Some(first));
         store.delete_room(&room).unwrap();
