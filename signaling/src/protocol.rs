@@ -72,6 +72,10 @@ pub enum ServerFrame {
     Welcome {
         /// The authenticated call ID.
         id: CallId,
+        /// How many envelopes the mailbox kept for this ID and queued on this connection at
+        /// login (§12.2); 0 when absent (older servers).
+        #[serde(default)]
+        kept: u64,
     },
     /// An envelope for this client.
     Deliver {
@@ -461,7 +465,10 @@ mod tests {
                 nonce: encode_nonce(&[3; 32]),
                 ts: 5,
             },
-            ServerFrame::Welcome { id: a.call_id() },
+            ServerFrame::Welcome {
+                id: a.call_id(),
+                kept: 0,
+            },
             ServerFrame::Deliver { envelope: env },
             ServerFrame::TurnCredentials(TurnCredentials {
                 urls: vec!["turn:127.0.0.1:1?transport=udp".into()],

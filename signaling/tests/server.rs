@@ -237,6 +237,7 @@ async fn the_mailbox_keeps_room_envelopes_for_an_offline_member() {
     )
     .await
     .unwrap();
+    assert_eq!(b.kept_at_login(), 4, "welcome says how many were kept");
     let mut got = Vec::new();
     for _ in 0..4 {
         let m = recv_ok(&mut b).await;

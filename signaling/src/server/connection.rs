@@ -243,7 +243,7 @@ async fn run_action(
         }
         Action::Authenticated(id) => {
             session.set_authenticated(id);
-            conn.shared.registry.register(
+            let kept = conn.shared.registry.register(
                 id,
                 ConnHandle {
                     conn_id: conn.conn_id,
@@ -253,7 +253,7 @@ async fn run_action(
                 unix_now(),
             );
             tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
-            conn.send_frame(&ServerFrame::Welcome { id }).await
+            conn.send_frame(&ServerFrame::Welcome { id, kept }).await
         }
         Action::Route {
             from,

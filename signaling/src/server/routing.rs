@@ -108,17 +108,20 @@ impl Registry {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Binds `id` to `handle`, then hands it what its mailbox kept (`now`: Unix seconds); an
-    /// older connection with the same ID is kicked with `replaced`.
-    pub fn register(&self, id: CallId, handle: ConnHandle, now: u64) {
+    /// Binds `id` to `handle`, then hands it what its mailbox kept (`now`: Unix seconds) and
+    /// returns how many envelopes that was; an older connection with the same ID is kicked
+    /// with `replaced`.
+    pub fn register(&self, id: CallId, handle: ConnHandle, now: u64) -> u64 {
         let mut conns = self.lock();
         let kept = self.lock_mailbox().take(&id, now);
         let mut lost = 0;
+        let mut handed = 0;
         for (from, frame) in kept {
             // The mailbox's per-sender and per-recipient bounds are the outbox's, so this only
             // fails when the server-wide queue budget is spent.
-            if handle.outbox.push(from, frame).is_err() {
-                lost += 1;
+            match handle.outbox.push(from, frame) {
+                Ok(()) => handed += 1,
+                Err(_) => lost += 1,
             }
         }
         if lost > 0 {
@@ -129,6 +132,7 @@ impl Registry {
             old.outbox.close();
             let _ = old.kick.send(Some(ErrorCode::Replaced));
         }
+        handed
     }
 
     /// Removes `id` if it is still bound to connection `conn_id`.
@@ -265,7 +269,7 @@ mod tests {
         );
         assert_eq!(reg.mailbox_stats().envelopes, 2);
         let (h, out, _kick) = handle(1, 1 << 20);
-        reg.register(id, h, 6);
+        assert_eq!(reg.register(id, h, 6), 2);
         assert_eq!(
             reg.route(from, &id, EnvelopeKind::RoomMessage, "live".into(), 6),
             Ok(Routed::Delivered)
