@@ -42,6 +42,12 @@ pub enum Command {
     Demo(DemoArgs),
     /// List audio devices.
     Devices,
+    /// Rooms: persistent groups with a signed member list and a chat history kept here.
+    Room {
+        /// Which room action.
+        #[command(subcommand)]
+        action: crate::rooms::cli::RoomAction,
+    },
 }
 
 /// `call id ...`

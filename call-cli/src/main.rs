@@ -103,6 +103,10 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", escape(&d.to_string()));
             }
         }
+        Command::Room { action } => {
+            let me = id::load_identity(&dir)?;
+            call_cli::rooms::cli::run(&dir, me, action, stdin_lines).await?;
+        }
         Command::Listen(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
             let mut opts = call_options(&args.conn, Some(&args.audio))?;

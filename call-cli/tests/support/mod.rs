@@ -22,6 +22,7 @@ pub const CALL_ENV: &[&str] = &[
     "CALL_CONFIG_DIR",
     "CALL_SERVER",
     "CALL_CA_CERT",
+    "CALL_NAME",
     "CALL_AUDIO_IN",
     "CALL_AUDIO_OUT",
     "RUST_LOG",
