@@ -173,3 +173,72 @@ fn a_mistyped_room_id_is_refused_with_one_line() {
     out.assert_failure("a mistyped room");
     assert!(out.single_error_line().contains("typo"), "{}", out.stderr);
 }
+
+/// `call room chat` in a real terminal: what Bob types reaches Alice's room, Alice's message
+/// (with a mention of Bob and a hostile bidi override) appears on Bob's screen, escaped and
+/// marked, and Ctrl-D leaves.
+#[test]
+fn room_chat_works_in_a_real_terminal() {
+    use support::tmux::{shell_quote, Tmux};
+    if !Tmux::available() {
+        eprintln!("SKIPPED room_chat_works_in_a_real_terminal: tmux is not installed (scripts/install-system-deps.sh installs it)");
+        return;
+    }
+    let server = TestServer::start();
+    let url = server.url();
+    let (a, b) = (tempdir(), tempdir());
+    new_id(a.path());
+    let bob = new_id(b.path()).to_string();
+    let room_id = last_line(&room(a.path(), &url, &["new", "club", "--as", "Alice"], "new").stdout)
+        .to_owned();
+    room(
+        a.path(),
+        &url,
+        &["invite", &room_id, &bob, "--name", "Bob"],
+        "invite",
+    );
+    let chat = [
+        env!("CARGO_BIN_EXE_call"),
+        "--config-dir",
+        &b.path().display().to_string(),
+        "room",
+        "chat",
+        &room_id,
+        "--server",
+        &url,
+    ]
+    .map(shell_quote)
+    .join(" ");
+    let tmux = Tmux::start(
+        &b.path().join("tmux.sock"),
+        &format!("env -u RUST_LOG {chat}; echo \"chat exited: $?\"; sleep 60"),
+    );
+    tmux.wait_for("Ctrl-D to leave", 1);
+    tmux.keys(&["hello from bob", "Enter"]);
+    room(
+        a.path(),
+        &url,
+        &["send", &room_id, "hi @Bob \u{202e}evil"],
+        "alice sends",
+    );
+    let screen = tmux.wait_for("evil", 1);
+    let line = screen
+        .lines()
+        .find(|l| l.contains("evil"))
+        .expect("the line is on screen");
+    assert!(line.starts_with("! ["), "a mention is marked: {line}");
+    assert!(line.contains("Alice: hi @Bob \\u{202e}evil"), "{line}");
+    tmux.keys(&["C-d"]);
+    tmux.wait_for("chat exited: 0", 1);
+    // Alice's `room send` above took Bob's line from the mailbox into her history.
+    let history = room(
+        a.path(),
+        &url,
+        &["history", &room_id, "--json"],
+        "alice's history",
+    );
+    assert_eq!(
+        texts(&history.stdout),
+        ["hello from bob", "hi @Bob \u{202e}evil"]
+    );
+}

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use signaling::identity::CallId;
 use signaling::server::{RunningServer, Server, ServerConfig};
 
+pub mod tmux;
+
 /// Longest any single `call` process may run before the test fails as hung.
 pub const PROCESS_LIMIT: Duration = Duration::from_secs(20);
 
