@@ -65,11 +65,13 @@ pub enum EnvelopeKind {
     RoomState,
     /// A [`crate::room::SignedRoomMessage`]: a room message sent outside a call.
     RoomMessage,
+    /// A [`crate::room::RoomCallBody`]: joining, being in, or leaving a room's call.
+    RoomCall,
 }
 
 impl EnvelopeKind {
     /// All kinds, in wire-name order of the spec.
-    pub const ALL: [EnvelopeKind; 7] = [
+    pub const ALL: [EnvelopeKind; 8] = [
         EnvelopeKind::Offer,
         EnvelopeKind::Answer,
         EnvelopeKind::Candidate,
@@ -77,6 +79,7 @@ impl EnvelopeKind {
         EnvelopeKind::Reject,
         EnvelopeKind::RoomState,
         EnvelopeKind::RoomMessage,
+        EnvelopeKind::RoomCall,
     ];
 
     /// Kinds the server keeps in its mailbox for an offline recipient, and that a receiver
@@ -87,7 +90,7 @@ impl EnvelopeKind {
     }
 
     /// The wire name (`"offer"`, `"answer"`, `"candidate"`, `"hangup"`, `"reject"`,
-    /// `"room_state"`, `"room_message"`).
+    /// `"room_state"`, `"room_message"`, `"room_call"`).
     pub fn as_str(self) -> &'static str {
         match self {
             EnvelopeKind::Offer => "offer",
@@ -97,6 +100,7 @@ impl EnvelopeKind {
             EnvelopeKind::Reject => "reject",
             EnvelopeKind::RoomState => "room_state",
             EnvelopeKind::RoomMessage => "room_message",
+            EnvelopeKind::RoomCall => "room_call",
         }
     }
 

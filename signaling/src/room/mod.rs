@@ -7,6 +7,7 @@
 //! messages that arrive (by two paths, in any order) into each sender's order, once. Sans-IO:
 //! storage and transport are the client's.
 
+mod call;
 mod error;
 mod held;
 mod id;
@@ -14,6 +15,7 @@ mod inbox;
 mod message;
 mod state;
 
+pub use call::{offers_to, pair_token, CallSession, RoomCallBody, RoomCallOp, PAIR_TOKEN_DOMAIN};
 pub use error::RoomError;
 pub use held::{HeldRoom, Taken};
 pub use id::{RoomId, RoomIdError, ROOM_ID_LEN, ROOM_ID_TEXT_LEN};
