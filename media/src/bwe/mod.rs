@@ -13,6 +13,7 @@
 
 mod aimd;
 mod bitrate;
+mod controller;
 mod inter_arrival;
 mod loss;
 mod split;
@@ -25,6 +26,7 @@ mod tests;
 use std::time::{Duration, Instant};
 
 pub use bitrate::Bitrate;
+pub use controller::{shared_video_target, CongestionConfig, CongestionController, EncoderRate};
 pub use split::{split, video_rung, VideoRung, VIDEO_PAUSE_BELOW};
 pub use trendline::BandwidthUsage;
 
