@@ -80,6 +80,7 @@ pub struct ImpairmentRelay;
 pub struct RelayHandle {
     local_addr: SocketAddr,
     counters: Arc<Counters>,
+    profile: watch::Sender<Profile>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -110,10 +111,11 @@ impl ImpairmentRelay {
         })?;
         let counters = Arc::new(Counters::default());
         let (stop, stop_rx) = watch::channel(false);
+        let (profile_tx, profile_rx) = watch::channel(profile);
         let relay = Relay {
             socket: Arc::new(socket),
             upstream,
-            profile,
+            profile_rx,
             seed,
             epoch: Instant::now(),
             counters: counters.clone(),
@@ -123,6 +125,7 @@ impl ImpairmentRelay {
         Ok(RelayHandle {
             local_addr,
             counters,
+            profile: profile_tx,
             stop,
             task: Some(task),
         })
@@ -133,6 +136,12 @@ impl RelayHandle {
     /// Address clients should send to (use it as the TURN server address).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Switches both directions of every client to `profile` from their next datagram on
+    /// (e.g. lifts a rate cap mid-call); random streams and queues carry over.
+    pub fn set_profile(&self, profile: Profile) {
+        self.profile.send_replace(profile);
     }
 
     /// Counters so far.
@@ -165,7 +174,8 @@ impl Drop for RelayHandle {
 struct Relay {
     socket: Arc<UdpSocket>,
     upstream: SocketAddr,
-    profile: Profile,
+    /// The profile, and changes made through [`RelayHandle::set_profile`].
+    profile_rx: watch::Receiver<Profile>,
     seed: u64,
     epoch: Instant,
     counters: Arc<Counters>,
@@ -175,6 +185,7 @@ struct Relay {
 /// Per-client state: the impairment towards upstream and the delay line feeding it.
 struct Client {
     to_upstream: Impairment,
+    profile: watch::Receiver<Profile>,
     line: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
 }
 
@@ -227,18 +238,24 @@ impl Relay {
                     tasks.push(tokio::spawn(upstream_reader(
                         up,
                         self.upstream,
-                        Impairment::new(self.profile.clone(), self.seed ^ (2 * index + 1)),
+                        Impairment::new(self.current_profile(), self.seed ^ (2 * index + 1)),
+                        self.profile_rx.clone(),
                         self.epoch,
                         back,
                         self.counters.clone(),
                         self.stop.clone(),
                     )));
                     e.insert(Client {
-                        to_upstream: Impairment::new(self.profile.clone(), self.seed ^ (2 * index)),
+                        to_upstream: Impairment::new(
+                            self.current_profile(),
+                            self.seed ^ (2 * index),
+                        ),
+                        profile: self.profile_rx.clone(),
                         line,
                     })
                 }
             };
+            follow_profile(&mut client.to_upstream, &mut client.profile);
             schedule(
                 &mut client.to_upstream,
                 self.epoch,
@@ -252,6 +269,11 @@ impl Relay {
         }
     }
 
+    /// The profile new clients start with: the latest set, else the one started with.
+    fn current_profile(&self) -> Profile {
+        self.profile_rx.borrow().clone()
+    }
+
     async fn upstream_socket(&self) -> io::Result<UdpSocket> {
         let any: SocketAddr = if self.upstream.is_ipv4() {
             (std::net::Ipv4Addr::LOCALHOST, 0).into()
@@ -260,6 +282,13 @@ impl Relay {
         };
         // Not connected: sending with an address on a connected socket fails on some systems.
         UdpSocket::bind(any).await
+    }
+}
+
+/// Applies a profile change made since the last datagram.
+fn follow_profile(imp: &mut Impairment, profile: &mut watch::Receiver<Profile>) {
+    if profile.has_changed().unwrap_or(false) {
+        imp.set_profile(profile.borrow_and_update().clone());
     }
 }
 
@@ -286,6 +315,7 @@ async fn upstream_reader(
     up: Arc<UdpSocket>,
     upstream: SocketAddr,
     mut imp: Impairment,
+    mut profile: watch::Receiver<Profile>,
     epoch: Instant,
     back: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
     counters: Arc<Counters>,
@@ -301,6 +331,7 @@ async fn upstream_reader(
             },
         };
         counters.from_upstream.fetch_add(1, Ordering::Relaxed);
+        follow_profile(&mut imp, &mut profile);
         schedule(&mut imp, epoch, &buf[..n], &back, &counters);
     }
 }
@@ -419,6 +450,36 @@ mod tests {
         // 20 % each way: about 64 % survive the round trip.
         assert!((80..180).contains(&got.len()), "{} echoes", got.len());
         assert!(stats.dropped > 20, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn profile_changes_apply_to_running_clients() {
+        let (echo, echo_task) = echo_server().await;
+        let relay = ImpairmentRelay::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            echo,
+            Profile::ideal("clean", Duration::from_millis(1)),
+            3,
+        )
+        .await
+        .expect("relay starts");
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
+        client.connect(relay.local_addr()).await.expect("connect");
+        let mut buf = [0u8; 16];
+        client.send(b"a").await.expect("send");
+        let first = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf)).await;
+        assert!(matches!(first, Ok(Ok(1))), "clean: the echo comes back");
+        let mut dead = Profile::ideal("dead", Duration::from_millis(1));
+        dead.loss = crate::netsim::model::LossModel::Random { p: 1.0 };
+        relay.set_profile(dead);
+        for _ in 0..20 {
+            client.send(b"b").await.expect("send");
+        }
+        let later = tokio::time::timeout(Duration::from_millis(300), client.recv(&mut buf)).await;
+        assert!(later.is_err(), "everything is lost after the change");
+        assert_eq!(relay.stats().dropped, 20);
+        relay.shutdown().await;
+        echo_task.abort();
     }
 
     #[tokio::test]
