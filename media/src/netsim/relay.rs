@@ -184,9 +184,25 @@ struct Relay {
 
 /// Per-client state: the impairment towards upstream and the delay line feeding it.
 struct Client {
-    to_upstream: Impairment,
-    profile: watch::Receiver<Profile>,
+    to_upstream: Direction,
     line: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
+}
+
+/// One direction's impairment, following profile changes.
+struct Direction {
+    imp: Impairment,
+    profile: watch::Receiver<Profile>,
+}
+
+impl Direction {
+    /// The impairment, switched first to a profile set since the last datagram.
+    fn current(&mut self) -> &mut Impairment {
+        if self.profile.has_changed().unwrap_or(false) {
+            self.imp
+                .set_profile(self.profile.borrow_and_update().clone());
+        }
+        &mut self.imp
+    }
 }
 
 impl Relay {
@@ -238,26 +254,29 @@ impl Relay {
                     tasks.push(tokio::spawn(upstream_reader(
                         up,
                         self.upstream,
-                        Impairment::new(self.current_profile(), self.seed ^ (2 * index + 1)),
-                        self.profile_rx.clone(),
+                        Direction {
+                            imp: Impairment::new(
+                                self.current_profile(),
+                                self.seed ^ (2 * index + 1),
+                            ),
+                            profile: self.profile_rx.clone(),
+                        },
                         self.epoch,
                         back,
                         self.counters.clone(),
                         self.stop.clone(),
                     )));
                     e.insert(Client {
-                        to_upstream: Impairment::new(
-                            self.current_profile(),
-                            self.seed ^ (2 * index),
-                        ),
-                        profile: self.profile_rx.clone(),
+                        to_upstream: Direction {
+                            imp: Impairment::new(self.current_profile(), self.seed ^ (2 * index)),
+                            profile: self.profile_rx.clone(),
+                        },
                         line,
                     })
                 }
             };
-            follow_profile(&mut client.to_upstream, &mut client.profile);
             schedule(
-                &mut client.to_upstream,
+                client.to_upstream.current(),
                 self.epoch,
                 &buf[..n],
                 &client.line,
@@ -285,13 +304,6 @@ impl Relay {
     }
 }
 
-/// Applies a profile change made since the last datagram.
-fn follow_profile(imp: &mut Impairment, profile: &mut watch::Receiver<Profile>) {
-    if profile.has_changed().unwrap_or(false) {
-        imp.set_profile(profile.borrow_and_update().clone());
-    }
-}
-
 /// Runs one datagram through `imp` and queues its copies on `line`.
 fn schedule(
     imp: &mut Impairment,
@@ -314,8 +326,7 @@ fn schedule(
 async fn upstream_reader(
     up: Arc<UdpSocket>,
     upstream: SocketAddr,
-    mut imp: Impairment,
-    mut profile: watch::Receiver<Profile>,
+    mut imp: Direction,
     epoch: Instant,
     back: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
     counters: Arc<Counters>,
@@ -331,8 +342,7 @@ async fn upstream_reader(
             },
         };
         counters.from_upstream.fetch_add(1, Ordering::Relaxed);
-        follow_profile(&mut imp, &mut profile);
-        schedule(&mut imp, epoch, &buf[..n], &back, &counters);
+        schedule(imp.current(), epoch, &buf[..n], &back, &counters);
     }
 }
 
