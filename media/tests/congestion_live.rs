@@ -343,3 +343,82 @@ async fn target_settles_under_a_500k_cap_and_climbs_back_when_it_lifts() {
         "feedback named only packets we sent: {stats:?}"
     );
 }
+
+/// Without any impairment, on host candidates: every video packet sent is matched with the
+/// peer's transport-wide feedback, in order, received, with its send time from this run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transport_feedback_names_every_packet_sent() {
+    let host = |video| SessionConfig {
+        candidate_scope: CandidateScope::LoopbackOnly,
+        video: Some(VideoConfig {
+            direction: video,
+            ..VideoConfig::default()
+        }),
+        ..SessionConfig::default()
+    };
+    let common::Pair {
+        alice,
+        mut alice_events,
+        bob,
+        bob_events,
+        ..
+    } = connect(
+        host(VideoDirection::SendOnly),
+        host(VideoDirection::RecvOnly),
+    )
+    .await;
+    let drainer = drain(bob_events, Arc::new(AtomicUsize::new(0)));
+    let mut enc = H264Encoder::new(H264Config {
+        width: WIDTH,
+        height: HEIGHT,
+        bitrate_bps: 300_000,
+        fps: FPS as f32,
+    })
+    .unwrap();
+    let mut pattern = TestPattern::new(WIDTH, HEIGHT);
+    let mut rng = 7u64;
+    let t0 = Instant::now();
+    let mut sent = 0usize;
+    for _ in 0..30 {
+        let frame = enc
+            .encode(&noisy_frame(&mut pattern, &mut rng), false)
+            .unwrap();
+        if !frame.data.is_empty() {
+            sent += alice
+                .send_video_frame(&frame.data, FRAME_TIME)
+                .await
+                .unwrap()
+                .seqs
+                .len();
+        }
+        tokio::time::sleep(FRAME_TIME).await;
+    }
+    let mut results = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(3);
+    while results.len() < sent {
+        match tokio::time::timeout_at(end, alice_events.recv()).await {
+            Ok(Some(SessionEvent::TransportFeedback { results: r, .. })) => results.extend(r),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let stats = alice.feedback_stats();
+    alice.close().await;
+    bob.close().await;
+    drainer.abort();
+    assert_eq!(
+        results.len(),
+        sent,
+        "one result per video packet sent: {stats:?}"
+    );
+    assert!(
+        results.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+        "consecutive transport-wide numbers"
+    );
+    assert!(
+        results.iter().all(|r| r.arrival.is_some()),
+        "nothing lost on loopback"
+    );
+    assert!(results.iter().all(|r| r.send_time >= t0 && r.size > 12));
+    assert_eq!((stats.unknown, stats.duplicates), (0, 0), "{stats:?}");
+}
