@@ -9,6 +9,26 @@
 //! [`CongestionController::encoder_rate`] says whether and how to reconfigure the video encoder.
 //! With several peers sharing one encoder, the encoder runs at [`shared_video_target`] of the
 //! peers' video targets (see `docs/decisions.md`).
+//!
+//! ```ignore
+//! // In the call loop, per peer:
+//! match event {
+//!     SessionEvent::TransportFeedback { results, at } => {
+//!         cc.on_transport_feedback(&results, at);
+//!         if let Some(r) = cc.encoder_rate(at) {
+//!             match r.rung {
+//!                 // Same size: just the rate (the next frame is a keyframe).
+//!                 Some(rung) => encoder.set_rate(r.bitrate.bps() as u32, rung.fps as f32)?,
+//!                 None => { /* pause video until a later EncoderRate has a rung */ }
+//!             }
+//!         }
+//!     }
+//!     SessionEvent::Rtcp { kind: RtcpFeedback::ReceiverReport { blocks, .. }, at } => {
+//!         for b in &blocks { cc.on_receiver_report(b.fraction_lost, rtt, at); }
+//!     }
+//!     _ => {}
+//! }
+//! ```
 
 use std::time::{Duration, Instant};
 

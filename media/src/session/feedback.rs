@@ -266,6 +266,26 @@ mod tests {
     }
 
     #[test]
+    fn packets_logged_out_of_order_still_match() {
+        // Audio and video take numbers from one counter and may reach the log swapped.
+        let t0 = Instant::now();
+        let mut log = SentPacketLog::new(16);
+        for (k, seq) in [65534u16, 0, 65535, 2, 1].into_iter().enumerate() {
+            log.on_sent(seq, 100 + k, t0 + Duration::from_millis(k as u64));
+        }
+        let r = log.on_feedback(&[
+            got(65534, 0),
+            got(65535, 1),
+            got(0, 2),
+            got(1, 3),
+            got(2, 4),
+        ]);
+        let sizes: Vec<usize> = r.iter().map(|p| p.size).collect();
+        assert_eq!(sizes, vec![100, 102, 101, 104, 103]);
+        assert!(r.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    }
+
+    #[test]
     fn duplicates_and_unknown_seqs_are_left_out_and_counted() {
         let t0 = Instant::now();
         let mut log = sent(100, 5, t0);
