@@ -299,6 +299,51 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever feedback and reports arrive, in whatever order and timing, the target stays
+        /// within the bounds, video never gets more than what audio leaves, and a rung is
+        /// given exactly when video is not paused.
+        #[test]
+        fn rates_stay_within_bounds(
+            steps in proptest::collection::vec(
+                (0u64..400, proptest::option::of(0u8..=255), proptest::collection::vec(
+                    (0u64..50, 0usize..1500, 0u64..200, proptest::option::of(0u64..500)), 0..30)),
+                0..60),
+        ) {
+            let t0 = Instant::now();
+            let mut c = controller(600);
+            let config = CongestionConfig::default();
+            let mut now = t0;
+            let mut seq = 0u64;
+            for (dt, rr, packets) in steps {
+                now += Duration::from_millis(dt);
+                if let Some(lost) = rr {
+                    c.on_receiver_report(lost, Duration::from_millis(dt), now);
+                }
+                let results: Vec<PacketResult> = packets
+                    .iter()
+                    .map(|&(gap, size, age, delay)| {
+                        seq += gap;
+                        let send_time = now.checked_sub(Duration::from_millis(age)).unwrap_or(now);
+                        PacketResult {
+                            seq,
+                            size,
+                            send_time,
+                            arrival: delay.map(|d| send_time + Duration::from_millis(d)),
+                        }
+                    })
+                    .collect();
+                c.on_transport_feedback(&results, now);
+                let target = c.target(now);
+                proptest::prop_assert!(target >= config.bwe.min && target <= config.bwe.max);
+                proptest::prop_assert!(c.video_target(now) <= target);
+                if let Some(r) = c.encoder_rate(now) {
+                    proptest::prop_assert_eq!(r.rung.is_some(), r.bitrate >= super::super::VIDEO_PAUSE_BELOW);
+                }
+            }
+        }
+    }
+
     #[test]
     fn shared_encoder_runs_at_the_slowest_peer() {
         let rates = [700, 300, 900].map(Bitrate::from_kbps);
