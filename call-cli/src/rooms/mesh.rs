@@ -2,7 +2,7 @@
 //! announcements, offers, connection changes and room states that arrive, with `now`, and
 //! answering with [`MeshAction`]s for the engine (announce, offer, drop). Every pair of members
 //! sets up one ordinary verified session; [`offers_to`] decides which of the two offers, and the
-//! pair's call token binds the offer to this room and these two joins (protocol.md §21.7).
+//! pair's call token binds the offer to this room and these two joins (protocol.md §21.5).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

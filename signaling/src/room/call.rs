@@ -1,4 +1,4 @@
-//! A room's conference call, on the wire (§21.7 of `docs/protocol.md`): `room_call` envelopes
+//! A room's conference call, on the wire (§21.5 of `docs/protocol.md`): `room_call` envelopes
 //! say "I am joining" / "I am here" / "I am leaving" with a per-join session nonce; each pair of
 //! members then sets up one ordinary signed offer/answer (§5.1) whose call token is derived
 //! from the room and both sessions, so an offer is bound to this room's call and this pair, and

@@ -2,7 +2,7 @@
 
 use crate::identity::CallId;
 
-/// Why a room state (or message) was refused. Each has a stable code (`docs/protocol.md` §21.5).
+/// Why a room state (or message) was refused. Each has a stable code (`docs/protocol.md` §21.6).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RoomError {

@@ -1,4 +1,4 @@
-//! The worked example of §21.6 in `docs/protocol.md`, held to the code byte for byte.
+//! The worked example of §21.7 in `docs/protocol.md`, held to the code byte for byte.
 
 use super::*;
 use crate::test_fixtures::{alice, bob, PROTOCOL_DOC};
@@ -60,7 +60,7 @@ fn protocol_doc_room_vectors() {
     }
     assert!(
         missing.is_empty(),
-        "not in docs/protocol.md §21.6:\n{}",
+        "not in docs/protocol.md §21.7:\n{}",
         missing.join("\n")
     );
     // And they parse back.
