@@ -111,6 +111,10 @@ checks.update({
     "room message json": json.dumps({"room": room_id, "sender": call_id(b_pk), "seq": 1, "ts_ms": 1700000002000,
                                      "text": "hi", "sig": b64(rsig)}, separators=(",", ":")),
     "room message id": hashlib.sha256(rmsg + rsig).digest()[:16].hex(),
+    # §21.5: the pair token (the smaller key first) and a join announcement
+    "pair token": hashlib.sha256(b"call-room-pair/v1" + room + b"".join(
+        pk + s for pk, s in sorted([(a_pk, bytes([0x11]) * 16), (b_pk, bytes([0x22]) * 16)]))).digest()[:16].hex(),
+    "room_call join": json.dumps({"room": room_id, "session": "11" * 16, "op": "join"}, separators=(",", ":")),
 })
 
 bad = [k for k, v in checks.items() if v not in doc]

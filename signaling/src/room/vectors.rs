@@ -36,6 +36,16 @@ pub(crate) fn example() -> (SignedRoomState, SignedRoomState, SignedRoomMessage)
     (v1, v2, msg)
 }
 
+/// Alice (session 11…11) and Bob (session 22…22) in the example room.
+fn pair_token_example() -> crate::offer::CallToken {
+    let room = RoomId::from_bytes(std::array::from_fn(|i| 0xa0 + i as u8));
+    pair_token(
+        &room,
+        (&alice().call_id(), &CallSession([0x11; 16])),
+        (&bob().call_id(), &CallSession([0x22; 16])),
+    )
+}
+
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
 }
@@ -51,6 +61,19 @@ fn protocol_doc_room_vectors() {
         ("v2 json", String::from_utf8(v2.to_json()).unwrap()),
         ("message json", String::from_utf8(msg.to_json()).unwrap()),
         ("message id", msg.id().to_string()),
+        ("pair token", pair_token_example().to_string()),
+        (
+            "room_call join",
+            String::from_utf8(
+                RoomCallBody {
+                    room: v1.state.room,
+                    session: CallSession([0x11; 16]),
+                    op: RoomCallOp::Join,
+                }
+                .to_json(),
+            )
+            .unwrap(),
+        ),
     ];
     let mut missing = Vec::new();
     for (what, value) in &values {
