@@ -13,4 +13,7 @@ pub mod pipeline;
 
 pub use call::{Call, CallCommand, CallEvent, CallEvents, MediaEnds};
 pub use peer::PeerId;
-pub use pipeline::{AudioReceivePipeline, AudioSendPipeline, EncodedAudio, AUDIO_FRAME};
+pub use pipeline::{
+    AudioReceivePipeline, AudioSendPipeline, DecodedVideo, EncodedAudio, EncodedVideo,
+    VideoFeedback, VideoReceivePipeline, VideoSendPipeline, AUDIO_FRAME,
+};
