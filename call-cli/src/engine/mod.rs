@@ -10,6 +10,7 @@ pub mod call;
 mod call_loop;
 pub mod peer;
 pub mod pipeline;
+mod video;
 
 pub use call::{Call, CallCommand, CallEvent, CallEvents, MediaEnds};
 pub use peer::PeerId;

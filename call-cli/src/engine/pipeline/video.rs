@@ -238,6 +238,7 @@ pub struct VideoReceivePipeline {
     request_due: Option<Instant>,
     last_request: Option<Instant>,
     stats: VideoReceiveStats,
+    bytes_received: u64,
     frames_skipped: u64,
     decode_time: Duration,
     ages_us: VecDeque<u64>,
@@ -267,6 +268,7 @@ impl VideoReceivePipeline {
             request_due: None,
             last_request: None,
             stats: VideoReceiveStats::default(),
+            bytes_received: 0,
             frames_skipped: 0,
             decode_time: Duration::ZERO,
             ages_us: VecDeque::new(),
@@ -279,6 +281,7 @@ impl VideoReceivePipeline {
     /// One packet that arrived at `now`.
     pub fn push(&mut self, pkt: &ReceivedRtp, now: Instant) {
         self.stats.packets_received += 1;
+        self.bytes_received += pkt.payload.len() as u64;
         if self.first_packet.is_none() {
             self.first_packet = Some(now);
             self.request_due = now.checked_add(KEYFRAME_WAIT);
@@ -357,6 +360,11 @@ impl VideoReceivePipeline {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Payload bytes received so far (for the receive bitrate).
+    pub fn bytes_received(&self) -> u64 {
+        self.bytes_received
     }
 
     /// Adds the time the shell measured around a [`Self::poll_frame`] that gave a picture.
