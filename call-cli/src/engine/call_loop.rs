@@ -27,7 +27,7 @@ use super::pipeline::{
     AudioReceivePipeline, AudioSendPipeline, DecodedVideo, VideoFeedback, VideoReceivePipeline,
     AUDIO_FRAME,
 };
-use super::video::{to_i420, to_video_frame, Captured, LocalVideo};
+use super::video::{to_video_frame, Captured, LocalVideo};
 use crate::call::{answer_busy, client_error_code, ChatLog};
 use crate::call::{
     now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason, VideoFlow,
@@ -117,7 +117,10 @@ impl Engine {
             _ => None,
         };
         let video = match (ends.video_source, &opts.video) {
-            (Some(source), Some(v)) => Some(LocalVideo::start(source, v)?),
+            (Some(source), Some(v)) => {
+                let self_view = matches!(v.output, Some(native::VideoOutSpec::Window));
+                Some(LocalVideo::start(source, v, self_view)?)
+            }
             _ => None,
         };
         let now = Instant::now();
@@ -176,9 +179,10 @@ impl Engine {
         } else {
             None
         };
-        if let Some(local) = self.video.as_mut().filter(|_| video.sends) {
+        if let Some(local) = self.video.as_ref().filter(|_| video.sends) {
             // A new peer starts decoding at a keyframe.
-            local.pipeline.request_keyframe();
+            local.start_encoding();
+            local.request_keyframe();
         }
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
@@ -318,41 +322,25 @@ impl Engine {
         }
     }
 
-    /// A picture from the capture thread: self-view, then one encode for every peer that
+    /// A picture from the capture thread: self-view, then its one encoding to every peer that
     /// receives video. `None`: the source is done.
     async fn on_video_captured(&mut self, captured: Option<Captured>) -> Option<EndReason> {
         let local = self.video.as_mut()?;
-        let Some(Captured { frame, at }) = captured else {
+        let Some(captured) = captured else {
             local.done = true;
             return None;
         };
-        if let Some(sink) = self.video_sink.as_mut() {
-            if let Err(e) = sink.show_self_view(&frame, at) {
+        if let (Some(sink), Some(frame)) = (self.video_sink.as_mut(), &captured.self_view) {
+            if let Err(e) = sink.show_self_view(frame, captured.at) {
                 tracing::debug!(error = %e, "self-view not shown");
             }
         }
-        if !self.peers.values().any(|p| p.video.sends) {
-            return None;
-        }
-        let Some(picture) = to_i420(frame) else {
-            tracing::warn!("the video source gave a broken picture; skipped");
-            return None;
-        };
-        let started = Instant::now();
-        if let Err(e) = local.pipeline.push(&picture, at) {
-            tracing::warn!(error = %e, "video frame not encoded");
-            return None;
-        }
-        local.pipeline.add_encode_time(started.elapsed());
-        while let Some(encoded) = local.pipeline.poll() {
-            // One encoder, its output fanned out to every peer.
+        for encoded in &captured.encoded {
             let mut sent = false;
             for peer in self.peers.values_mut() {
-                sent |= peer.send_video(&encoded).await;
+                sent |= peer.send_video(encoded).await;
             }
-            if sent {
-                local.pipeline.count_sent();
-            }
+            local.frames_sent += u64::from(sent);
         }
         None
     }
@@ -412,11 +400,11 @@ impl Engine {
         match kind {
             RtcpFeedback::Pli { .. } => {
                 local.pli_count += 1;
-                local.pipeline.request_keyframe();
+                local.request_keyframe();
             }
             RtcpFeedback::Fir { .. } => {
                 local.fir_count += 1;
-                local.pipeline.request_keyframe();
+                local.request_keyframe();
             }
             RtcpFeedback::Nack { .. } => local.nack_count += 1,
             _ => {}
@@ -581,9 +569,9 @@ impl Engine {
         self.stats.packets_sent = packets;
         if let Some(local) = &self.video {
             self.stats.video_sent = Some(local.stats(retransmitted));
-            let dropped = local.capture_dropped();
-            if dropped > 0 {
-                tracing::debug!(dropped, "captured pictures dropped while the loop was busy");
+            let late = local.capture_late();
+            if late > 0 {
+                tracing::debug!(late, "pictures not taken while the loop was behind");
             }
         }
         (sent, received)

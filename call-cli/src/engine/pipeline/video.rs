@@ -168,12 +168,8 @@ impl VideoSendPipeline {
         self.encode_time += took;
     }
 
-    /// Counts a frame handed to at least one peer's session.
-    pub fn count_sent(&mut self) {
-        self.stats.frames_sent += 1;
-    }
-
-    /// The counters so far; the feedback counts (PLI, NACK) are the caller's to fill.
+    /// The counters so far; what happens after encoding (frames sent, PLI, NACK) is the
+    /// caller's to fill.
     pub fn stats(&self) -> VideoSendStats {
         let mut s = self.stats.clone();
         s.frames_per_second = self.recent.len() as f64;
