@@ -270,3 +270,70 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 30)]
     pub fps: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn args(video: bool, video_in: Option<&str>, video_out: Option<&str>) -> VideoArgs {
+        VideoArgs {
+            video,
+            video_in: video_in.map(str::to_owned),
+            video_out: video_out.map(str::to_owned),
+            video_size: "640x480".into(),
+            fps: 30,
+        }
+    }
+
+    #[test]
+    fn video_is_off_unless_asked_for() {
+        assert_eq!(args(false, None, None).options(None).unwrap(), None);
+        let on = args(true, None, None).options(None).unwrap().unwrap();
+        assert_eq!(on.input, Some(VideoInSpec::Camera(None)));
+        assert_eq!((on.width, on.height, on.fps), (640, 480, 30));
+        // --video-in alone turns video on too.
+        let pattern = args(false, Some("pattern"), None).options(None).unwrap();
+        assert_eq!(pattern.unwrap().input, Some(VideoInSpec::Pattern));
+    }
+
+    #[test]
+    fn the_default_sink_is_a_window_only_with_a_display() {
+        let headless = args(true, None, None).options(None).unwrap().unwrap();
+        assert_eq!(headless.output, Some(VideoOutSpec::Null));
+        let empty = args(true, None, None)
+            .options(Some(OsStr::new("")))
+            .unwrap();
+        assert_eq!(empty.unwrap().output, Some(VideoOutSpec::Null));
+        let desk = args(true, None, None)
+            .options(Some(OsStr::new(":0")))
+            .unwrap();
+        assert_eq!(desk.unwrap().output, Some(VideoOutSpec::Window));
+    }
+
+    #[test]
+    fn none_means_one_way() {
+        let recv = args(true, Some("none"), None)
+            .options(None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(recv.input, None);
+        let send = args(true, None, Some("none"))
+            .options(None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(send.output, None);
+        assert!(args(true, Some("webcam"), None).options(None).is_err());
+        assert!(args(true, None, Some("screen")).options(None).is_err());
+    }
+
+    #[test]
+    fn video_sizes_must_be_even() {
+        assert_eq!(parse_video_size("1280x720").unwrap(), (1280, 720));
+        assert_eq!(parse_video_size("320X240").unwrap(), (320, 240));
+        for bad in ["", "640", "641x480", "640x0", "x480", "axb", "640x480x2"] {
+            let err = parse_video_size(bad).unwrap_err().to_string();
+            assert!(err.contains("640x480"), "{bad}: {err}");
+        }
+    }
+}
