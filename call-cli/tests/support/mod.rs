@@ -27,6 +27,12 @@ pub const CALL_ENV: &[&str] = &[
     "CALL_NAME",
     "CALL_AUDIO_IN",
     "CALL_AUDIO_OUT",
+    "CALL_VIDEO_IN",
+    "CALL_VIDEO_OUT",
+    "CALL_VIDEO_SIZE",
+    "CALL_FPS",
+    // Without a display the default video sink is null: tests never open a window.
+    "DISPLAY",
     "RUST_LOG",
     "XDG_CONFIG_HOME",
 ];
