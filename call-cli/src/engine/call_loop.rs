@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::call::{CallCommand, CallEvent, MediaEnds};
+use super::congestion::Congestion;
 use super::peer::{Peer, PeerId, PeerInput};
 use super::pipeline::{
     AudioReceivePipeline, AudioSendPipeline, DecodedVideo, VideoFeedback, VideoReceivePipeline,
@@ -81,6 +82,8 @@ pub(crate) struct Engine {
     sink: Box<dyn AudioSink>,
     /// The local video track, when this side has a video source.
     video: Option<LocalVideo>,
+    /// Rate control of the local video's encoder (with local video only).
+    congestion: Option<Congestion>,
     /// Where received pictures go (a null sink when video arrives that nobody asked to see).
     video_sink: Option<Box<dyn VideoSink>>,
     stats: CallStats,
@@ -123,6 +126,10 @@ impl Engine {
             }
             _ => None,
         };
+        let congestion = match (&video, &opts.video) {
+            (Some(_), Some(v)) => Some(Congestion::new(v.width, v.height, v.fps)),
+            _ => None,
+        };
         let now = Instant::now();
         Ok(Self {
             identity,
@@ -136,6 +143,7 @@ impl Engine {
             audio,
             sink: ends.sink,
             video,
+            congestion,
             video_sink: ends.video_sink,
             stats: CallStats::default(),
             chat_received: ChatLog::default(),
@@ -186,6 +194,9 @@ impl Engine {
         }
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
+        if let Some(cc) = self.congestion.as_mut().filter(|_| video.sends) {
+            cc.add_peer(peer);
+        }
         self.peers.insert(
             peer,
             Peer::new(id, token, session, events, audio_rx, video, video_rx),
@@ -303,8 +314,13 @@ impl Engine {
                 }
                 None
             }
-            SessionEvent::Rtcp { kind, .. } => {
-                self.on_rtcp(kind);
+            SessionEvent::Rtcp { kind, at } => {
+                self.on_rtcp(id, kind, at);
+                None
+            }
+            SessionEvent::TransportFeedback { results, at } => {
+                let rate = self.congestion.as_mut()?.on_feedback(id, &results, at);
+                self.apply_rate(rate);
                 None
             }
             SessionEvent::ChatOpen => {
@@ -393,7 +409,20 @@ impl Engine {
 
     /// RTCP about our video: PLI and FIR give every peer one IDR (the encoder is shared); NACKs
     /// were answered by the session already and are only counted.
-    fn on_rtcp(&mut self, kind: RtcpFeedback) {
+    fn on_rtcp(&mut self, peer: PeerId, kind: RtcpFeedback, at: Instant) {
+        if let (RtcpFeedback::ReceiverReport { blocks, .. }, Some(cc)) =
+            (&kind, self.congestion.as_mut())
+        {
+            let rtt = self
+                .stats
+                .rtt_ms
+                .map(|ms| Duration::from_secs_f64(ms / 1e3));
+            // The worst block: audio and video share the path.
+            if let Some(lost) = blocks.iter().map(|b| b.fraction_lost).max() {
+                let rate = cc.on_receiver_report(peer, lost, rtt, at);
+                self.apply_rate(rate);
+            }
+        }
         let Some(local) = self.video.as_mut() else {
             return;
         };
@@ -408,6 +437,14 @@ impl Engine {
             }
             RtcpFeedback::Nack { .. } => local.nack_count += 1,
             _ => {}
+        }
+    }
+
+    /// Hands a new rate from congestion control to the encoder.
+    fn apply_rate(&mut self, bps: Option<u32>) {
+        if let (Some(bps), Some(local)) = (bps, self.video.as_ref()) {
+            tracing::debug!(bps, "video encoder rate");
+            local.set_bitrate(bps);
         }
     }
 
@@ -568,7 +605,12 @@ impl Engine {
         }
         self.stats.packets_sent = packets;
         if let Some(local) = &self.video {
-            self.stats.video_sent = Some(local.stats(retransmitted));
+            let mut sent = local.stats(retransmitted);
+            sent.available_outgoing_bitrate = self
+                .congestion
+                .as_ref()
+                .and_then(|cc| cc.available_outgoing_bitrate(Instant::now()));
+            self.stats.video_sent = Some(sent);
             let late = local.capture_late();
             if late > 0 {
                 tracing::debug!(late, "pictures not taken while the loop was behind");

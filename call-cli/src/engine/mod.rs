@@ -8,6 +8,7 @@
 
 pub mod call;
 mod call_loop;
+mod congestion;
 pub mod peer;
 pub mod pipeline;
 mod video;

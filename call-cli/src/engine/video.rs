@@ -103,8 +103,8 @@ impl LocalVideo {
         self.control.keyframe.store(true, Ordering::Relaxed);
     }
 
-    /// Asks the encoder for `bps` (see [`VideoSendPipeline::set_bitrate`]).
-    #[allow(dead_code)] // the hook congestion control drives
+    /// Asks the encoder for `bps` (see [`VideoSendPipeline::set_bitrate`]); congestion control
+    /// drives it.
     pub(crate) fn set_bitrate(&self, bps: u32) {
         self.control.bitrate.store(bps.max(1), Ordering::Relaxed);
     }
