@@ -26,9 +26,10 @@
 //! delay bought, patience with packets that turn out late before any jitter has been
 //! measured, is kept for *missing* packets only: during warm-up a missing packet is waited for (an inserted frame) until the delay reaches
 //! [`JitterConfig::initial_delay`] (60 ms), a floor that falls at
-//! [`JitterConfig::decay_per_second`] from the first arrival on, as the old start target did.
-//! So a clean start plays at once and a jittery one grows its delay by inserted frames
-//! instead of losing late packets.
+//! [`JitterConfig::decay_per_second`] from the first arrival on, as the old start target did,
+//! and by one frame for each such wait that ends in a loss (the packet never came), so a lossy
+//! start stops inserting frames after a few losses. A clean start plays at once and a jittery
+//! one grows its delay by inserted frames instead of losing late packets.
 //!
 //! # Time-stretching (drift, target changes): whole frames only
 //! The buffer measures its current delay (how long after its earliest possible arrival the next
@@ -353,6 +354,10 @@ pub struct AudioJitterBuffer {
     extra_delay_us: i64,
     /// RTP timestamp of the audio the last pull started to play.
     position: Option<u32>,
+    /// Frame position waited for past the target only because of the warm-up floor.
+    warm_up_wait: Option<i64>,
+    /// How much of the warm-up floor waits for packets that turned out lost have used up.
+    warm_up_cut_us: i64,
     stats: JitterStats,
 }
 
@@ -416,6 +421,8 @@ impl AudioJitterBuffer {
             current_delay_us: 0,
             extra_delay_us: 0,
             position: None,
+            warm_up_wait: None,
+            warm_up_cut_us: 0,
             stats: JitterStats::default(),
             cfg,
         }
@@ -587,10 +594,13 @@ impl AudioJitterBuffer {
     }
 
     /// Delay a missing packet is waited for: the target, or during warm-up the start floor
-    /// ([`JitterConfig::initial_delay`] falling at [`JitterConfig::decay_per_second`]).
+    /// ([`JitterConfig::initial_delay`] falling at [`JitterConfig::decay_per_second`], and by
+    /// one frame for each wait that ended in a loss).
     fn patience_us(&self, now_us: i64) -> i64 {
         let decayed = micros(self.cfg.decay_per_second).saturating_mul(now_us.max(0)) / 1_000_000;
-        let floor = micros(self.cfg.initial_delay).saturating_sub(decayed);
+        let floor = micros(self.cfg.initial_delay)
+            .saturating_sub(decayed)
+            .saturating_sub(self.warm_up_cut_us);
         self.steering_target_us().max(floor)
     }
 
@@ -723,9 +733,17 @@ impl AudioJitterBuffer {
         if patience < 0 {
             // Ahead of the target (or of the warm-up floor): wait for the missing packet
             // instead of declaring it lost.
+            if excess >= 0 {
+                self.warm_up_wait = Some(play);
+            }
             return Playout::Expand {
                 timestamp: self.inserted_ts(),
             };
+        }
+        if self.warm_up_wait.take() == Some(play) {
+            // Waited past the target for a packet that did not come: a loss, not a delay.
+            // Losses spend the warm-up patience, so a lossy start does not keep inserting.
+            self.warm_up_cut_us = self.warm_up_cut_us.saturating_add(self.frame_us);
         }
         let timestamp = self.rtp_ts(play);
         let next = self.slot_at(play + self.frame_ts);

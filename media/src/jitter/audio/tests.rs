@@ -365,6 +365,18 @@ fn packets_late_at_the_start_are_waited_for_not_lost() {
 }
 
 #[test]
+fn losses_at_the_start_use_up_the_warm_up_patience() {
+    // Every fifth packet lost from the start: the first losses are waited for (an inserted
+    // frame each), then the patience is spent and losses go straight to FEC.
+    let mut buf = AudioJitterBuffer::default();
+    run(&mut buf, 200, 0, 0, |k| (k % 5 != 2).then_some(ms(30)));
+    let s = buf.stats();
+    assert_eq!(s.late, 0);
+    assert!(s.expanded <= 3, "kept inserting: {s:?}");
+    assert!(s.fec_recovered >= 35, "{s:?}");
+}
+
+#[test]
 fn without_warm_up_patience_a_late_start_packet_is_lost() {
     // The same start with the floor at the target (initial_delay = min_delay): packet 1 is late.
     let mut buf = AudioJitterBuffer::new(JitterConfig {
