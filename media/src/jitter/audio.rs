@@ -586,6 +586,27 @@ impl AudioJitterBuffer {
         self.position
     }
 
+    /// When playout of a waiting stream can start: the first packet's earliest arrival plus the
+    /// target. `None` while playing or with nothing buffered. A caller whose pull clock runs
+    /// anyway can re-phase it to this instant (the next pull then plays), which saves up to one
+    /// frame period of start delay; later pulls keep their 20 ms rhythm.
+    pub fn start_at(&self) -> Option<Instant> {
+        if self.playing {
+            return None;
+        }
+        let (play, epoch, anchor) = (self.play_ts?, self.epoch?, self.anchor_ts?);
+        let earliest = self
+            .ts_to_us(play.saturating_sub(anchor))
+            .saturating_add(self.delay.min_transit_us().unwrap_or(0));
+        let at = earliest.saturating_add(self.steering_target_us());
+        let d = Duration::from_micros(at.unsigned_abs());
+        if at >= 0 {
+            epoch.checked_add(d)
+        } else {
+            epoch.checked_sub(d)
+        }
+    }
+
     fn steering_target_us(&self) -> i64 {
         self.delay
             .target_us()

@@ -113,6 +113,12 @@ impl AudioPlayout {
         self.buffer.playout_timestamp()
     }
 
+    /// When a waiting playout can start (see [`AudioJitterBuffer::start_at`]): re-phasing the
+    /// pull clock to it makes the first frame play up to 20 ms sooner.
+    pub fn start_at(&self) -> Option<Instant> {
+        self.buffer.start_at()
+    }
+
     /// Extra playout delay on top of the adaptive target, for lip sync (see
     /// [`AudioJitterBuffer::set_extra_delay`]); from `AvSync::audio_extra_delay`.
     pub fn set_extra_delay(&mut self, extra: std::time::Duration) {

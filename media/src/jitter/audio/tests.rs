@@ -390,6 +390,19 @@ fn without_warm_up_patience_a_late_start_packet_is_lost() {
 }
 
 #[test]
+fn start_at_says_when_the_first_packet_can_play() {
+    let mut buf = AudioJitterBuffer::default();
+    let t0 = Instant::now();
+    assert_eq!(buf.start_at(), None, "nothing buffered");
+    buf.insert(pkt(0, 0), t0 + ms(30));
+    let at = buf.start_at().expect("waiting to start");
+    assert_eq!(at, t0 + ms(30) + buf.target_delay());
+    assert_eq!(buf.pull(at - ms(1)), Playout::Empty);
+    assert!(matches!(buf.pull(at), Playout::Packet { seq: 0, .. }));
+    assert_eq!(buf.start_at(), None, "playing");
+}
+
+#[test]
 fn playout_timestamp_follows_the_played_frame() {
     let mut buf = AudioJitterBuffer::default();
     let t0 = Instant::now();
