@@ -5,8 +5,9 @@
 //! the RTP timestamp that corresponds to the same instant. Both are sampled together at the
 //! sender, so the pairs of one honest sender lie on a line whatever the network does; the slope
 //! is the stream's true clock rate (nominal rate plus drift). The map keeps the last
-//! [`MAX_REPORTS`] accepted pairs and fits that line by least squares; with a single report it
-//! uses the nominal clock rate.
+//! [`MAX_REPORTS`] accepted pairs and fits that line by least squares, which also averages out
+//! the few milliseconds by which real reports scatter; with a single report it uses the nominal
+//! clock rate.
 //!
 //! Validation, so a bad or hostile report cannot derail playout: a report must be newer than
 //! the last accepted one in both clocks (NTP forward by at most an hour, RTP forward by less
@@ -24,8 +25,10 @@ use super::SyncError;
 pub const MAX_REPORTS: usize = 20;
 
 /// How far a report may lie off the fitted line before it is an outlier, in microseconds,
-/// on top of [`MAX_RATE_ERROR`] of the time since the last report.
-pub const MAX_DEVIATION_US: i64 = 5_000;
+/// on top of [`MAX_RATE_ERROR`] of the time since the last report. Honest reports scatter by a
+/// few ms: webrtc-rs pairs the NTP time with the timestamp of the last packet *sent*,
+/// extrapolated, so send-time jitter (and a video frame's encoding time) shows up here.
+pub const MAX_DEVIATION_US: i64 = 20_000;
 
 /// Largest clock-rate error accepted between the nominal rate and a fitted or implied one
 /// (1 %; real crystal drift is below 0.01 %).
@@ -54,8 +57,11 @@ pub struct RtpClockMap {
     clock_rate: u32,
     /// Accepted `(extended RTP timestamp, sender µs)` pairs, oldest first.
     reports: VecDeque<(i64, SenderMicros)>,
-    /// Fitted line through the newest report: sender µs per RTP tick.
+    /// Fitted line: sender µs per RTP tick ...
     slope: f64,
+    /// ... and its sender time at the newest report's RTP timestamp (the fit averages the
+    /// reports' scatter instead of following the newest one).
+    line_at_newest: f64,
     rejects: u32,
 }
 
@@ -68,6 +74,7 @@ impl RtpClockMap {
             clock_rate,
             reports: VecDeque::with_capacity(MAX_REPORTS),
             slope: 1e6 / f64::from(clock_rate),
+            line_at_newest: 0.0,
             rejects: 0,
         }
     }
@@ -78,7 +85,7 @@ impl RtpClockMap {
     pub fn update(&mut self, ntp: u64, rtp_ts: u32) -> Result<(), SyncError> {
         let sender_us = ntp_to_micros(ntp);
         let Some(&(last_rtp, last_us)) = self.reports.back() else {
-            self.reports.push_back((i64::from(rtp_ts), sender_us));
+            self.reset_to(rtp_ts, sender_us);
             return Ok(());
         };
         let ext = last_rtp + i64::from(rtp_ts.wrapping_sub(last_rtp as u32) as i32);
@@ -106,9 +113,9 @@ impl RtpClockMap {
     /// report. Timestamps are unwrapped around the newest report, so they must lie within
     /// half the 32-bit range of it (6.6 hours at 90 kHz).
     pub fn sender_time(&self, rtp_ts: u32) -> Option<SenderMicros> {
-        let &(last_rtp, last_us) = self.reports.back()?;
+        let &(last_rtp, _) = self.reports.back()?;
         let ticks = i64::from(rtp_ts.wrapping_sub(last_rtp as u32) as i32);
-        Some(last_us + (ticks as f64 * self.slope).round() as i64)
+        Some((self.line_at_newest + ticks as f64 * self.slope).round() as i64)
     }
 
     /// The newest accepted report: its RTP timestamp and sender time. Timestamps are unwrapped
@@ -135,6 +142,7 @@ impl RtpClockMap {
     fn reset_to(&mut self, rtp_ts: u32, sender_us: SenderMicros) {
         self.reset();
         self.reports.push_back((i64::from(rtp_ts), sender_us));
+        self.line_at_newest = sender_us as f64;
     }
 
     fn check(
@@ -153,7 +161,7 @@ impl RtpClockMap {
                 ticks: ext - last_rtp,
             });
         }
-        let predicted = last_us as f64 + (ext - last_rtp) as f64 * self.slope;
+        let predicted = self.line_at_newest + (ext - last_rtp) as f64 * self.slope;
         let deviation_us = (sender_us as f64 - predicted).round() as i64;
         let allowed = MAX_DEVIATION_US + (elapsed_us as f64 * MAX_RATE_ERROR) as i64;
         if deviation_us.abs() > allowed {
@@ -162,8 +170,8 @@ impl RtpClockMap {
         Ok(())
     }
 
-    /// Least-squares slope through the kept reports, centred on the newest so the numbers
-    /// stay small; clamped to the nominal rate ± [`MAX_RATE_ERROR`].
+    /// Least-squares line through the kept reports, centred on the newest so the numbers
+    /// stay small; the slope is clamped to the nominal rate ± [`MAX_RATE_ERROR`].
     fn fit(&mut self) {
         let nominal = 1e6 / f64::from(self.clock_rate);
         let Some(&(x0, y0)) = self.reports.back() else {
@@ -172,6 +180,7 @@ impl RtpClockMap {
         let n = self.reports.len() as f64;
         if n < 2.0 {
             self.slope = nominal;
+            self.line_at_newest = y0 as f64;
             return;
         }
         let (sx, sy) = self.reports.iter().fold((0.0, 0.0), |(sx, sy), &(x, y)| {
@@ -192,5 +201,7 @@ impl RtpClockMap {
         } else {
             nominal
         };
+        // The line through the centroid, evaluated at the newest report.
+        self.line_at_newest = y0 as f64 + my - self.slope * mx;
     }
 }

@@ -80,6 +80,26 @@ fn reports_fit_a_drifting_clock_across_the_rtp_wrap() {
 }
 
 #[test]
+fn the_fit_averages_the_scatter_of_reports() {
+    // Reports alternate 8 ms early and late around the true line (send jitter, encoding time).
+    let mut map = RtpClockMap::new(90_000);
+    for k in 0..20i64 {
+        let us = k * 1_000_000;
+        let scatter = if k % 2 == 0 { 8_000 } else { -8_000 };
+        map.update(ntp_at(us), ((us + scatter) * 9 / 100) as u32)
+            .expect("within tolerance");
+    }
+    // The newest report is 8 ms off; the line through all of them is within 2 ms.
+    let probe = 19_000_000i64;
+    let got = map.sender_time((probe * 9 / 100) as u32).expect("mapped");
+    assert!(
+        (got - sender_us(probe)).abs() < 2_000,
+        "off by {} µs",
+        got - sender_us(probe)
+    );
+}
+
+#[test]
 fn outliers_and_backward_reports_are_rejected() {
     let mut map = RtpClockMap::new(48_000);
     map.update(ntp_at(0), 0).expect("first");
@@ -316,7 +336,8 @@ const VIDEO_RATE_ERROR: f64 = 1.0 - 60e-6;
 
 /// 60 s of one sender's audio (20 ms Opus-like packets) and video (30 fps, one packet per
 /// frame) over two seeded links with `jitter30` jitter and the given base delays; sender
-/// reports every second per stream over the same links. Audio goes through the adaptive jitter
+/// reports every second per stream over the same links, scattered by ±2 ms (audio) and ±8 ms
+/// (video) around the true clock line. Audio goes through the adaptive jitter
 /// buffer pulled every 20 ms; video frames are decoded 8 ms after arrival and shown at
 /// `video_frame_ready`'s instant.
 fn av_run(seed: u64, audio_delay: Duration, video_delay: Duration) -> AvRun {
@@ -371,13 +392,16 @@ fn av_run(seed: u64, audio_delay: Duration, video_delay: Duration) -> AvRun {
     for s in 0..(total_us / 1_000_000) {
         for (stream, phase) in [(SyncStream::Audio, 300_000), (SyncStream::Video, 650_000)] {
             let send = s * 1_000_000 + phase;
+            // Real reports scatter: the RTP time is extrapolated from the last packet sent, so
+            // send jitter (and for video the encoding time) moves it by a few ms either way.
+            let scatter_us = match stream {
+                SyncStream::Audio => rng.gen_range(-2_000.0..2_000.0),
+                SyncStream::Video => rng.gen_range(-8_000.0..8_000.0),
+            };
+            let at = send as f64 + scatter_us;
             let rtp = match stream {
-                SyncStream::Audio => {
-                    a0.wrapping_add((send as f64 * 0.048 * AUDIO_RATE_ERROR) as u32)
-                }
-                SyncStream::Video => {
-                    v0.wrapping_add((send as f64 * 0.090 * VIDEO_RATE_ERROR) as u32)
-                }
+                SyncStream::Audio => a0.wrapping_add((at * 0.048 * AUDIO_RATE_ERROR) as u32),
+                SyncStream::Video => v0.wrapping_add((at * 0.090 * VIDEO_RATE_ERROR) as u32),
             };
             if let Some(t) = rtcp_link
                 .apply(Duration::from_micros(send as u64), 60)
