@@ -148,7 +148,8 @@ impl AvSync {
     }
 
     /// Records one RTCP sender report of `stream` (`ssrc`, `ntp` and `rtp_ts` as in
-    /// `RtcpFeedback::SenderReport`). A new SSRC for the stream forgets its old reports. A
+    /// `RtcpFeedback::SenderReport`). A new SSRC for the stream forgets its old reports (and, for
+    /// audio, the playout position until the next [`AvSync::audio_played`]). A
     /// rejected report changes nothing; the error says why (log it, do not end the call).
     pub fn handle_sender_report(
         &mut self,
@@ -165,6 +166,10 @@ impl AvSync {
         if *slot != Some(ssrc) {
             *slot = Some(ssrc);
             map.reset();
+            if stream == SyncStream::Audio {
+                // The playout position belongs to the old stream's clock.
+                self.audio_anchor = None;
+            }
         }
         map.update(ntp, rtp_ts)
     }

@@ -225,6 +225,12 @@ fn a_new_ssrc_forgets_the_old_reports() {
         .expect("first report of the new stream");
     assert_eq!(sync.clock_map(SyncStream::Video).reports(), 1);
     assert_eq!(sync.clock_map(SyncStream::Audio).reports(), 2);
+    // A new audio stream also drops the playout position taken on the old one's clock.
+    sync.audio_played(0, Instant::now());
+    assert!(sync.is_synchronised());
+    sync.handle_sender_report(SyncStream::Audio, 98, ntp_at(5_000_000), 7)
+        .expect("first report of the new audio stream");
+    assert!(!sync.is_synchronised());
 }
 
 #[test]
