@@ -201,7 +201,10 @@ impl AvSync {
         }
         let at = self.render_at(video_ts)?;
         self.record_lateness(signed_micros(at, now), now);
-        Some(at.min(now + self.cfg.max_video_delay))
+        Some(
+            now.checked_add(self.cfg.max_video_delay)
+                .map_or(at, |cap| at.min(cap)),
+        )
     }
 
     /// Extra delay the audio playout should add so that video is not late (0 while video keeps

@@ -295,6 +295,38 @@ proptest! {
         prop_assert!(map.clock_rate().is_finite() && map.clock_rate() > 0.0);
     }
 
+    /// Any interleaving of reports, audio positions and frames (outside input: reports and
+    /// timestamps come from the peer): no panic, the extra audio delay stays within its cap,
+    /// and a frame is never held longer than `max_video_delay`.
+    #[test]
+    fn av_sync_never_panics_and_keeps_its_bounds(
+        ops in prop::collection::vec(
+            (0u8..4, any::<u8>(), any::<u64>(), any::<u32>(), 0u64..10_000_000),
+            0..80,
+        ),
+    ) {
+        let mut sync = AvSync::default();
+        let t0 = Instant::now();
+        let cfg = SyncConfig::default();
+        let mut clock = 0u64;
+        for (op, ssrc, ntp, ts, step_us) in ops {
+            clock += step_us;
+            let now = t0 + Duration::from_micros(clock);
+            match op {
+                0 => { let _ = sync.handle_sender_report(SyncStream::Audio, u32::from(ssrc % 2), ntp, ts); }
+                1 => { let _ = sync.handle_sender_report(SyncStream::Video, u32::from(ssrc % 2), ntp, ts); }
+                2 => sync.audio_played(ts, now),
+                _ => {
+                    if let Some(at) = sync.video_frame_ready(ts, now) {
+                        prop_assert!(at <= now + cfg.max_video_delay);
+                    }
+                    let _ = sync.render_at(ts);
+                }
+            }
+            prop_assert!(sync.audio_extra_delay() <= cfg.max_audio_extra_delay);
+        }
+    }
+
     /// Reports from one consistent sender (random offsets, rates, intervals, wrap) are all
     /// accepted, and the map reproduces the sender's clock.
     #[test]
