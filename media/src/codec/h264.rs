@@ -247,13 +247,14 @@ fn set_bitrate_in_place(
         };
         rc == 0
     };
-    if to_bps > from_bps {
-        set(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0)
-            && set(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL)
+    let peak = (ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0);
+    let target = (ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL);
+    let order = if to_bps > from_bps {
+        [peak, target]
     } else {
-        set(ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL)
-            && set(ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0)
-    }
+        [target, peak]
+    };
+    order.into_iter().all(|(option, layer)| set(option, layer))
 }
 
 fn check_rate(bitrate_bps: u32, fps: f32) -> Result<(), CodecError> {
