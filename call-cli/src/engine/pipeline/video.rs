@@ -207,6 +207,8 @@ pub struct DecodedVideo {
     pub marker: Option<Marker>,
     /// Capture (the marker's Unix time) to the end of decoding, when the marker was read.
     pub glass_to_glass: Option<Duration>,
+    /// The frame's RTP timestamp (90 kHz), for lip sync.
+    pub rtp_timestamp: u32,
 }
 
 /// What the receive pipeline asks the sender for (the call sends it as RTCP).
@@ -314,7 +316,7 @@ impl VideoReceivePipeline {
                     self.decoded_any = true;
                     self.request_due = None;
                     self.stats.key_frames_decoded += u64::from(frame.keyframe);
-                    return Some(self.on_picture(picture, now));
+                    return Some(self.on_picture(picture, frame.timestamp, now));
                 }
                 // Parameter sets alone: nothing to show yet.
                 Ok(None) => {}
@@ -404,7 +406,7 @@ impl VideoReceivePipeline {
         VideoFeedback::KeyframeRequest
     }
 
-    fn on_picture(&mut self, frame: I420Frame, now: Instant) -> DecodedVideo {
+    fn on_picture(&mut self, frame: I420Frame, rtp_timestamp: u32, now: Instant) -> DecodedVideo {
         self.stats.frames_decoded += 1;
         self.stats.frame_width = frame.width() as u32;
         self.stats.frame_height = frame.height() as u32;
@@ -432,6 +434,7 @@ impl VideoReceivePipeline {
             frame,
             marker,
             glass_to_glass,
+            rtp_timestamp,
         }
     }
 
