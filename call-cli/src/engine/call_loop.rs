@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::call::{CallCommand, CallEvent, MediaEnds};
-use super::congestion::Congestion;
+use super::congestion::{Congestion, EncoderSetting};
 use super::peer::{Peer, PeerId, PeerInput};
 use super::pipeline::{
     AudioReceivePipeline, AudioSendPipeline, DecodedVideo, VideoFeedback, VideoReceivePipeline,
@@ -482,11 +482,12 @@ impl Engine {
         }
     }
 
-    /// Hands a new rate from congestion control to the encoder.
-    fn apply_rate(&mut self, bps: Option<u32>) {
-        if let (Some(bps), Some(local)) = (bps, self.video.as_ref()) {
-            tracing::debug!(bps, "video encoder rate");
-            local.set_bitrate(bps);
+    /// Hands a new setting from congestion control to the encoder.
+    fn apply_rate(&mut self, setting: Option<EncoderSetting>) {
+        if let (Some(setting), Some(local)) = (setting, self.video.as_ref()) {
+            tracing::debug!(?setting, "video encoder setting");
+            local.set_bitrate(setting.bps);
+            local.set_rung(setting.rung);
         }
     }
 
