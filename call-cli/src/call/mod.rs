@@ -25,7 +25,7 @@ pub use video_flow::{sdp_video_flow, VideoFlow};
 
 pub(crate) use chat_log::ChatLog;
 pub(crate) use error::client_error_code;
-pub(crate) use listen_inbox::answer_busy;
+pub(crate) use listen_inbox::{answer_busy, verified_offer};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

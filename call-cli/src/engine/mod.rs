@@ -8,6 +8,8 @@
 
 pub mod call;
 mod call_loop;
+pub mod mix;
+mod pair_setup;
 pub mod peer;
 pub mod pipeline;
 mod video;
