@@ -10,7 +10,7 @@ mod dial_inbox;
 mod error;
 mod front;
 mod listen_inbox;
-mod live_line;
+pub(crate) mod live_line;
 mod options;
 mod peer_name;
 pub(crate) mod setup;

@@ -128,7 +128,33 @@ impl Engine {
             match action {
                 MeshAction::Announce { to, body } => self.announce(&to, &body).await,
                 MeshAction::Offer { peer, token } => self.spawn_offer(peer, token),
-                MeshAction::Drop { peer, reason } => self.remove_member(peer, reason),
+                MeshAction::Drop { peer, reason } => {
+                    self.remove_member(peer, reason);
+                    self.announce_again(peer, reason).await;
+                }
+            }
+        }
+    }
+
+    /// After a pair failed (not a member that left or was removed), announces this member
+    /// again, so the pair is set up anew once the other side has dropped it too; a member that
+    /// is gone does not answer.
+    async fn announce_again(&mut self, member: CallId, reason: DropReason) {
+        if !matches!(reason, DropReason::Lost | DropReason::Timeout) {
+            return;
+        }
+        let Some(c) = self.conference.as_ref() else {
+            return;
+        };
+        let again: Vec<MeshAction> = c
+            .mesh
+            .start(&c.state)
+            .into_iter()
+            .filter(|a| matches!(a, MeshAction::Announce { to, .. } if *to == member))
+            .collect();
+        for action in again {
+            if let MeshAction::Announce { to, body } = action {
+                self.announce(&to, &body).await;
             }
         }
     }
@@ -258,6 +284,7 @@ impl Engine {
             return None;
         }
         self.remove_member(member, reason);
+        self.announce_again(member, reason).await;
         None
     }
 
