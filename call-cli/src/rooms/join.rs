@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use media::session::CandidateScope;
 use native::{AudioInSpec, AudioOutSpec};
-use signaling::identity::{safety_number, CallId, Identity};
+use signaling::identity::{CallId, Identity};
 use signaling::room::{HeldRoom, RoomId};
 use tokio::sync::mpsc;
 
@@ -148,9 +148,11 @@ impl View {
 
     fn show(&self, event: CallEvent) {
         match event {
-            CallEvent::Connected { id, .. } => {
+            CallEvent::Connected {
+                id, safety_number, ..
+            } => {
                 eprintln!("{} is in the call ({id})", self.name(&id));
-                eprintln!("safety number: {}", safety_number(&self.me, &id));
+                eprintln!("safety number: {safety_number} (compare it by voice)");
             }
             CallEvent::MemberLeft { id, reason, .. } => {
                 eprintln!("{} left the call ({reason:?})", self.name(&id))
