@@ -119,11 +119,22 @@ struct Member {
 /// Starts `n` members in one room, each joining its call with its own tone, and waits until
 /// every member is connected to every other.
 async fn join_all(server: &RunningServer, dir: &std::path::Path, n: usize) -> Vec<Member> {
+    let (ids, room, books) = room_of(n);
+    join_these(server, dir, &ids, room, books).await
+}
+
+/// [`join_all`] for the members `ids` (with their `books`) of `room`.
+async fn join_these(
+    server: &RunningServer,
+    dir: &std::path::Path,
+    ids: &[Arc<Identity>],
+    room: RoomId,
+    books: Vec<RoomBook>,
+) -> Vec<Member> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let (ids, room, books) = room_of(n);
     let mut members = Vec::new();
     for (i, (identity, book)) in ids.iter().zip(books).enumerate() {
         let wav = dir.join(format!("m{i}.wav"));
@@ -365,5 +376,58 @@ async fn an_offer_from_a_stranger_is_refused() {
     client.close().await;
     call.hang_up();
     call.finished().await.unwrap();
+    server.shutdown().await;
+}
+
+/// The room messages `events` gives within `limit` (any other event is skipped).
+async fn room_texts(events: &mut CallEvents, limit: Duration) -> Vec<String> {
+    let mut texts = Vec::new();
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(e) = events.recv().await {
+            if let CallEvent::RoomMessage(m) = e {
+                texts.push(m.msg.text.clone());
+            }
+        }
+    })
+    .await;
+    texts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_chat_reaches_every_member_once_and_a_removed_member_is_dropped() {
+    let server = Server::start(ServerConfig::local()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The admin (member 0) stays out of the call; 1, 2 and 3 join.
+    let (ids, room, mut books) = room_of(4);
+    let mut admin = books.remove(0);
+    let mut members = join_these(&server, dir.path(), &ids[1..], room, books).await;
+
+    members[0].call.send_chat("hello room");
+    for m in &mut members[1..] {
+        let texts = room_texts(&mut m.events, Duration::from_secs(2)).await;
+        assert_eq!(texts, ["hello room"], "delivered once");
+    }
+
+    // The admin removes member 3: the others drop it; its own call ends.
+    let removed = members.pop().unwrap();
+    let out = admin.remove(&room, removed.id, now_unix_ms()).unwrap();
+    let client = Client::connect(&server.url(), Arc::clone(&ids[0]), ClientOptions::default())
+        .await
+        .unwrap();
+    call_cli::rooms::net::send_all(&client, &out).await.unwrap();
+    for m in &mut members {
+        let reason = wait_left(&mut m.events, removed.id, NOTICE_LIMIT).await;
+        assert_eq!(reason, DropReason::Removed);
+    }
+    let report = tokio::time::timeout(PATIENCE, removed.call.finished())
+        .await
+        .expect("the removed member's call ends")
+        .unwrap();
+    assert_eq!(report.end, call_cli::call::EndReason::RemoteHangup);
+    client.close().await;
+    for m in members {
+        m.call.hang_up();
+        m.call.finished().await.unwrap();
+    }
     server.shutdown().await;
 }
