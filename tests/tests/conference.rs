@@ -135,6 +135,7 @@ async fn join_these(
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+    let started = Instant::now();
     let mut members = Vec::new();
     for (i, (identity, book)) in ids.iter().zip(books).enumerate() {
         let wav = dir.join(format!("m{i}.wav"));
@@ -159,6 +160,12 @@ async fn join_these(
         others.remove(&m.id);
         wait_connected(&mut m.events, &others).await;
     }
+    // A figure for the report (run with --nocapture), not an assertion.
+    eprintln!(
+        "{} members: every pair connected {:?} after the first join",
+        ids.len(),
+        started.elapsed()
+    );
     members
 }
 

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use native::video::{VideoSink, VideoSource};
 use native::{AudioSink, AudioSource, VideoInSpec};
-use signaling::identity::{CallId, Identity};
+use signaling::identity::{safety_number, CallId, Identity};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::call_loop::{Conference, Engine};
-use super::pair_setup::PairContext;
+use super::pair_setup::{PairContext, PairUp};
 use super::peer::PeerId;
 use crate::call::setup::{self, Connected};
 use crate::call::{
@@ -154,6 +154,7 @@ impl Call {
     ) -> (Call, CallEvents) {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
+        let identity_id = identity.call_id();
         let task = tokio::spawn(async move {
             let mut engine = Engine::new(
                 identity,
@@ -167,10 +168,13 @@ impl Call {
             engine.add_peer(
                 connected.peer,
                 connected.token,
-                connected.session,
-                connected.events,
-                connected.audio,
-                connected.video,
+                PairUp {
+                    session: connected.session,
+                    events: connected.events,
+                    audio: connected.audio,
+                    video: connected.video,
+                    safety_number: safety_number(&identity_id, &connected.peer).to_string(),
+                },
             )?;
             engine.run().await
         });

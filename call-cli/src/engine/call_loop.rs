@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::call::{CallCommand, CallEvent, MediaEnds};
+use super::pair_setup::PairUp;
 use super::peer::{Peer, PeerId, PeerInput};
 use super::pipeline::{
     AudioReceivePipeline, AudioSendPipeline, DecodedVideo, VideoFeedback, VideoReceivePipeline,
@@ -29,9 +30,7 @@ use super::pipeline::{
 };
 use super::video::{to_video_frame, Captured, LocalVideo};
 use crate::call::{answer_busy, client_error_code, ChatLog};
-use crate::call::{
-    now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason, VideoFlow,
-};
+use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
 use crate::terminal_text::escape;
 
 mod conference;
@@ -165,11 +164,15 @@ impl Engine {
         &mut self,
         id: CallId,
         token: signaling::offer::CallToken,
-        session: Arc<media::session::Session>,
-        events: mpsc::Receiver<SessionEvent>,
-        audio: bool,
-        video: VideoFlow,
+        up: PairUp,
     ) -> Result<PeerId, CallError> {
+        let PairUp {
+            session,
+            events,
+            audio,
+            video,
+            safety_number,
+        } = up;
         let mut audio_rx = AudioReceivePipeline::new()?;
         if self.opts.record_trace.is_some() {
             audio_rx = audio_rx.record_trace();
@@ -199,7 +202,7 @@ impl Engine {
         self.emit(CallEvent::Connected {
             peer,
             id,
-            safety_number: safety_number(&self.identity.call_id(), &id).to_string(),
+            safety_number,
             audio,
             video,
         });

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use media::session::{Session, SessionConfig, SessionEvent};
 use signaling::client::ClientSender;
-use signaling::identity::{CallId, Identity};
+use signaling::identity::{safety_number, CallId, Identity};
 use signaling::offer::{CallToken, Role, SignedSdp};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,7 +26,8 @@ pub(crate) struct PairOutcome {
     pub(crate) result: Result<PairUp, CallError>,
 }
 
-/// A connected, verified pair session.
+/// A connected, verified session with one peer (of a room's call, or the one peer of a 1:1
+/// call), as the engine takes it.
 pub(crate) struct PairUp {
     pub(crate) session: Arc<Session>,
     pub(crate) events: mpsc::Receiver<SessionEvent>,
@@ -34,6 +35,15 @@ pub(crate) struct PairUp {
     pub(crate) audio: bool,
     /// Which way video flows.
     pub(crate) video: VideoFlow,
+    /// The safety number with the peer (computed here: its hashing would hold up the
+    /// call's loop, and every other member's audio with it).
+    pub(crate) safety_number: String,
+}
+
+async fn safety_number_with(me: CallId, peer: CallId) -> String {
+    tokio::task::spawn_blocking(move || safety_number(&me, &peer).to_string())
+        .await
+        .unwrap_or_default()
 }
 
 /// What every pair task needs.
@@ -79,6 +89,7 @@ pub(crate) async fn offer(
             events,
             audio,
             video,
+            safety_number: safety_number_with(ctx.identity.call_id(), peer).await,
         })
     }
     .await;
@@ -115,6 +126,7 @@ pub(crate) async fn answer(
             events,
             audio,
             video,
+            safety_number: safety_number_with(ctx.identity.call_id(), peer).await,
         })
     }
     .await;

@@ -214,7 +214,7 @@ impl Engine {
         match result {
             Ok(up) => {
                 c.mesh.on_connected(&member);
-                match self.add_peer(member, token, up.session, up.events, up.audio, up.video) {
+                match self.add_peer(member, token, up) {
                     Ok(peer) => {
                         let c = self.conference.as_mut()?;
                         c.members.insert(member, peer);
@@ -351,7 +351,11 @@ impl Engine {
         let m = match incoming {
             Some(Ok(m)) => m,
             Some(Err(e)) => {
-                tracing::warn!(code = client_error_code(&e), error = %e, "ignored a signaling message");
+                // A `join` to a member who is not online is the usual case, not a problem.
+                match client_error_code(&e) {
+                    "not_online" => tracing::debug!(error = %e, "announcement not delivered"),
+                    code => tracing::warn!(code, error = %e, "ignored a signaling message"),
+                }
                 return None;
             }
             None => {
