@@ -438,3 +438,55 @@ async fn room_chat_reaches_every_member_once_and_a_removed_member_is_dropped() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_late_is_added_while_the_call_runs() {
+    let server = Server::start(ServerConfig::local()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ids, room, mut books) = room_of(3);
+    let late_book = books.pop().unwrap();
+    let mut members = join_these(&server, dir.path(), &ids[..2], room, books).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let wav = dir.path().join("late.wav");
+    let (call, mut events) = Call::join(
+        Arc::clone(&ids[2]),
+        room,
+        late_book,
+        opts(&server, TONES[2], &wav),
+    )
+    .await
+    .unwrap();
+    let early: BTreeSet<CallId> = ids[..2].iter().map(|i| i.call_id()).collect();
+    wait_connected(&mut events, &early).await;
+    let late: BTreeSet<CallId> = [ids[2].call_id()].into();
+    for m in &mut members {
+        wait_connected(&mut m.events, &late).await;
+    }
+    members.push(Member {
+        id: ids[2].call_id(),
+        call,
+        events,
+        wav,
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for m in &members {
+        m.call.hang_up();
+    }
+    let mut wavs = Vec::new();
+    for m in members {
+        m.call.finished().await.expect("ends normally");
+        wavs.push(m.wav);
+    }
+    for (i, wav) in wavs.iter().enumerate() {
+        let powers = tone_powers(&read_wav(wav), 3);
+        for (j, p) in powers.iter().enumerate() {
+            if i == j {
+                assert!(*p < 0.01, "member {i} hears itself: {powers:?}");
+            } else {
+                assert!(*p > 0.1, "member {i} does not hear member {j}: {powers:?}");
+            }
+        }
+    }
+    server.shutdown().await;
+}
