@@ -20,8 +20,11 @@ use crate::call::{CallError, VideoFlow};
 pub(crate) struct PairOutcome {
     /// The other member.
     pub(crate) peer: CallId,
-    /// The pair's token (to tell a stale outcome from the current pair's).
+    /// The pair's token.
     pub(crate) token: CallToken,
+    /// Which set-up of this pair (a pair set up again keeps its token: this tells a stale
+    /// outcome from the current one).
+    pub(crate) attempt: u64,
     /// The connected, verified session, or why not.
     pub(crate) result: Result<PairUp, CallError>,
 }
@@ -63,6 +66,7 @@ pub(crate) async fn offer(
     asked: VideoFlow,
     peer: CallId,
     token: CallToken,
+    attempt: u64,
     answer: oneshot::Receiver<SignedSdp>,
 ) {
     let audio = cfg.audio;
@@ -93,11 +97,26 @@ pub(crate) async fn offer(
         })
     }
     .await;
-    let _ = ctx.outcomes.send(PairOutcome {
-        peer,
-        token,
-        result,
-    });
+    report(
+        &ctx,
+        PairOutcome {
+            peer,
+            token,
+            attempt,
+            result,
+        },
+    )
+    .await;
+}
+
+/// Hands the outcome to the call; if the call is over, closes the session (no socket or task
+/// outlives it).
+async fn report(ctx: &PairContext, outcome: PairOutcome) {
+    if let Err(mpsc::error::SendError(outcome)) = ctx.outcomes.send(outcome) {
+        if let Ok(up) = outcome.result {
+            up.session.close().await;
+        }
+    }
 }
 
 /// Answers `offer` (already verified and checked against the room and the pair).
@@ -106,6 +125,7 @@ pub(crate) async fn answer(
     cfg: SessionConfig,
     video: VideoFlow,
     offer: SignedSdp,
+    attempt: u64,
 ) {
     let (peer, token, audio) = (offer.from, offer.call_id, cfg.audio);
     let result = async {
@@ -130,9 +150,14 @@ pub(crate) async fn answer(
         })
     }
     .await;
-    let _ = ctx.outcomes.send(PairOutcome {
-        peer,
-        token,
-        result,
-    });
+    report(
+        &ctx,
+        PairOutcome {
+            peer,
+            token,
+            attempt,
+            result,
+        },
+    )
+    .await;
 }

@@ -16,7 +16,6 @@ use signaling::identity::CallId;
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
 use signaling::room::{RoomCallBody, RoomId, RoomState};
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use super::super::call::CallEvent;
 use super::super::mix::{Mixer, Speakers};
@@ -43,8 +42,10 @@ pub(crate) struct Conference {
     base_cfg: SessionConfig,
     /// Offering pairs waiting for their answer: the pair's token and where the answer goes.
     awaiting_answer: HashMap<CallId, (CallToken, oneshot::Sender<SignedSdp>)>,
-    /// Pairs being set up.
-    tasks: HashMap<CallId, JoinHandle<()>>,
+    /// Pairs being set up: the attempt number of each one's set-up task (a task whose pair
+    /// was dropped meanwhile runs to its end and its session is closed).
+    tasks: HashMap<CallId, u64>,
+    next_attempt: u64,
     /// Connected members.
     members: BTreeMap<CallId, PeerId>,
     last_heard: BTreeMap<PeerId, Instant>,
@@ -73,6 +74,7 @@ impl Conference {
             base_cfg,
             awaiting_answer: HashMap::new(),
             tasks: HashMap::new(),
+            next_attempt: 0,
             members: BTreeMap::new(),
             last_heard: BTreeMap::new(),
             mixer: Mixer::default(),
@@ -181,17 +183,17 @@ impl Engine {
         };
         let (tx, rx) = oneshot::channel();
         c.awaiting_answer.insert(peer, (token, tx));
-        let task = tokio::spawn(pair_setup::offer(
+        c.next_attempt += 1;
+        c.tasks.insert(peer, c.next_attempt);
+        tokio::spawn(pair_setup::offer(
             c.ctx.clone(),
             cfg,
             asked,
             peer,
             token,
+            c.next_attempt,
             rx,
         ));
-        if let Some(old) = c.tasks.insert(peer, task) {
-            old.abort();
-        }
         tracing::info!(%peer, "offering to a member");
     }
 
@@ -201,9 +203,10 @@ impl Engine {
         let PairOutcome {
             peer: member,
             token,
+            attempt,
             result,
         } = outcome;
-        if c.mesh.token(&member) != Some(token) {
+        if c.mesh.token(&member) != Some(token) || c.tasks.get(&member) != Some(&attempt) {
             if let Ok(up) = result {
                 up.session.close().await;
             }
@@ -243,9 +246,9 @@ impl Engine {
         let Some(c) = self.conference.as_mut() else {
             return;
         };
-        if let Some(task) = c.tasks.remove(&member) {
-            task.abort();
-        }
+        // Its set-up task (if any) ends on its own: an offer's at once (its answer channel
+        // closes here), an answer's at the connect timeout; the outcome is then stale.
+        c.tasks.remove(&member);
         c.awaiting_answer.remove(&member);
         c.speakers.remove(&member);
         let Some(peer) = c.members.remove(&member) else {
@@ -416,10 +419,15 @@ impl Engine {
             video: video.session_config(),
             ..c.base_cfg.clone()
         };
-        let task = tokio::spawn(pair_setup::answer(c.ctx.clone(), cfg, video, offer));
-        if let Some(old) = c.tasks.insert(member, task) {
-            old.abort();
-        }
+        c.next_attempt += 1;
+        c.tasks.insert(member, c.next_attempt);
+        tokio::spawn(pair_setup::answer(
+            c.ctx.clone(),
+            cfg,
+            video,
+            offer,
+            c.next_attempt,
+        ));
         tracing::info!(%member, "answering a member");
         None
     }
@@ -563,9 +571,8 @@ impl Engine {
             return;
         };
         let actions = c.mesh.leave();
-        for task in c.tasks.drain().map(|(_, t)| t) {
-            task.abort();
-        }
+        c.tasks.clear();
+        c.awaiting_answer.clear();
         self.apply(actions).await;
     }
 }
