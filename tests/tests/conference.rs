@@ -490,3 +490,60 @@ async fn a_member_joining_late_is_added_while_the_call_runs() {
     }
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_video_each_member_gets_a_file_per_other_member() {
+    let server = Server::start(ServerConfig::local()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ids, room, books) = room_of(3);
+    let mut members = Vec::new();
+    let mut outs = Vec::new();
+    for (i, (identity, book)) in ids.iter().zip(books).enumerate() {
+        let out = dir.path().join(format!("video{i}"));
+        std::fs::create_dir(&out).unwrap();
+        let mut o = opts(&server, TONES[i], &dir.path().join(format!("m{i}.wav")));
+        o.video = Some(call_cli::call::VideoOptions {
+            input: Some(native::VideoInSpec::Pattern),
+            output: Some(native::VideoOutSpec::Null),
+            width: 176,
+            height: 144,
+            fps: 10,
+        });
+        o.video_out_dir = Some(out.clone());
+        let (call, events) = Call::join(Arc::clone(identity), room, book, o)
+            .await
+            .unwrap();
+        members.push((identity.call_id(), call, events));
+        outs.push(out);
+    }
+    let all: BTreeSet<CallId> = ids.iter().map(|i| i.call_id()).collect();
+    for (id, _, events) in &mut members {
+        let mut others = all.clone();
+        others.remove(id);
+        wait_connected(events, &others).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (_, call, _) in &members {
+        call.hang_up();
+    }
+    for (_, call, _) in members {
+        call.finished().await.unwrap();
+    }
+    for (i, out) in outs.iter().enumerate() {
+        for (j, id) in ids.iter().enumerate() {
+            let file = out.join(format!("{}.y4m", id.call_id()));
+            if i == j {
+                assert!(!file.exists(), "member {i} has no file of itself");
+                continue;
+            }
+            let bytes = std::fs::read(&file)
+                .unwrap_or_else(|e| panic!("member {i} has no file of member {j}: {e}"));
+            let frames = bytes.windows(6).filter(|w| w == b"FRAME\n").count();
+            assert!(
+                frames >= 5,
+                "member {i} got {frames} pictures of member {j}"
+            );
+        }
+    }
+    server.shutdown().await;
+}

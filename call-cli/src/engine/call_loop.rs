@@ -387,7 +387,8 @@ impl Engine {
                 break;
             };
             rx.add_decode_time(started.elapsed());
-            show_remote(self.video_sink.as_deref_mut(), &decoded);
+            let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
+            show_remote(member_sink.or(self.video_sink.as_deref_mut()), &decoded);
         }
         while let Some(feedback) = rx.poll_feedback(Instant::now()) {
             let sent = match feedback {

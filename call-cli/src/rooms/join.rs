@@ -1,9 +1,10 @@
 //! `call join ROOM` (also `call room join ROOM`): joins a room's conference call through the
 //! engine ([`Call::join`]) and shows it: members joining and leaving, each member's level and
 //! the active speaker, room messages; lines typed go to the room. Ctrl-C or SIGTERM leaves.
+//! `--video-out DIR` (an existing directory) writes each member's video to `DIR/<ID>.y4m`.
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,15 @@ fn options(args: &JoinArgs, lines: mpsc::Receiver<String>) -> Result<CallOptions
     opts.ca_cert = conn.ca_cert.clone();
     opts.audio_in = Some(args.audio.audio_in.parse::<AudioInSpec>()?);
     opts.audio_out = args.audio.audio_out.parse::<AudioOutSpec>()?;
-    opts.video = args.video.options(std::env::var_os("DISPLAY").as_deref())?;
+    // `--video-out DIR` (an existing directory): one Y4M per member there.
+    let mut video = args.video.clone();
+    if let Some(dir) = video.video_out.as_deref().map(PathBuf::from) {
+        if dir.is_dir() {
+            opts.video_out_dir = Some(dir);
+            video.video_out = Some("null".into());
+        }
+    }
+    opts.video = video.options(std::env::var_os("DISPLAY").as_deref())?;
     opts.duration = conn.duration.map(secs).transpose()?;
     opts.connect_timeout = secs(conn.connect_timeout)?;
     opts.relay_only = conn.relay_only;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use media::session::SessionConfig;
+use native::video::VideoSink;
 use signaling::client::{ClientError, Incoming};
 use signaling::envelope::EnvelopeKind;
 use signaling::identity::CallId;
@@ -51,6 +52,8 @@ pub(crate) struct Conference {
     last_heard: BTreeMap<PeerId, Instant>,
     mixer: Mixer,
     speakers: Speakers<CallId>,
+    /// With `--video-out DIR`: each member's pictures to its own file.
+    member_sinks: BTreeMap<PeerId, Box<dyn VideoSink>>,
 }
 
 impl Conference {
@@ -79,6 +82,20 @@ impl Conference {
             last_heard: BTreeMap::new(),
             mixer: Mixer::default(),
             speakers: Speakers::default(),
+            member_sinks: BTreeMap::new(),
+        }
+    }
+
+    /// Where `peer`'s pictures go, when each member has its own file.
+    pub(crate) fn member_sink(&mut self, peer: PeerId) -> Option<&mut (dyn VideoSink + 'static)> {
+        self.member_sinks.get_mut(&peer).map(|s| s.as_mut())
+    }
+
+    fn finish_member_sink(&mut self, peer: PeerId) {
+        if let Some(mut sink) = self.member_sinks.remove(&peer) {
+            if let Err(e) = sink.finish() {
+                tracing::warn!(error = %e, "finishing a member's video file");
+            }
         }
     }
 
@@ -217,11 +234,15 @@ impl Engine {
         match result {
             Ok(up) => {
                 c.mesh.on_connected(&member);
+                let receives = up.video.receives;
                 match self.add_peer(member, token, up) {
                     Ok(peer) => {
                         let c = self.conference.as_mut()?;
                         c.members.insert(member, peer);
                         c.last_heard.insert(peer, Instant::now());
+                        if receives {
+                            self.open_member_sink(member, peer);
+                        }
                         tracing::info!(%member, %peer, "member connected");
                     }
                     Err(e) => {
@@ -240,6 +261,23 @@ impl Engine {
         None
     }
 
+    /// With `--video-out DIR`: `member`'s pictures to `DIR/<its ID>.y4m` (a file that cannot
+    /// be opened is logged; its pictures then go to the call's one sink).
+    fn open_member_sink(&mut self, member: CallId, peer: PeerId) {
+        let (Some(dir), Some(v)) = (&self.opts.video_out_dir, &self.opts.video) else {
+            return;
+        };
+        let spec = native::VideoOutSpec::File(dir.join(format!("{member}.y4m")));
+        match native::video::open_video_sink(&spec, v.width, v.height, v.fps) {
+            Ok(sink) => {
+                if let Some(c) = self.conference.as_mut() {
+                    c.member_sinks.insert(peer, sink);
+                }
+            }
+            Err(e) => tracing::warn!(%member, error = %e, "no video file for this member"),
+        }
+    }
+
     /// Removes `member` from the call: its set-up stops, its session closes, and the owner is
     /// told if it was connected.
     fn remove_member(&mut self, member: CallId, reason: DropReason) {
@@ -255,6 +293,7 @@ impl Engine {
             return;
         };
         c.last_heard.remove(&peer);
+        c.finish_member_sink(peer);
         if let Some(p) = self.peers.remove(&peer) {
             let session = p.session.clone();
             tokio::spawn(async move { session.close().await });
@@ -571,6 +610,10 @@ impl Engine {
             return;
         };
         let actions = c.mesh.leave();
+        let sinks: Vec<PeerId> = c.member_sinks.keys().copied().collect();
+        for peer in sinks {
+            c.finish_member_sink(peer);
+        }
         c.tasks.clear();
         c.awaiting_answer.clear();
         self.apply(actions).await;
