@@ -365,9 +365,14 @@ impl Engine {
         };
         let mut frames: Vec<Vec<i16>> = Vec::with_capacity(self.peers.len());
         for peer in self.peers.values_mut() {
-            if let Some(frame) = peer.audio_rx.poll(now)? {
-                c.speakers.observe(peer.id, frame);
-                frames.push(frame.to_vec());
+            // One member's undecodable audio costs its own frame, not everyone's call.
+            match peer.audio_rx.poll(now) {
+                Ok(Some(frame)) => {
+                    c.speakers.observe(peer.id, frame);
+                    frames.push(frame.to_vec());
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(member = %peer.id, error = %e, "a frame not decoded"),
             }
         }
         if frames.is_empty() {
