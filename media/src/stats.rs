@@ -93,6 +93,10 @@ pub struct VideoSendStats {
     pub retransmitted_packets_sent: u64,
     /// Bitrate the encoder is asked for, bits per second.
     pub target_bitrate: u32,
+    /// Congestion control's estimate of what the slowest path to a peer carries, audio and
+    /// video together, bits per second (W3C `availableOutgoingBitrate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_outgoing_bitrate: Option<u64>,
 }
 
 /// Figures of one remote video track. Names follow W3C webrtc-stats

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::call::{CallCommand, CallEvent, MediaEnds};
+use super::congestion::Congestion;
 use super::pair_setup::PairUp;
 use super::peer::{Peer, PeerId, PeerInput};
 use super::pipeline::{
@@ -83,6 +84,8 @@ pub(crate) struct Engine {
     sink: Box<dyn AudioSink>,
     /// The local video track, when this side has a video source.
     video: Option<LocalVideo>,
+    /// Rate control of the local video's encoder (with local video only).
+    congestion: Option<Congestion>,
     /// Where received pictures go (a null sink when video arrives that nobody asked to see).
     video_sink: Option<Box<dyn VideoSink>>,
     stats: CallStats,
@@ -127,6 +130,10 @@ impl Engine {
             }
             _ => None,
         };
+        let congestion = match (&video, &opts.video) {
+            (Some(_), Some(v)) => Some(Congestion::new(v.width, v.height, v.fps)),
+            _ => None,
+        };
         let now = Instant::now();
         Ok(Self {
             identity,
@@ -140,6 +147,7 @@ impl Engine {
             audio,
             sink: ends.sink,
             video,
+            congestion,
             video_sink: ends.video_sink,
             stats: CallStats::default(),
             chat_received: ChatLog::default(),
@@ -195,6 +203,9 @@ impl Engine {
         }
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
+        if let Some(cc) = self.congestion.as_mut().filter(|_| video.sends) {
+            cc.add_peer(peer);
+        }
         self.peers.insert(
             peer,
             Peer::new(id, token, session, events, audio_rx, video, video_rx),
@@ -229,6 +240,7 @@ impl Engine {
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
         stats_tick.reset();
         let sending = self.audio.is_some();
+        let mut phased_to: Option<Instant> = None;
 
         let end = loop {
             // Biased: the peer's data channel is ordered (chat, then bye), the signaling hang-up is
@@ -259,6 +271,19 @@ impl Engine {
             };
             if let Some(end) = step {
                 break end;
+            }
+            // Before the first audio plays, the play clock follows the moment the jitter
+            // buffer can start (once per new moment, so a past one cannot make it spin).
+            let start = self
+                .peers
+                .values()
+                .filter_map(|p| p.audio_rx.start_at())
+                .min();
+            if start.is_some() && start != phased_to {
+                phased_to = start;
+                if let Some(at) = start {
+                    play_tick.reset_at(tokio::time::Instant::from_std(at));
+                }
             }
         };
         self.finish(end).await
@@ -294,6 +319,11 @@ impl Engine {
                     tracing::warn!(error = %e, "audio sink failed");
                 }
             }
+            // Lip sync: what audio plays now, and how long audio should wait for video.
+            let extra = peer
+                .lip_sync
+                .audio_played(peer.audio_rx.playout_timestamp(), now);
+            peer.audio_rx.set_extra_delay(extra);
         }
         Ok(None)
     }
@@ -320,18 +350,35 @@ impl Engine {
         };
         match event {
             SessionEvent::Audio(pkt) => {
+                peer.lip_sync.on_audio_ssrc(pkt.ssrc);
                 peer.audio_rx.push(&pkt, pkt.arrival);
                 None
             }
             SessionEvent::Video(pkt) => {
                 if let Some(rx) = peer.video_rx.as_mut() {
+                    peer.lip_sync.on_video_ssrc(pkt.ssrc);
                     rx.push(&pkt, pkt.arrival);
                     self.drain_video(id).await;
                 }
                 None
             }
-            SessionEvent::Rtcp { kind, .. } => {
-                self.on_rtcp(kind);
+            SessionEvent::Rtcp {
+                kind:
+                    RtcpFeedback::SenderReport {
+                        ssrc, ntp, rtp_ts, ..
+                    },
+                ..
+            } => {
+                peer.lip_sync.on_sender_report(ssrc, ntp, rtp_ts);
+                None
+            }
+            SessionEvent::Rtcp { kind, at } => {
+                self.on_rtcp(id, kind, at);
+                None
+            }
+            SessionEvent::TransportFeedback { results, at } => {
+                let rate = self.congestion.as_mut()?.on_feedback(id, &results, at);
+                self.apply_rate(rate);
                 None
             }
             SessionEvent::ChatOpen => {
@@ -387,8 +434,15 @@ impl Engine {
                 break;
             };
             rx.add_decode_time(started.elapsed());
+            if let Some(due) = peer.lip_sync.schedule(decoded, Instant::now()) {
+                // A room's call with `--video-out DIR`: the member's own file.
+                let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
+                show_remote(member_sink.or(self.video_sink.as_deref_mut()), &due);
+            }
+        }
+        for due in peer.lip_sync.due(Instant::now()) {
             let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
-            show_remote(member_sink.or(self.video_sink.as_deref_mut()), &decoded);
+            show_remote(member_sink.or(self.video_sink.as_deref_mut()), &due);
         }
         while let Some(feedback) = rx.poll_feedback(Instant::now()) {
             let sent = match feedback {
@@ -407,7 +461,13 @@ impl Engine {
         let soonest = Instant::now() + Duration::from_millis(1);
         self.peers
             .values()
-            .filter_map(|p| p.video_rx.as_ref()?.poll_timeout())
+            .filter_map(|p| {
+                let rx = p.video_rx.as_ref()?.poll_timeout();
+                match (rx, p.lip_sync.next_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .min()
             .map(|at| tokio::time::Instant::from_std(at.max(soonest)))
     }
@@ -421,7 +481,20 @@ impl Engine {
 
     /// RTCP about our video: PLI and FIR give every peer one IDR (the encoder is shared); NACKs
     /// were answered by the session already and are only counted.
-    fn on_rtcp(&mut self, kind: RtcpFeedback) {
+    fn on_rtcp(&mut self, peer: PeerId, kind: RtcpFeedback, at: Instant) {
+        if let (RtcpFeedback::ReceiverReport { blocks, .. }, Some(cc)) =
+            (&kind, self.congestion.as_mut())
+        {
+            let rtt = self
+                .stats
+                .rtt_ms
+                .map(|ms| Duration::from_secs_f64(ms / 1e3));
+            // The worst block: audio and video share the path.
+            if let Some(lost) = blocks.iter().map(|b| b.fraction_lost).max() {
+                let rate = cc.on_receiver_report(peer, lost, rtt, at);
+                self.apply_rate(rate);
+            }
+        }
         let Some(local) = self.video.as_mut() else {
             return;
         };
@@ -436,6 +509,14 @@ impl Engine {
             }
             RtcpFeedback::Nack { .. } => local.nack_count += 1,
             _ => {}
+        }
+    }
+
+    /// Hands a new rate from congestion control to the encoder.
+    fn apply_rate(&mut self, bps: Option<u32>) {
+        if let (Some(bps), Some(local)) = (bps, self.video.as_ref()) {
+            tracing::debug!(bps, "video encoder rate");
+            local.set_bitrate(bps);
         }
     }
 
@@ -608,7 +689,12 @@ impl Engine {
         }
         self.stats.packets_sent = packets;
         if let Some(local) = &self.video {
-            self.stats.video_sent = Some(local.stats(retransmitted));
+            let mut sent = local.stats(retransmitted);
+            sent.available_outgoing_bitrate = self
+                .congestion
+                .as_ref()
+                .and_then(|cc| cc.available_outgoing_bitrate(Instant::now()));
+            self.stats.video_sent = Some(sent);
             let late = local.capture_late();
             if late > 0 {
                 tracing::debug!(late, "pictures not taken while the loop was behind");
@@ -643,6 +729,12 @@ impl Engine {
         }
         if let Err(e) = self.sink.finish() {
             tracing::warn!(error = %e, "finishing the audio sink");
+        }
+        // Pictures lip sync still holds were decoded: show them before the sink closes.
+        for peer in self.peers.values_mut() {
+            for held in peer.lip_sync.flush() {
+                show_remote(self.video_sink.as_deref_mut(), &held);
+            }
         }
         if let Some(sink) = self.video_sink.as_mut() {
             if let Err(e) = sink.finish() {

@@ -8,6 +8,8 @@
 
 pub mod call;
 mod call_loop;
+mod congestion;
+mod lip_sync;
 pub mod mix;
 mod pair_setup;
 pub mod peer;

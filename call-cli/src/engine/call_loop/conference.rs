@@ -294,6 +294,12 @@ impl Engine {
         };
         c.last_heard.remove(&peer);
         c.finish_member_sink(peer);
+        // The video rate was held down for the slowest member: it may rise now.
+        let rate = self
+            .congestion
+            .as_mut()
+            .and_then(|cc| cc.remove_peer(peer, Instant::now()));
+        self.apply_rate(rate);
         if let Some(p) = self.peers.remove(&peer) {
             let session = p.session.clone();
             tokio::spawn(async move { session.close().await });
@@ -374,6 +380,11 @@ impl Engine {
                 Ok(None) => {}
                 Err(e) => tracing::debug!(member = %peer.id, error = %e, "a frame not decoded"),
             }
+            // Lip sync per member, as in a 1:1 call: its audio waits for its late video.
+            let extra = peer
+                .lip_sync
+                .audio_played(peer.audio_rx.playout_timestamp(), now);
+            peer.audio_rx.set_extra_delay(extra);
         }
         if frames.is_empty() {
             return Ok(None);

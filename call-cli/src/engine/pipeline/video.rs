@@ -61,7 +61,7 @@ pub struct VideoSendPipeline {
     encoder: H264Encoder,
     cfg: H264Config,
     force_keyframe: bool,
-    /// A bitrate asked for that the encoder does not run at yet (see [`Self::set_bitrate`]).
+    /// A bitrate asked for that the encoder does not run at yet (applied with the next frame).
     pending_bitrate: Option<u32>,
     /// Media time of frames rate control skipped, added to the next frame's step.
     skipped: Duration,
@@ -106,8 +106,13 @@ impl VideoSendPipeline {
     pub fn push(&mut self, frame: &I420Frame, now: Instant) -> Result<(), CodecError> {
         self.stats.frames_captured += 1;
         let resized = (frame.width(), frame.height()) != (self.cfg.width, self.cfg.height);
-        if resized || (self.force_keyframe && self.pending_bitrate.is_some()) {
+        if resized {
             self.restart_encoder(frame.width(), frame.height())?;
+        }
+        if let Some(bps) = self.pending_bitrate.take() {
+            // In place, without a keyframe (a frame-rate change would restart the encoder).
+            self.encoder.set_rate(bps, self.cfg.fps)?;
+            self.cfg.bitrate_bps = bps;
         }
         let step = Duration::from_secs_f64(1.0 / f64::from(self.cfg.fps));
         let keyframe = self.encoder.encode_into(
@@ -148,11 +153,8 @@ impl VideoSendPipeline {
         self.force_keyframe = true;
     }
 
-    /// The bitrate congestion control wants, bits per second. openh264's encoder here cannot
-    /// change its rate in place, so the value is applied by restarting the encoder at the next
-    /// keyframe (asked for by a peer, or at once with [`Self::request_keyframe`]).
-    // TODO(congestion control): once `H264Encoder` can change its rate in place, apply it on
-    // every call instead of waiting for a keyframe.
+    /// The bitrate congestion control wants, bits per second: the running encoder takes it
+    /// with the next frame, without a keyframe (`H264Encoder::set_rate`).
     pub fn set_bitrate(&mut self, bps: u32) {
         self.stats.target_bitrate = bps;
         self.pending_bitrate = (bps != self.cfg.bitrate_bps).then_some(bps);
@@ -205,6 +207,8 @@ pub struct DecodedVideo {
     pub marker: Option<Marker>,
     /// Capture (the marker's Unix time) to the end of decoding, when the marker was read.
     pub glass_to_glass: Option<Duration>,
+    /// The frame's RTP timestamp (90 kHz), for lip sync.
+    pub rtp_timestamp: u32,
 }
 
 /// What the receive pipeline asks the sender for (the call sends it as RTCP).
@@ -312,7 +316,7 @@ impl VideoReceivePipeline {
                     self.decoded_any = true;
                     self.request_due = None;
                     self.stats.key_frames_decoded += u64::from(frame.keyframe);
-                    return Some(self.on_picture(picture, now));
+                    return Some(self.on_picture(picture, frame.timestamp, now));
                 }
                 // Parameter sets alone: nothing to show yet.
                 Ok(None) => {}
@@ -402,7 +406,7 @@ impl VideoReceivePipeline {
         VideoFeedback::KeyframeRequest
     }
 
-    fn on_picture(&mut self, frame: I420Frame, now: Instant) -> DecodedVideo {
+    fn on_picture(&mut self, frame: I420Frame, rtp_timestamp: u32, now: Instant) -> DecodedVideo {
         self.stats.frames_decoded += 1;
         self.stats.frame_width = frame.width() as u32;
         self.stats.frame_height = frame.height() as u32;
@@ -430,6 +434,7 @@ impl VideoReceivePipeline {
             frame,
             marker,
             glass_to_glass,
+            rtp_timestamp,
         }
     }
 

@@ -239,19 +239,22 @@ fn keyframe_requests_and_bitrate_changes_reach_the_encoder() {
             .unwrap()
     };
     assert_eq!(keyframes(&mut tx, 0, 5), 1);
-    tx.pipeline.set_bitrate(300_000);
-    assert_eq!(tx.pipeline.stats().target_bitrate, 300_000);
-    assert_eq!(
-        keyframes(&mut tx, 5, 10),
-        1,
-        "a rate change alone adds no IDR"
-    );
+    let start = tx.pipeline.cfg.bitrate_bps;
+    // Rate changes reach the running encoder with the next frame, without a keyframe.
+    tx.pipeline.set_bitrate(start / 2);
+    assert_eq!(tx.pipeline.stats().target_bitrate, start / 2);
+    assert_eq!(keyframes(&mut tx, 5, 10), 1, "a rate change adds no IDR");
+    assert_eq!(tx.pipeline.cfg.bitrate_bps, start / 2);
+    tx.pipeline.set_bitrate(start * 2);
+    assert_eq!(keyframes(&mut tx, 10, 12), 1);
+    assert_eq!(tx.pipeline.cfg.bitrate_bps, start * 2);
+    // A keyframe request does.
     tx.pipeline.request_keyframe();
-    assert_eq!(keyframes(&mut tx, 10, 11), 2);
-    assert_eq!(tx.pipeline.cfg.bitrate_bps, 300_000);
-    assert_eq!(keyframes(&mut tx, 11, 20), 2);
+    assert_eq!(keyframes(&mut tx, 12, 13), 2);
+    assert_eq!(keyframes(&mut tx, 13, 20), 2);
     let s = tx.pipeline.stats();
     assert_eq!(s.frames_captured, 20);
+
     assert_eq!((s.frame_width, s.frame_height), (W as u32, H as u32));
 }
 
