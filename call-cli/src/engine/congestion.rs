@@ -55,7 +55,6 @@ impl Congestion {
     }
 
     /// A peer that left; returns a new encoder rate if it was the slowest.
-    #[allow(dead_code)] // a 1:1 call ends with its peer; conference peers leave mid-call
     pub(crate) fn remove_peer(&mut self, peer: PeerId, now: Instant) -> Option<EncoderSetting> {
         self.peers.remove(&peer)?;
         self.rate_if_changed(now, true)
