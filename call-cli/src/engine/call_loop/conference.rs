@@ -563,7 +563,13 @@ impl Engine {
                             continue;
                         }
                     }
-                    let actions = c.mesh.on_state(&c.state);
+                    let mut actions = c.mesh.on_state(&c.state);
+                    // Members new in this state may have announced themselves while we held
+                    // the older one (and been refused): announce ourselves to them.
+                    let known: Vec<_> = c.mesh.peers().copied().collect();
+                    actions.extend(c.mesh.start(&c.state).into_iter().filter(
+                        |a| !matches!(a, MeshAction::Announce { to, .. } if known.contains(to)),
+                    ));
                     self.apply(actions).await;
                 }
                 RoomEvent::Removed { room } if Some(room) == self.conference_room() => {
