@@ -1,11 +1,12 @@
 //! Codec path: our `media::codec` API next to raw `opus` / `openh264` calls in the same run.
 //!
 //! Opus: encode and decode of one 20 ms 48 kHz mono frame. H.264: encode and decode of one
-//! 640x480 and one 1280x720 test-pattern frame. Criterion reports absolute times; a paired,
+//! 640x480 and one 1280x720 test-pattern frame, as P-frames (`_p_`: the normal stream, one IDR
+//! then P-frames) and as IDRs (`_idr_`: an IDR forced on every frame on both sides). Criterion reports absolute times; a paired,
 //! interleaved measurement at the end prints the ratio ours/raw per operation (robust to a
 //! noisy shared machine) and writes it to `target/tmp/codec_ratios.md`.
 //!
-//! Run: `cargo bench -p benches --bench codec` (about a minute).
+//! Run: `cargo bench -p benches --bench codec` (about two minutes).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -91,7 +92,9 @@ fn pattern_frames(w: usize, h: usize) -> Vec<I420Frame> {
     (0..VIDEO_FRAMES).map(|_| p.next_frame()).collect()
 }
 
-fn encoded_stream(w: usize, h: usize, frames: &[I420Frame]) -> Vec<Vec<u8>> {
+/// The encoded stream of `frames`: the first frame an IDR and the rest P-frames, or (`all_idr`)
+/// every frame an IDR.
+fn encoded_stream(w: usize, h: usize, frames: &[I420Frame], all_idr: bool) -> Vec<Vec<u8>> {
     let mut enc = H264Encoder::new(H264Config {
         width: w,
         height: h,
@@ -101,7 +104,7 @@ fn encoded_stream(w: usize, h: usize, frames: &[I420Frame]) -> Vec<Vec<u8>> {
     frames
         .iter()
         .enumerate()
-        .map(|(i, f)| enc.encode(f, i == 0).expect("encode").data)
+        .map(|(i, f)| enc.encode(f, all_idr || i == 0).expect("encode").data)
         .collect()
 }
 
@@ -171,14 +174,54 @@ fn opus_pairs() -> Vec<Pair> {
     vec![encode, decode]
 }
 
-fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
+/// Which frames a video pair encodes or decodes.
+#[derive(Clone, Copy)]
+enum FrameKind {
+    /// The normal stream: one IDR, then P-frames (decode: one IDR in every 30 frames).
+    P,
+    /// An IDR forced on every frame, on both sides (what answering a PLI costs).
+    Idr,
+}
+
+impl FrameKind {
+    fn label(self) -> &'static str {
+        match self {
+            FrameKind::P => "p",
+            FrameKind::Idr => "idr",
+        }
+    }
+}
+
+/// The rows must measure what they are named after: both encoders give IDRs after the first
+/// frame exactly when forced (a silently ignored force would make the IDR rows P rows).
+fn frame_kinds_check(cfg: &H264Config, frames: &[I420Frame], idr: bool) {
+    use openh264::encoder::FrameType;
+    let mut ours = H264Encoder::new(cfg.clone()).expect("encoder");
+    let mut raw = raw_h264_encoder(cfg);
+    for (i, f) in frames.iter().take(4).enumerate() {
+        let ours_key = ours.encode(f, idr).expect("encode").keyframe;
+        if idr {
+            raw.force_intra_frame();
+        }
+        let raw_key = matches!(
+            raw.encode(&raw_slices(f)).expect("encode").frame_type(),
+            FrameType::IDR | FrameType::I
+        );
+        let want = idr || i == 0;
+        assert_eq!((ours_key, raw_key), (want, want), "frame {i}, idr {idr}");
+    }
+}
+
+fn h264_pairs(w: usize, h: usize, kind: FrameKind) -> Vec<Pair> {
     let cfg = H264Config {
         width: w,
         height: h,
         ..H264Config::default()
     };
+    let idr = matches!(kind, FrameKind::Idr);
     let frames = pattern_frames(w, h);
-    let stream = encoded_stream(w, h, &frames);
+    let stream = encoded_stream(w, h, &frames, idr);
+    frame_kinds_check(&cfg, &frames, idr);
 
     let mut ours_enc = H264Encoder::new(cfg.clone()).expect("encoder");
     let mut raw_enc = raw_h264_encoder(&cfg);
@@ -186,18 +229,21 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let (mut i1, mut i2) = (0, 0);
     let (mut out1, mut out2) = (Vec::new(), Vec::new());
     let encode = Pair {
-        name: format!("h264_encode_{w}x{h}"),
+        name: format!("h264_encode_{}_{w}x{h}", kind.label()),
         cycle: VIDEO_FRAMES as u32,
         ours: Box::new(move || {
             i1 = (i1 + 1) % VIDEO_FRAMES;
             black_box(
                 ours_enc
-                    .encode_into(&f1[i1], false, &mut out1)
+                    .encode_into(&f1[i1], idr, &mut out1)
                     .expect("encode"),
             );
         }),
         raw: Box::new(move || {
             i2 = (i2 + 1) % VIDEO_FRAMES;
+            if idr {
+                raw_enc.force_intra_frame();
+            }
             let bs = raw_enc.encode(&raw_slices(&f2[i2])).expect("encode");
             out2.clear();
             bs.write_vec(&mut out2);
@@ -210,7 +256,7 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let (s1, s2) = (stream.clone(), stream);
     let (mut j1, mut j2) = (VIDEO_FRAMES - 1, VIDEO_FRAMES - 1);
     let decode = Pair {
-        name: format!("h264_decode_{w}x{h}"),
+        name: format!("h264_decode_{}_{w}x{h}", kind.label()),
         cycle: VIDEO_FRAMES as u32,
         ours: Box::new(move || {
             j1 = (j1 + 1) % VIDEO_FRAMES;
@@ -282,7 +328,11 @@ fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration, f64) {
 
 fn main() {
     let mut opus = opus_pairs();
-    let mut video: Vec<Pair> = SIZES.iter().flat_map(|&(w, h)| h264_pairs(w, h)).collect();
+    let mut video: Vec<Pair> = SIZES
+        .iter()
+        .flat_map(|&(w, h)| [FrameKind::P, FrameKind::Idr].map(|k| (w, h, k)))
+        .flat_map(|(w, h, k)| h264_pairs(w, h, k))
+        .collect();
 
     let mut c = Criterion::default()
         .sample_size(20)
