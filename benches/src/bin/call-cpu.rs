@@ -307,6 +307,15 @@ fn one_run(args: &Args, server: &RunningServer, ticks: u64) -> Result<RunResult>
     // The listener must be registered before the offer is routed to it.
     let registered = Instant::now();
     while server.connected_clients() == before {
+        if let Some(status) = listener.child.try_wait()? {
+            // Give the reader thread a moment to pass on the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            listener.seen.extend(listener.lines.try_iter());
+            bail!(
+                "the listener exited with {status} before logging in; its stderr:\n{}",
+                listener.seen.join("\n")
+            );
+        }
         if registered.elapsed() > PATIENCE {
             bail!(
                 "the listener did not log in; its stderr:\n{}",
@@ -454,5 +463,37 @@ fn collect_glass(v: &serde_json::Value, path: String, inside: bool, out: &mut Ve
         }
         serde_json::Value::Number(n) if inside => out.push(format!("{path} = {n}")),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(json: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        collect_glass(
+            &serde_json::from_str(json).unwrap(),
+            String::new(),
+            false,
+            &mut out,
+        );
+        out
+    }
+
+    #[test]
+    fn glass_to_glass_figures_are_found_flat_nested_and_per_track() {
+        assert_eq!(
+            found(r#"{"frames_decoded": 5, "glass_to_glass_p50_ms": 41.5, "x": {"p95": 1}}"#),
+            vec!["glass_to_glass_p50_ms = 41.5"]
+        );
+        assert_eq!(
+            found(r#"{"video": [{"glass_to_glass": {"p50_ms": 40, "p95_ms": 52.5}}]}"#),
+            vec![
+                "video[0].glass_to_glass.p50_ms = 40",
+                "video[0].glass_to_glass.p95_ms = 52.5"
+            ]
+        );
+        assert!(found(r#"{"jitter_ms": 1.0, "first_audio_ms": 60}"#).is_empty());
     }
 }
