@@ -10,8 +10,11 @@
 //! tick. A real microphone and speaker add their own buffers on top.
 //!
 //! ```sh
-//! cargo run --release -p benches --bin mouth-to-ear -- --bursts 60
+//! cargo run --release -p benches --bin mouth-to-ear -- --bursts 60 [--each] [--relay-only]
 //! ```
+//!
+//! `--each` prints every latency in the order heard (the jitter buffer starts at its initial
+//! delay and adapts downwards during the call); `--relay-only` goes through the TURN relay.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -83,12 +86,15 @@ fn lock(stamps: &Stamps) -> std::sync::MutexGuard<'_, Vec<Instant>> {
 struct Args {
     bursts: u64,
     relay_only: bool,
+    /// Print every latency in the order heard (shows the jitter buffer settling).
+    each: bool,
 }
 
 fn args() -> Result<Args> {
     let mut out = Args {
         bursts: 60,
         relay_only: false,
+        each: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -101,7 +107,8 @@ fn args() -> Result<Args> {
                     .context("--bursts takes a number")?
             }
             "--relay-only" => out.relay_only = true,
-            other => bail!("unknown argument {other:?}; use --bursts N [--relay-only]"),
+            "--each" => out.each = true,
+            other => bail!("unknown argument {other:?}; use --bursts N [--relay-only] [--each]"),
         }
     }
     if out.bursts < 2 {
@@ -183,6 +190,13 @@ async fn run(args: Args) -> Result<()> {
     let sent = lock(&sent).clone();
     let heard = lock(&heard).clone();
     let mut latencies = match_onsets(&sent, &heard, MAX_LATENCY);
+    if args.each {
+        let each: Vec<String> = latencies
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!("latencies in the order heard (ms): {}", each.join(" "));
+    }
     latencies.sort();
     let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
     println!("| path | bursts sent | heard | matched | p50 ms | p95 ms | min ms | max ms |");
