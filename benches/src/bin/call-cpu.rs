@@ -176,15 +176,24 @@ fn main() -> Result<()> {
         println!("(medians over the runs; each run's figures are on stderr)");
     }
     if args.video.is_some() {
-        for (side, figures) in [("dialer", 0), ("listener", 1)] {
-            let found: Vec<String> = results
-                .iter()
-                .flat_map(|r| r.glass_to_glass[figures].iter().cloned())
-                .collect();
-            if found.is_empty() {
-                println!("{side}: no glass-to-glass figures in --stats-json (not wired yet?)");
-            } else {
-                println!("{side} glass-to-glass (ms, per run): {}", found.join("; "));
+        for (side, i) in [("dialer", 0), ("listener", 1)] {
+            for (run, r) in results.iter().enumerate() {
+                let v = &r.video[i];
+                if v.glass_to_glass.is_empty() {
+                    println!(
+                        "{side}, run {}: no glass-to-glass figures in --stats-json",
+                        run + 1
+                    );
+                } else {
+                    println!(
+                        "{side}, run {}: glass-to-glass (ms) {}",
+                        run + 1,
+                        v.glass_to_glass.join("; ")
+                    );
+                }
+                if !v.counters.is_empty() {
+                    println!("  {}", v.counters.join("; "));
+                }
             }
         }
     }
@@ -194,8 +203,8 @@ fn main() -> Result<()> {
 struct RunResult {
     dialer: f64,
     listener: f64,
-    /// `key = value` lines of the glass-to-glass figures in each side's stats (dialer, listener).
-    glass_to_glass: [Vec<String>; 2],
+    /// What each side's stats say about video (dialer, listener).
+    video: [VideoFigures; 2],
 }
 
 /// A running `call` child whose stderr lines arrive on a channel (read by a thread, so the pipe
@@ -344,7 +353,7 @@ fn one_run(args: &Args, server: &RunningServer, ticks: u64) -> Result<RunResult>
 
     dialer.finish("dialer")?;
     listener.finish("listener")?;
-    let glass_to_glass = [glass_figures(&a_json), glass_figures(&b_json)];
+    let video = [video_figures(&a_json), video_figures(&b_json)];
     if args.keep {
         let kept = dir.keep();
         eprintln!("kept the stats JSON in {}", kept.display());
@@ -352,7 +361,7 @@ fn one_run(args: &Args, server: &RunningServer, ticks: u64) -> Result<RunResult>
     Ok(RunResult {
         dialer: proc_cpu::cpu_per_second(d1.since(d0), ticks, wall),
         listener: proc_cpu::cpu_per_second(l1.since(l0), ticks, wall),
-        glass_to_glass,
+        video,
     })
 }
 
@@ -428,40 +437,71 @@ fn last_line(cmd: &mut Command) -> Result<String> {
         .context("`call` printed no ID")
 }
 
-/// `path = value` for every number in the stats JSON whose key mentions glass-to-glass, found
-/// wherever the video stats put it (per track, nested or flat).
-fn glass_figures(json: &Path) -> Vec<String> {
+/// The video counters shown next to the glass-to-glass figures, so a reader sees that video
+/// flowed at the asked size and rate (W3C webrtc-stats names, as `call --stats-json` uses).
+const VIDEO_COUNTERS: [&str; 7] = [
+    "framesSent",
+    "framesDecoded",
+    "framesDropped",
+    "framesPerSecond",
+    "frameWidth",
+    "frameHeight",
+    "freezeCount",
+];
+
+/// What one side's `--stats-json` says about video: glass-to-glass figures (any number whose
+/// path mentions "glass", wherever the stats put it: flat, nested or per track) and the
+/// [`VIDEO_COUNTERS`], each as `path = value`.
+#[derive(Debug, Default, Clone)]
+struct VideoFigures {
+    glass_to_glass: Vec<String>,
+    counters: Vec<String>,
+}
+
+fn video_figures(json: &Path) -> VideoFigures {
     let Ok(text) = std::fs::read_to_string(json) else {
-        return Vec::new();
+        return VideoFigures::default();
     };
     let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Vec::new();
+        return VideoFigures::default();
     };
-    let mut out = Vec::new();
-    collect_glass(&value, String::new(), false, &mut out);
+    figures_of(&value)
+}
+
+fn figures_of(value: &serde_json::Value) -> VideoFigures {
+    let mut all = Vec::new();
+    number_leaves(value, String::new(), &mut all);
+    let mut out = VideoFigures::default();
+    for (path, n) in all {
+        let last = path.rsplit('.').next().unwrap_or(&path);
+        if path.to_ascii_lowercase().contains("glass") {
+            out.glass_to_glass.push(format!("{path} = {n}"));
+        } else if VIDEO_COUNTERS.contains(&last) {
+            out.counters.push(format!("{path} = {n}"));
+        }
+    }
     out
 }
 
-fn collect_glass(v: &serde_json::Value, path: String, inside: bool, out: &mut Vec<String>) {
+/// Every number in `v` with its path (`a.b[2].c`).
+fn number_leaves(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map {
-                let key = k.to_ascii_lowercase();
-                let glass = inside || key.contains("glass");
                 let p = if path.is_empty() {
                     k.clone()
                 } else {
                     format!("{path}.{k}")
                 };
-                collect_glass(child, p, glass, out);
+                number_leaves(child, p, out);
             }
         }
         serde_json::Value::Array(items) => {
             for (i, child) in items.iter().enumerate() {
-                collect_glass(child, format!("{path}[{i}]"), inside, out);
+                number_leaves(child, format!("{path}[{i}]"), out);
             }
         }
-        serde_json::Value::Number(n) if inside => out.push(format!("{path} = {n}")),
+        serde_json::Value::Number(n) => out.push((path, n.to_string())),
         _ => {}
     }
 }
@@ -471,14 +511,7 @@ mod tests {
     use super::*;
 
     fn found(json: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        collect_glass(
-            &serde_json::from_str(json).unwrap(),
-            String::new(),
-            false,
-            &mut out,
-        );
-        out
+        figures_of(&serde_json::from_str(json).unwrap()).glass_to_glass
     }
 
     #[test]
@@ -495,5 +528,26 @@ mod tests {
             ]
         );
         assert!(found(r#"{"jitter_ms": 1.0, "first_audio_ms": 60}"#).is_empty());
+    }
+
+    #[test]
+    fn video_counters_are_picked_by_their_webrtc_stats_names() {
+        let f = figures_of(
+            &serde_json::from_str(
+                r#"{"frames_decoded": 9, "video_received": {"framesDecoded": 211, "frameWidth": 640, "glassToGlassP50Ms": 2.5}}"#,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            f.counters,
+            vec![
+                "video_received.frameWidth = 640",
+                "video_received.framesDecoded = 211"
+            ]
+        );
+        assert_eq!(
+            f.glass_to_glass,
+            vec!["video_received.glassToGlassP50Ms = 2.5"]
+        );
     }
 }
