@@ -4,9 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use native::{VideoInSpec, VideoOutSpec};
+
+use crate::call::VideoOptions;
 use crate::config::DEFAULT_SERVER;
 
-/// End-to-end verified voice calls and chat, from a terminal or a script.
+/// End-to-end verified voice and video calls and chat, from a terminal or a script.
 #[derive(Debug, Parser)]
 #[command(name = "call", version, propagate_version = true)]
 pub struct Cli {
@@ -40,8 +43,14 @@ pub enum Command {
     Chat(ChatArgs),
     /// Run a complete call on this machine: in-process signaling + TURN and two peers.
     Demo(DemoArgs),
-    /// List audio devices.
+    /// List audio devices and cameras.
     Devices,
+    /// Rooms: persistent groups with a signed member list and a chat history kept here.
+    Room {
+        /// Which room action.
+        #[command(subcommand)]
+        action: crate::rooms::cli::RoomAction,
+    },
 }
 
 /// `call id ...`
@@ -114,6 +123,72 @@ pub struct AudioArgs {
     pub audio_out: String,
 }
 
+/// Video options. Any of `--video`, `--video-in`, `--video-out` turns video on.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VideoArgs {
+    /// Send and receive H.264 video next to the audio.
+    #[arg(long)]
+    pub video: bool,
+    /// Video source: camera[:N|NAME] | pattern | FILE.y4m | none (receive only) [default: camera].
+    #[arg(long, env = "CALL_VIDEO_IN")]
+    pub video_in: Option<String>,
+    /// Video sink: window | FILE.y4m | null | none (send only) [default: window if $DISPLAY is set, else null].
+    #[arg(long, env = "CALL_VIDEO_OUT")]
+    pub video_out: Option<String>,
+    /// Video size WxH, even numbers (320x240, 640x480, 1280x720, ...).
+    #[arg(long, env = "CALL_VIDEO_SIZE", default_value = "640x480")]
+    pub video_size: String,
+    /// Video frames per second (1 to 120).
+    #[arg(long, env = "CALL_FPS", default_value_t = 30)]
+    pub fps: u32,
+}
+
+impl VideoArgs {
+    /// The video options these flags ask for; `None` when video is not asked for.
+    /// `display` is `$DISPLAY`: the default sink is a window only when there is a display, so
+    /// headless use never needs one.
+    pub fn options(
+        &self,
+        display: Option<&std::ffi::OsStr>,
+    ) -> anyhow::Result<Option<VideoOptions>> {
+        if !(self.video || self.video_in.is_some() || self.video_out.is_some()) {
+            return Ok(None);
+        }
+        let input = match self.video_in.as_deref() {
+            None => Some(VideoInSpec::Camera(None)),
+            Some("none") => None,
+            Some(spec) => Some(spec.parse::<VideoInSpec>()?),
+        };
+        let output = match self.video_out.as_deref() {
+            None if native::video::window::display_available(display) => Some(VideoOutSpec::Window),
+            None => Some(VideoOutSpec::Null),
+            Some("none") => None,
+            Some(spec) => Some(spec.parse::<VideoOutSpec>()?),
+        };
+        let (width, height) = parse_video_size(&self.video_size)?;
+        Ok(Some(VideoOptions {
+            input,
+            output,
+            width,
+            height,
+            fps: self.fps,
+        }))
+    }
+}
+
+/// `WxH` with both even and non-zero (4:2:0 video); the devices check the upper limits.
+pub fn parse_video_size(text: &str) -> anyhow::Result<(u32, u32)> {
+    let parsed = text
+        .split_once(['x', 'X'])
+        .and_then(|(w, h)| Some((w.trim().parse::<u32>().ok()?, h.trim().parse::<u32>().ok()?)));
+    match parsed {
+        Some((w, h)) if w > 0 && h > 0 && w % 2 == 0 && h % 2 == 0 => Ok((w, h)),
+        _ => anyhow::bail!(
+            "bad --video-size `{text}`: expected WIDTHxHEIGHT with even numbers, e.g. 640x480 or 1280x720"
+        ),
+    }
+}
+
 /// `call listen`
 #[derive(Debug, Args)]
 pub struct ListenArgs {
@@ -126,6 +201,9 @@ pub struct ListenArgs {
     /// Audio options.
     #[command(flatten)]
     pub audio: AudioArgs,
+    /// Video options (a listener without them still receives the caller's video, shown nowhere).
+    #[command(flatten)]
+    pub video: VideoArgs,
 }
 
 /// Whom to call, with trust on first use.
@@ -153,6 +231,9 @@ pub struct DialArgs {
     /// Audio options.
     #[command(flatten)]
     pub audio: AudioArgs,
+    /// Video options.
+    #[command(flatten)]
+    pub video: VideoArgs,
 }
 
 /// `call chat`
@@ -181,4 +262,84 @@ pub struct DemoArgs {
     /// Write the dialer's final statistics as JSON here.
     #[arg(long)]
     pub stats_json: Option<PathBuf>,
+    /// Add video: the test pattern both ways, received into nothing (headless) unless
+    /// --video-out says where the listener's pictures go.
+    #[arg(long)]
+    pub video: bool,
+    /// Where the listener's received video goes: window | FILE.y4m | null.
+    #[arg(long, default_value = "null")]
+    pub video_out: String,
+    /// Video size WxH for --video.
+    #[arg(long, default_value = "640x480")]
+    pub video_size: String,
+    /// Video frames per second for --video.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn args(video: bool, video_in: Option<&str>, video_out: Option<&str>) -> VideoArgs {
+        VideoArgs {
+            video,
+            video_in: video_in.map(str::to_owned),
+            video_out: video_out.map(str::to_owned),
+            video_size: "640x480".into(),
+            fps: 30,
+        }
+    }
+
+    #[test]
+    fn video_is_off_unless_asked_for() {
+        assert_eq!(args(false, None, None).options(None).unwrap(), None);
+        let on = args(true, None, None).options(None).unwrap().unwrap();
+        assert_eq!(on.input, Some(VideoInSpec::Camera(None)));
+        assert_eq!((on.width, on.height, on.fps), (640, 480, 30));
+        // --video-in alone turns video on too.
+        let pattern = args(false, Some("pattern"), None).options(None).unwrap();
+        assert_eq!(pattern.unwrap().input, Some(VideoInSpec::Pattern));
+    }
+
+    #[test]
+    fn the_default_sink_is_a_window_only_with_a_display() {
+        let headless = args(true, None, None).options(None).unwrap().unwrap();
+        assert_eq!(headless.output, Some(VideoOutSpec::Null));
+        let empty = args(true, None, None)
+            .options(Some(OsStr::new("")))
+            .unwrap();
+        assert_eq!(empty.unwrap().output, Some(VideoOutSpec::Null));
+        let desk = args(true, None, None)
+            .options(Some(OsStr::new(":0")))
+            .unwrap();
+        assert_eq!(desk.unwrap().output, Some(VideoOutSpec::Window));
+    }
+
+    #[test]
+    fn none_means_one_way() {
+        let recv = args(true, Some("none"), None)
+            .options(None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(recv.input, None);
+        let send = args(true, None, Some("none"))
+            .options(None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(send.output, None);
+        assert!(args(true, Some("webcam"), None).options(None).is_err());
+        assert!(args(true, None, Some("screen")).options(None).is_err());
+    }
+
+    #[test]
+    fn video_sizes_must_be_even() {
+        assert_eq!(parse_video_size("1280x720").unwrap(), (1280, 720));
+        assert_eq!(parse_video_size("320X240").unwrap(), (320, 240));
+        for bad in ["", "640", "641x480", "640x0", "x480", "axb", "640x480x2"] {
+            let err = parse_video_size(bad).unwrap_err().to_string();
+            assert!(err.contains("640x480"), "{bad}: {err}");
+        }
+    }
 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use native::{AudioInSpec, AudioOutSpec};
+use native::{AudioInSpec, AudioOutSpec, VideoInSpec, VideoOutSpec};
 use signaling::identity::{safety_number, Identity};
 use signaling::server::{Server, ServerConfig};
 
-use crate::call::{dial, listen, CallOptions, CallReport, IncomingDecision};
+use crate::call::{dial, listen, CallOptions, CallReport, IncomingDecision, VideoOptions};
+use crate::cli::parse_video_size;
 
 /// What the demo did.
 pub struct DemoReport {
@@ -40,12 +41,26 @@ pub async fn run(args: &crate::cli::DemoArgs) -> Result<DemoReport> {
     );
 
     let duration = Duration::from_secs_f64(args.duration);
+    let video = |output: VideoOutSpec| -> Result<Option<VideoOptions>> {
+        if !args.video {
+            return Ok(None);
+        }
+        let (width, height) = parse_video_size(&args.video_size)?;
+        Ok(Some(VideoOptions {
+            input: Some(VideoInSpec::Pattern),
+            output: Some(output),
+            width,
+            height,
+            fps: args.fps,
+        }))
+    };
     let mut bob_opts = CallOptions::scripted(&url);
     bob_opts.audio_in = Some(AudioInSpec::Sine(660.0));
     bob_opts.audio_out = match &args.audio_out {
         Some(p) => AudioOutSpec::File(p.clone()),
         None => AudioOutSpec::Null,
     };
+    bob_opts.video = video(args.video_out.parse::<VideoOutSpec>()?)?;
     bob_opts.duration = None;
     bob_opts.relay_only = args.relay_only;
     bob_opts.say = vec!["hi alice, bob here".into()];
@@ -53,6 +68,7 @@ pub async fn run(args: &crate::cli::DemoArgs) -> Result<DemoReport> {
 
     let mut alice_opts = CallOptions::scripted(&url);
     alice_opts.audio_in = Some(AudioInSpec::Sine(440.0));
+    alice_opts.video = video(VideoOutSpec::Null)?;
     alice_opts.duration = Some(duration);
     alice_opts.relay_only = args.relay_only;
     alice_opts.live_stats = true;
@@ -89,6 +105,29 @@ pub async fn run(args: &crate::cli::DemoArgs) -> Result<DemoReport> {
                 .map(|ms| format!("{ms:.0} ms"))
                 .unwrap_or_else(|| "-".into()),
         );
+    }
+    for (who, r) in [("alice", &dialer), ("bob", &listener)] {
+        if let Some(v) = &r.stats.video_received {
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".into(), |ms| format!("{ms:.1} ms"));
+            println!(
+                "{who}: received {} video frames ({} decoded, {} dropped, {} freezes) at {}x{}; glass-to-glass p50 {} p95 {}; decode {:.2} ms/frame",
+                v.frames_received,
+                v.frames_decoded,
+                v.frames_dropped,
+                v.freeze_count,
+                v.frame_width,
+                v.frame_height,
+                ms(v.glass_to_glass_p50_ms),
+                ms(v.glass_to_glass_p95_ms),
+                v.decode_ms_per_frame,
+            );
+        }
+        if let Some(v) = &r.stats.video_sent {
+            println!(
+                "{who}: sent {} video frames ({} keyframes), encode {:.2} ms/frame",
+                v.frames_sent, v.key_frames_encoded, v.encode_ms_per_frame,
+            );
+        }
     }
     println!(
         "{}",

@@ -8,4 +8,5 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod id;
+pub mod rooms;
 pub mod terminal_text;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use call_cli::call::{dial, listen, CallOptions, ChatInput, IncomingDecision};
-use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction, PeerArgs};
+use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction, PeerArgs, VideoArgs};
 use call_cli::terminal_text::{escape, EscapingWriter};
 use call_cli::{config, demo, id};
 use clap::Parser;
@@ -102,10 +102,17 @@ async fn run(cli: Cli) -> Result<()> {
             for d in devices {
                 println!("{}", escape(&d.to_string()));
             }
+            for line in native::video::camera_lines() {
+                println!("{}", escape(&line));
+            }
+        }
+        Command::Room { action } => {
+            let me = id::load_identity(&dir)?;
+            call_cli::rooms::cli::run(&dir, me, action, stdin_lines).await?;
         }
         Command::Listen(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
-            let mut opts = call_options(&args.conn, Some(&args.audio))?;
+            let mut opts = call_options(&args.conn, Some(&args.audio), Some(&args.video))?;
             let terminal = std::io::stdin().is_terminal();
             let decision = if args.auto_accept {
                 IncomingDecision::AutoAccept
@@ -126,14 +133,14 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Dial(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
             let peer = trusted_peer(&dir, &args.peer)?;
-            let mut opts = call_options(&args.conn, Some(&args.audio))?;
+            let mut opts = call_options(&args.conn, Some(&args.audio), Some(&args.video))?;
             opts.known_peers = known_peers(&dir);
             dial(me, peer, opts).await?;
         }
         Command::Chat(args) => {
             let me = Arc::new(id::load_identity(&dir)?);
             let peer = trusted_peer(&dir, &args.peer)?;
-            let mut opts = call_options(&args.conn, None)?;
+            let mut opts = call_options(&args.conn, None, None)?;
             opts.audio_out = AudioOutSpec::Null;
             opts.hang_up_at_end_of_input = true;
             opts.known_peers = known_peers(&dir);
@@ -147,7 +154,11 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Builds call options from flags; chat lines come from stdin.
-fn call_options(conn: &ConnArgs, audio: Option<&AudioArgs>) -> Result<CallOptions> {
+fn call_options(
+    conn: &ConnArgs,
+    audio: Option<&AudioArgs>,
+    video: Option<&VideoArgs>,
+) -> Result<CallOptions> {
     let mut opts = CallOptions::scripted(&conn.server);
     opts.ca_cert = conn.ca_cert.clone();
     opts.audio_in = match audio {
@@ -156,6 +167,9 @@ fn call_options(conn: &ConnArgs, audio: Option<&AudioArgs>) -> Result<CallOption
     };
     if let Some(a) = audio {
         opts.audio_out = a.audio_out.parse::<AudioOutSpec>()?;
+    }
+    if let Some(v) = video {
+        opts.video = v.options(std::env::var_os("DISPLAY").as_deref())?;
     }
     opts.duration = conn.duration.map(secs).transpose()?;
     opts.connect_timeout = secs(conn.connect_timeout)?;

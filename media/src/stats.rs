@@ -54,6 +54,92 @@ pub struct CallStats {
     pub chat_frames_ignored: u64,
     /// Chat frames dropped as malformed or over a limit (docs/protocol.md §19.4).
     pub chat_frames_malformed: u64,
+    /// The video we send; `None` when this side sends no video.
+    pub video_sent: Option<VideoSendStats>,
+    /// The video we receive; `None` when the call carries no video towards us.
+    pub video_received: Option<VideoReceiveStats>,
+}
+
+/// Figures of the local video track (one encoder, whatever the number of peers). Names follow
+/// W3C webrtc-stats `RTCOutboundRtpStreamStats` where one exists (camelCase in JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoSendStats {
+    /// Frames captured and handed to the encoder.
+    pub frames_captured: u64,
+    /// Frames the encoder produced (rate control may skip some).
+    pub frames_encoded: u64,
+    /// Encoded frames handed to at least one peer's session.
+    pub frames_sent: u64,
+    /// IDR frames encoded (the first, periodic ones, and answers to PLI/FIR).
+    pub key_frames_encoded: u64,
+    /// Width of the last encoded frame, pixels.
+    pub frame_width: u32,
+    /// Height of the last encoded frame, pixels.
+    pub frame_height: u32,
+    /// Frames encoded in the last second.
+    pub frames_per_second: f64,
+    /// Seconds spent encoding, in total.
+    pub total_encode_time: f64,
+    /// Mean encode time per encoded frame, milliseconds.
+    pub encode_ms_per_frame: f64,
+    /// Keyframe requests received (PLI).
+    pub pli_count: u64,
+    /// Full intra requests received (FIR).
+    pub fir_count: u64,
+    /// NACK messages received.
+    pub nack_count: u64,
+    /// Packets sent again in answer to NACKs.
+    pub retransmitted_packets_sent: u64,
+    /// Bitrate the encoder is asked for, bits per second.
+    pub target_bitrate: u32,
+    /// Congestion control's estimate of what the slowest path to a peer carries, audio and
+    /// video together, bits per second (W3C `availableOutgoingBitrate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_outgoing_bitrate: Option<u64>,
+}
+
+/// Figures of one remote video track. Names follow W3C webrtc-stats
+/// `RTCInboundRtpStreamStats` where one exists (camelCase in JSON).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VideoReceiveStats {
+    /// Video RTP packets received.
+    pub packets_received: u64,
+    /// Complete frames the frame buffer released to the decoder.
+    pub frames_received: u64,
+    /// Frames decoded into a picture.
+    pub frames_decoded: u64,
+    /// Keyframes decoded.
+    pub key_frames_decoded: u64,
+    /// Frames dropped: incomplete, undecodable, or waiting for a keyframe.
+    pub frames_dropped: u64,
+    /// Frames decoded in the last second.
+    pub frames_per_second: f64,
+    /// Width of the last decoded picture, pixels.
+    pub frame_width: u32,
+    /// Height of the last decoded picture, pixels.
+    pub frame_height: u32,
+    /// Seconds spent decoding, in total.
+    pub total_decode_time: f64,
+    /// Mean decode time per decoded frame, milliseconds.
+    pub decode_ms_per_frame: f64,
+    /// Video freezes (W3C definition: a gap between pictures above
+    /// max(3 × the mean frame interval, the mean + 150 ms)).
+    pub freeze_count: u64,
+    /// Seconds spent frozen, in total.
+    pub total_freezes_duration: f64,
+    /// Keyframe requests (PLI) sent.
+    pub pli_count: u64,
+    /// NACK messages sent.
+    pub nack_count: u64,
+    /// Decoder errors (each asks for a keyframe).
+    pub decode_errors: u64,
+    /// Median glass-to-glass latency, milliseconds: the capture time burned into the picture
+    /// (the `pattern` source) to the end of decoding; `None` without such pictures.
+    pub glass_to_glass_p50_ms: Option<f64>,
+    /// 95th percentile glass-to-glass latency, milliseconds.
+    pub glass_to_glass_p95_ms: Option<f64>,
 }
 
 /// How a round-trip time was measured, from the most to the least preferred.
@@ -129,7 +215,33 @@ impl CallStats {
             self.jitter_target_ms,
             self.frames_fec,
             self.frames_concealed,
-        )
+        ) + &self.video_text()
+    }
+
+    /// The video part of [`CallStats::line`]: ` | video up 30 fps 640x480 | down 29 fps
+    /// 640x480, dropped 0, freezes 0, g2g 41 ms`, or nothing without video.
+    pub fn video_text(&self) -> String {
+        let mut text = String::new();
+        if let Some(s) = &self.video_sent {
+            text += &format!(
+                " | video up {:.0} fps {}x{}",
+                s.frames_per_second, s.frame_width, s.frame_height
+            );
+        }
+        if let Some(r) = &self.video_received {
+            text += &format!(
+                " | video down {:.0} fps {}x{}, dropped {}, freezes {}",
+                r.frames_per_second,
+                r.frame_width,
+                r.frame_height,
+                r.frames_dropped,
+                r.freeze_count
+            );
+            if let Some(g2g) = r.glass_to_glass_p50_ms {
+                text += &format!(", g2g {g2g:.0} ms");
+            }
+        }
+        text
     }
 }
 

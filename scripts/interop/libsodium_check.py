@@ -1,4 +1,4 @@
-"""Independent check of docs/protocol.md §9 with libsodium (ctypes) + Python stdlib."""
+"""Independent check of docs/protocol.md §9 and §21.6 with libsodium (ctypes) + Python stdlib."""
 import base64, ctypes, ctypes.util, hashlib, json, re, sys
 
 so = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
@@ -77,6 +77,45 @@ sjson = json.dumps({"call_id": token.hex(), "role": "offer", "from": call_id(a_p
                     "expires": 1700000030, "fingerprint": fp, "sdp": sdp, "sig": b64(ssig.raw)},
                    separators=(",", ":"))
 checks.update({"sdp sha256": hashlib.sha256(sdp.encode()).hexdigest(), "sdp signed": smsg.hex(), "sdp json": sjson})
+
+# rooms (§21.6): room ID, two signed states, one signed message, built from the spec alone
+def sign(sk, m):
+    sg = buf(64)
+    assert so.crypto_sign_detached(sg, None, m, ctypes.c_ulonglong(len(m)), sk) == 0
+    return sg.raw
+room = bytes(range(0xa0, 0xb0))
+room_id = base64.b32encode(room + hashlib.sha256(b"call-room-id/v1" + room).digest()[:4]).decode().rstrip("=").lower()
+def state_bytes(version, prev, ts_ms, name, members):
+    out = (b"call-room-state/v1" + room + version.to_bytes(8, "big") + prev + ts_ms.to_bytes(8, "big")
+           + a_pk + bytes([len(name)]) + name.encode() + bytes([len(members)]))
+    for pk, role, mname in members:
+        out += pk + bytes([1 if role == "admin" else 0, len(mname)]) + mname.encode()
+    return out
+def state_json(version, prev, ts_ms, name, members, sg):
+    return json.dumps({"room": room_id, "version": version, "prev": b64(prev), "ts_ms": ts_ms, "name": name,
+                       "members": [{"id": call_id(pk), "name": n, "role": r} for pk, r, n in members],
+                       "signer": call_id(a_pk), "sig": b64(sg)}, separators=(",", ":"), ensure_ascii=False)
+m1 = [(a_pk, "admin", "Alice")]
+s1 = state_bytes(1, bytes(32), 1700000000000, "Book club", m1)
+sig1 = sign(a_sk, s1)
+h1 = hashlib.sha256(s1 + sig1).digest()
+m2 = sorted(m1 + [(b_pk, "member", "Bob")], key=lambda m: m[0])
+s2 = state_bytes(2, h1, 1700000001000, "Book club", m2)
+rmsg = (b"call-room-msg/v1" + room + b_pk + (1).to_bytes(8, "big") + (1700000002000).to_bytes(8, "big")
+        + bytes([0]) + (2).to_bytes(4, "big") + b"hi")
+rsig = sign(b_sk, rmsg)
+checks.update({
+    "room id": room_id, "room v1 signed": s1.hex(), "room v1 hash": h1.hex(),
+    "room v1 json": state_json(1, bytes(32), 1700000000000, "Book club", m1, sig1),
+    "room v2 json": state_json(2, h1, 1700000001000, "Book club", m2, sign(a_sk, s2)),
+    "room message json": json.dumps({"room": room_id, "sender": call_id(b_pk), "seq": 1, "ts_ms": 1700000002000,
+                                     "text": "hi", "sig": b64(rsig)}, separators=(",", ":")),
+    "room message id": hashlib.sha256(rmsg + rsig).digest()[:16].hex(),
+    # §21.5: the pair token (the smaller key first) and a join announcement
+    "pair token": hashlib.sha256(b"call-room-pair/v1" + room + b"".join(
+        pk + s for pk, s in sorted([(a_pk, bytes([0x11]) * 16), (b_pk, bytes([0x22]) * 16)]))).digest()[:16].hex(),
+    "room_call join": json.dumps({"room": room_id, "session": "11" * 16, "op": "join"}, separators=(",", ":")),
+})
 
 bad = [k for k, v in checks.items() if v not in doc]
 for k in bad:

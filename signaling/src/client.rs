@@ -220,6 +220,8 @@ pub struct ClientReceiver {
 pub struct Client {
     sender: ClientSender,
     receiver: ClientReceiver,
+    /// Envelopes the server's mailbox kept for us and queued at login (`welcome`'s `kept`).
+    kept_at_login: u64,
 }
 
 impl std::fmt::Debug for Client {
@@ -290,7 +292,7 @@ async fn handshake(
     url: &SignalingUrl,
     identity: &Identity,
     opts: &ClientOptions,
-) -> Result<Socket, ClientError> {
+) -> Result<(Socket, u64), ClientError> {
     let connector = if url.tls {
         tls_connector(opts.extra_root_ca.as_ref())?
     } else {
@@ -342,8 +344,8 @@ async fn handshake(
     .await
     .map_err(|e| ClientError::Connect(e.to_string()))?;
     match next_server_frame(&mut ws).await? {
-        ServerFrame::Welcome { id } if id == identity.call_id() => Ok(ws),
-        ServerFrame::Welcome { id } => Err(ClientError::Handshake(format!(
+        ServerFrame::Welcome { id, kept } if id == identity.call_id() => Ok((ws, kept)),
+        ServerFrame::Welcome { id, .. } => Err(ClientError::Handshake(format!(
             "server welcomed {id}, not us"
         ))),
         ServerFrame::Error { code, message } => Err(ClientError::Server { code, message }),
@@ -365,9 +367,10 @@ impl Client {
     ) -> Result<Client, ClientError> {
         let identity: Arc<Identity> = identity.into();
         let url = SignalingUrl::parse(url)?;
-        let ws = tokio::time::timeout(opts.connect_timeout, handshake(&url, &identity, &opts))
-            .await
-            .map_err(|_| ClientError::Timeout(opts.connect_timeout))??;
+        let (ws, kept) =
+            tokio::time::timeout(opts.connect_timeout, handshake(&url, &identity, &opts))
+                .await
+                .map_err(|_| ClientError::Timeout(opts.connect_timeout))??;
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             inbox: Inbox::new(opts.recv_queue),
@@ -397,12 +400,19 @@ impl Client {
                 reported_drops: 0,
                 task: Some(task),
             },
+            kept_at_login: kept,
         })
     }
 
     /// Our call ID.
     pub fn id(&self) -> CallId {
         self.sender.identity.call_id()
+    }
+
+    /// How many envelopes the server's mailbox kept for us while we were offline and queued
+    /// at login (they arrive through [`Client::recv`] like any other, room kinds only).
+    pub fn kept_at_login(&self) -> u64 {
+        self.kept_at_login
     }
 
     /// See [`ClientSender::send`].

@@ -29,6 +29,9 @@ pub const MAX_ENVELOPE_BYTES: usize =
 pub const MAX_PLAINTEXT_BYTES: usize = 45 * 1024;
 /// Largest accepted difference between an envelope's `ts` and the receiver's clock, seconds.
 pub const MAX_CLOCK_SKEW_SECS: u64 = 60;
+/// Oldest `ts` a receiver accepts for a mailbox kind ([`EnvelopeKind::is_mailbox`]): the
+/// server's mailbox time-to-live (24 h) plus the clock skew.
+pub const MAX_MAILBOX_AGE_SECS: u64 = 24 * 3600 + MAX_CLOCK_SKEW_SECS;
 /// The envelope format version this code produces and accepts.
 pub const ENVELOPE_VERSION: u8 = 1;
 /// Domain-separation prefix of the envelope signature (see [`Envelope::signed_bytes`]).
@@ -58,19 +61,36 @@ pub enum EnvelopeKind {
     Hangup,
     /// A [`crate::offer::HangupBody`]: the call is declined.
     Reject,
+    /// A [`crate::room::SignedRoomState`]: an invitation or a membership change.
+    RoomState,
+    /// A [`crate::room::SignedRoomMessage`]: a room message sent outside a call.
+    RoomMessage,
+    /// A [`crate::room::RoomCallBody`]: joining, being in, or leaving a room's call.
+    RoomCall,
 }
 
 impl EnvelopeKind {
     /// All kinds, in wire-name order of the spec.
-    pub const ALL: [EnvelopeKind; 5] = [
+    pub const ALL: [EnvelopeKind; 8] = [
         EnvelopeKind::Offer,
         EnvelopeKind::Answer,
         EnvelopeKind::Candidate,
         EnvelopeKind::Hangup,
         EnvelopeKind::Reject,
+        EnvelopeKind::RoomState,
+        EnvelopeKind::RoomMessage,
+        EnvelopeKind::RoomCall,
     ];
 
-    /// The wire name (`"offer"`, `"answer"`, `"candidate"`, `"hangup"`, `"reject"`).
+    /// Kinds the server keeps in its mailbox for an offline recipient, and that a receiver
+    /// accepts up to [`MAX_MAILBOX_AGE_SECS`] old. Their bodies are idempotent (a room state
+    /// by its version, a room message by its sender and seq), so they skip the replay cache.
+    pub fn is_mailbox(self) -> bool {
+        matches!(self, EnvelopeKind::RoomState | EnvelopeKind::RoomMessage)
+    }
+
+    /// The wire name (`"offer"`, `"answer"`, `"candidate"`, `"hangup"`, `"reject"`,
+    /// `"room_state"`, `"room_message"`, `"room_call"`).
     pub fn as_str(self) -> &'static str {
         match self {
             EnvelopeKind::Offer => "offer",
@@ -78,6 +98,9 @@ impl EnvelopeKind {
             EnvelopeKind::Candidate => "candidate",
             EnvelopeKind::Hangup => "hangup",
             EnvelopeKind::Reject => "reject",
+            EnvelopeKind::RoomState => "room_state",
+            EnvelopeKind::RoomMessage => "room_message",
+            EnvelopeKind::RoomCall => "room_call",
         }
     }
 
@@ -355,9 +378,16 @@ impl Envelope {
         if self.to != me.call_id() {
             return Err(EnvelopeError::WrongRecipient);
         }
-        check_ts(self.ts, now_unix)?;
+        let max_age = if self.kind.is_mailbox() {
+            MAX_MAILBOX_AGE_SECS
+        } else {
+            MAX_CLOCK_SKEW_SECS
+        };
+        check_ts(self.ts, now_unix, max_age)?;
         self.verify_signature()?;
-        replay.check_and_insert(self, now_unix)?;
+        if !self.kind.is_mailbox() {
+            replay.check_and_insert(self, now_unix)?;
+        }
         let cbox = crypto_box::SalsaBox::new(&self.from.to_x25519(), &me.to_x25519());
         let plaintext = cbox
             .decrypt(&self.nonce.into(), self.body.as_slice())
@@ -377,7 +407,7 @@ impl Envelope {
     }
 }
 
-fn check_ts(ts: u64, now: u64) -> Result<(), EnvelopeError> {
+fn check_ts(ts: u64, now: u64, max_age: u64) -> Result<(), EnvelopeError> {
     if ts > now {
         let ahead = ts - now;
         if ahead > MAX_CLOCK_SKEW_SECS {
@@ -385,7 +415,7 @@ fn check_ts(ts: u64, now: u64) -> Result<(), EnvelopeError> {
         }
     } else {
         let age = now - ts;
-        if age > MAX_CLOCK_SKEW_SECS {
+        if age > max_age {
             return Err(EnvelopeError::Stale { age });
         }
     }
@@ -918,6 +948,42 @@ mod tests {
         // now near 0 does not underflow.
         let e = at(5);
         assert!(e.open(&bob(), 0, &mut ReplayCache::new(4)).is_ok());
+    }
+
+    /// Room kinds wait in the server's mailbox: a receiver takes them up to 24 h (+ skew) old,
+    /// and leaves duplicates to the room layer (version / sender+seq), not the replay cache.
+    #[test]
+    fn mailbox_kinds_are_taken_late_and_other_kinds_are_not() {
+        let day = 24 * 3600;
+        for kind in EnvelopeKind::ALL {
+            let env = Envelope::seal(&alice(), &bob().call_id(), kind, b"x", NOW).unwrap();
+            let mut cache = ReplayCache::new(16);
+            let late = env.open(&bob(), NOW + day, &mut cache);
+            if kind.is_mailbox() {
+                assert!(late.is_ok(), "{kind}: {late:?}");
+                assert!(env.open(&bob(), NOW + day, &mut cache).is_ok());
+                assert!(cache.is_empty(), "{kind} used the replay cache");
+                assert_eq!(
+                    env.open(&bob(), NOW + MAX_MAILBOX_AGE_SECS + 1, &mut cache),
+                    Err(EnvelopeError::Stale {
+                        age: MAX_MAILBOX_AGE_SECS + 1
+                    })
+                );
+            } else {
+                assert_eq!(late, Err(EnvelopeError::Stale { age: day }), "{kind}");
+            }
+            // From the future: the same ±60 s for every kind.
+            assert!(matches!(
+                env.open(&bob(), NOW - 61, &mut cache),
+                Err(EnvelopeError::FromFuture { ahead: 61 })
+            ));
+        }
+        let mailbox: Vec<_> = EnvelopeKind::ALL
+            .into_iter()
+            .filter(|k| k.is_mailbox())
+            .map(EnvelopeKind::as_str)
+            .collect();
+        assert_eq!(mailbox, ["room_state", "room_message"]);
     }
 
     #[test]

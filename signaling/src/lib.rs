@@ -13,6 +13,7 @@ pub mod identity;
 pub mod known_peers;
 pub mod offer;
 pub mod protocol;
+pub mod room;
 pub mod server;
 #[cfg(test)]
 mod test_fixtures;

@@ -72,6 +72,10 @@ pub enum ServerFrame {
     Welcome {
         /// The authenticated call ID.
         id: CallId,
+        /// How many envelopes the mailbox kept for this ID and queued on this connection at
+        /// login (§12.2); 0 when absent (older servers).
+        #[serde(default)]
+        kept: u64,
     },
     /// An envelope for this client.
     Deliver {
@@ -122,6 +126,8 @@ pub enum ErrorCode {
     NotOnline,
     /// The recipient's send queue is full (it is too slow). Connection stays open.
     RecipientBusy,
+    /// The recipient is offline and its mailbox (or the server's) is full. Connection stays open.
+    MailboxFull,
     /// Too many frames; the frame was dropped. Connection stays open.
     RateLimited,
     /// This server hands out no TURN credentials.
@@ -157,6 +163,7 @@ impl ErrorCode {
             ErrorCode::Replayed => "replayed",
             ErrorCode::NotOnline => "not_online",
             ErrorCode::RecipientBusy => "recipient_busy",
+            ErrorCode::MailboxFull => "mailbox_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TurnUnavailable => "turn_unavailable",
             ErrorCode::Replaced => "replaced",
@@ -458,7 +465,10 @@ mod tests {
                 nonce: encode_nonce(&[3; 32]),
                 ts: 5,
             },
-            ServerFrame::Welcome { id: a.call_id() },
+            ServerFrame::Welcome {
+                id: a.call_id(),
+                kept: 0,
+            },
             ServerFrame::Deliver { envelope: env },
             ServerFrame::TurnCredentials(TurnCredentials {
                 urls: vec!["turn:127.0.0.1:1?transport=udp".into()],
@@ -506,6 +516,7 @@ mod tests {
             ErrorCode::Replayed,
             ErrorCode::NotOnline,
             ErrorCode::RecipientBusy,
+            ErrorCode::MailboxFull,
             ErrorCode::RateLimited,
             ErrorCode::TurnUnavailable,
             ErrorCode::Replaced,

@@ -202,6 +202,74 @@ async fn offline_recipient_gets_not_online() {
     server.shutdown().await;
 }
 
+/// Room states and messages for an offline ID wait in the in-memory mailbox and arrive, in
+/// order, when it logs in; a full mailbox answers `mailbox_full` to the sender.
+#[tokio::test]
+async fn the_mailbox_keeps_room_envelopes_for_an_offline_member() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.mailbox.per_recipient_count = 4;
+    let server = start(cfg).await;
+    let mut a = client(&server.url()).await;
+    let b_seed = [0x42; 32];
+    let b_id = Identity::from_seed(b_seed).call_id();
+    a.send(&b_id, EnvelopeKind::RoomState, b"invite")
+        .await
+        .unwrap();
+    for n in 1..=3 {
+        let text = format!("message {n}");
+        a.send(&b_id, EnvelopeKind::RoomMessage, text.as_bytes())
+            .await
+            .unwrap();
+    }
+    // The fifth is over the recipient's bound: refused to the sender, nothing else changes.
+    a.send(&b_id, EnvelopeKind::RoomMessage, b"one too many")
+        .await
+        .unwrap();
+    match recv_err(&mut a).await {
+        ClientError::Server { code, .. } => assert_eq!(code, ErrorCode::MailboxFull),
+        other => panic!("{other}"),
+    }
+    let mut b = Client::connect(
+        &server.url(),
+        Identity::from_seed(b_seed),
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.kept_at_login(), 4, "welcome says how many were kept");
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        let m = recv_ok(&mut b).await;
+        assert_eq!(m.from, a.id());
+        got.push((m.kind, String::from_utf8(m.plaintext).unwrap()));
+    }
+    assert_eq!(
+        got,
+        [
+            (EnvelopeKind::RoomState, "invite".to_owned()),
+            (EnvelopeKind::RoomMessage, "message 1".to_owned()),
+            (EnvelopeKind::RoomMessage, "message 2".to_owned()),
+            (EnvelopeKind::RoomMessage, "message 3".to_owned()),
+        ]
+    );
+    // Taken once: after logging in again the first thing B gets is a new live envelope (kept
+    // ones would have been handed over first, at login).
+    drop(b);
+    let mut b = Client::connect(
+        &server.url(),
+        Identity::from_seed(b_seed),
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    a.send(&b_id, EnvelopeKind::RoomMessage, b"live")
+        .await
+        .unwrap();
+    assert_eq!(recv_ok(&mut b).await.plaintext, b"live");
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn spoofed_from_is_refused() {
     init_tracing();

@@ -12,6 +12,9 @@ pub enum CallError {
     /// A local audio device or file could not be opened.
     #[error("audio: {0}")]
     Audio(#[from] native::AudioError),
+    /// A local video device or file could not be opened.
+    #[error("video: {0}")]
+    Video(#[from] native::VideoError),
     /// The codec failed.
     #[error("codec: {0}")]
     Codec(#[from] media::codec::opus::CodecError),

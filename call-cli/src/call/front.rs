@@ -8,7 +8,7 @@ use signaling::known_peers::KnownPeers;
 
 use super::live_line::{audio_line, chat_line};
 use super::peer_name::{chat_label, known_name};
-use super::{CallError, CallOptions, CallReport, IncomingDecision};
+use super::{CallError, CallOptions, CallReport, IncomingDecision, VideoFlow};
 use crate::engine::{Call, CallEvent, CallEvents};
 use crate::terminal_text::escape;
 
@@ -96,6 +96,7 @@ impl View {
                 id,
                 safety_number,
                 audio,
+                video,
                 ..
             } => {
                 self.audio = audio;
@@ -105,6 +106,9 @@ impl View {
                         None => eprintln!("connected to {id}"),
                     }
                     eprintln!("safety number: {safety_number} (compare it by voice)");
+                    if let Some(line) = video_line(video) {
+                        eprintln!("{line}");
+                    }
                 }
             }
             CallEvent::ChatReceived {
@@ -118,6 +122,16 @@ impl View {
             CallEvent::Stats(stats) if self.live_stats => eprintln!("{}", self.line(&stats)),
             _ => {}
         }
+    }
+}
+
+/// What the connected lines say about video, if the call has any.
+fn video_line(video: VideoFlow) -> Option<&'static str> {
+    match (video.sends, video.receives) {
+        (true, true) => Some("video: sending and receiving"),
+        (true, false) => Some("video: sending (the peer sends none)"),
+        (false, true) => Some("video: receiving (sending none)"),
+        (false, false) => None,
     }
 }
 

@@ -14,12 +14,14 @@ mod live_line;
 mod options;
 mod peer_name;
 pub(crate) mod setup;
+mod video_flow;
 
 pub use chat_log::{MAX_CHAT_KEPT, MAX_CHAT_KEPT_BYTES};
 pub use dial_inbox::BUSY_REASON;
 pub use error::CallError;
 pub use front::{dial, listen};
-pub use options::{CallOptions, CallReport, ChatInput, EndReason, IncomingDecision};
+pub use options::{CallOptions, CallReport, ChatInput, EndReason, IncomingDecision, VideoOptions};
+pub use video_flow::{sdp_video_flow, VideoFlow};
 
 pub(crate) use chat_log::ChatLog;
 pub(crate) use error::client_error_code;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use media::session::{CandidateScope, IceServer};
 use media::stats::CallStats;
-use native::{AudioInSpec, AudioOutSpec};
+use native::{AudioInSpec, AudioOutSpec, VideoInSpec, VideoOutSpec};
 use signaling::identity::CallId;
 use signaling::known_peers::KnownPeers;
 use tokio::sync::mpsc;
@@ -44,6 +44,34 @@ pub enum IncomingDecision {
     Decline,
 }
 
+/// Video asked for by one side (`--video` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoOptions {
+    /// Send video from here; `None` receives only.
+    pub input: Option<VideoInSpec>,
+    /// Show received video here; `None` sends only (the peer's video is not asked for).
+    pub output: Option<VideoOutSpec>,
+    /// Frame width in pixels (even).
+    pub width: u32,
+    /// Frame height in pixels (even).
+    pub height: u32,
+    /// Frames per second captured and sent.
+    pub fps: u32,
+}
+
+impl Default for VideoOptions {
+    /// The first camera to nowhere, 640x480 at 30 fps (the CLI picks the output: see README).
+    fn default() -> Self {
+        Self {
+            input: Some(VideoInSpec::Camera(None)),
+            output: Some(VideoOutSpec::Null),
+            width: 640,
+            height: 480,
+            fps: 30,
+        }
+    }
+}
+
 /// Everything a call needs besides the identities.
 #[derive(Debug)]
 pub struct CallOptions {
@@ -55,6 +83,9 @@ pub struct CallOptions {
     pub audio_in: Option<AudioInSpec>,
     /// Play received audio here.
     pub audio_out: AudioOutSpec,
+    /// Video this side asks for; `None` for an audio call (a listener still receives the
+    /// caller's video then: see [`super::VideoFlow`]).
+    pub video: Option<VideoOptions>,
     /// Hang up after this long connected.
     pub duration: Option<Duration>,
     /// Give up connecting after this long.
@@ -94,6 +125,7 @@ impl CallOptions {
             ca_cert: None,
             audio_in: Some(AudioInSpec::Silence),
             audio_out: AudioOutSpec::Null,
+            video: None,
             duration: Some(Duration::from_secs(2)),
             connect_timeout: Duration::from_secs(15),
             relay_only: false,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media::session::{CandidateScope, IceServer, Session, SessionConfig, SessionEvent};
+use media::session::{
+    CandidateScope, IceServer, Session, SessionConfig, SessionEvent, VideoConfig,
+};
 use signaling::client::{Client, ClientOptions};
 use signaling::envelope::EnvelopeKind;
 use signaling::identity::{CallId, Identity};
@@ -14,7 +16,7 @@ use tokio::sync::mpsc;
 use super::backoff::{self, Backoff};
 use super::dial_inbox::{dial_step, DialStep};
 use super::listen_inbox::{wait_offer, WaitOffer};
-use super::{now_unix, CallError, CallOptions, IncomingDecision};
+use super::{now_unix, CallError, CallOptions, IncomingDecision, VideoFlow};
 use crate::terminal_text::escape;
 
 /// A verified, connected peer, handed to the engine ([`crate::engine::Call`]).
@@ -31,6 +33,8 @@ pub(crate) struct Connected {
     pub(crate) started: Instant,
     /// Whether the call carries audio.
     pub(crate) audio: bool,
+    /// Which way video flows, as both SDPs agreed.
+    pub(crate) video: VideoFlow,
 }
 
 /// Calls `peer`: signed offer, verified answer, ICE + DTLS with the signed fingerprint.
@@ -43,7 +47,8 @@ pub(crate) async fn dial_connected(
     let mut client = connect(identity, opts).await?;
     let result = async {
         let audio = opts.audio_in.is_some();
-        let session_cfg = session_config(&client, opts, audio).await;
+        let asked = VideoFlow::asked(opts.video.as_ref());
+        let session_cfg = session_config(&client, opts, audio, asked.session_config()).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let call_id = CallToken::random();
@@ -58,7 +63,7 @@ pub(crate) async fn dial_connected(
             session
                 .wait_connected(opts.connect_timeout, &answer.fingerprint)
                 .await?;
-            Ok::<_, CallError>(())
+            Ok::<_, CallError>(asked.agreed_with(&answer.sdp))
         }
         .await;
         if matches!(
@@ -73,12 +78,12 @@ pub(crate) async fn dial_connected(
             .to_json();
             let _ = client.send(&peer, EnvelopeKind::Hangup, &body).await;
         }
-        closing_on_error(&session, outcome).await?;
-        Ok((session, events, call_id, audio))
+        let video = closing_on_error(&session, outcome).await?;
+        Ok((session, events, call_id, audio, video))
     }
     .await;
     match result {
-        Ok((session, events, token, audio)) => Ok(Connected {
+        Ok((session, events, token, audio, video)) => Ok(Connected {
             client,
             session,
             events,
@@ -86,6 +91,7 @@ pub(crate) async fn dial_connected(
             token,
             started,
             audio,
+            video,
         }),
         Err(e) => {
             client.close().await;
@@ -118,7 +124,11 @@ pub(crate) async fn listen_connected(
         if !audio {
             opts.audio_in = None;
         }
-        let session_cfg = session_config(&client, opts, audio).await;
+        let video = VideoFlow::answering(opts.video.as_ref(), &offer.sdp);
+        if opts.video.is_some() && !video.any() {
+            tracing::info!("the caller offered no video; the call is audio only");
+        }
+        let session_cfg = session_config(&client, opts, audio, video.session_config()).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let connected = async {
@@ -139,11 +149,11 @@ pub(crate) async fn listen_connected(
         }
         .await;
         closing_on_error(&session, connected).await?;
-        Ok((session, events, audio))
+        Ok((session, events, audio, video))
     }
     .await;
     match result {
-        Ok((session, events, audio)) => Ok(Connected {
+        Ok((session, events, audio, video)) => Ok(Connected {
             client,
             session,
             events,
@@ -151,6 +161,7 @@ pub(crate) async fn listen_connected(
             token: offer.call_id,
             started,
             audio,
+            video,
         }),
         Err(e) => {
             client.close().await;
@@ -249,7 +260,12 @@ async fn connect(identity: &Arc<Identity>, opts: &CallOptions) -> Result<Client,
 }
 
 /// ICE servers and candidate policy: TURN credentials from the signaling server unless overridden.
-async fn session_config(client: &Client, opts: &CallOptions, audio: bool) -> SessionConfig {
+async fn session_config(
+    client: &Client,
+    opts: &CallOptions,
+    audio: bool,
+    video: Option<VideoConfig>,
+) -> SessionConfig {
     let mut ice_servers = opts.extra_ice_servers.clone();
     match client.turn_credentials().await {
         Ok(creds) => ice_servers.push(IceServer {
@@ -273,6 +289,7 @@ async fn session_config(client: &Client, opts: &CallOptions, audio: bool) -> Ses
         relay_only: opts.relay_only,
         candidate_scope,
         audio,
+        video,
         ..SessionConfig::default()
     }
 }

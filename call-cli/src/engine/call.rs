@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use native::{AudioSink, AudioSource};
+use native::video::{VideoSink, VideoSource};
+use native::{AudioSink, AudioSource, VideoInSpec};
 use signaling::identity::{CallId, Identity};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -11,7 +12,9 @@ use tokio::task::JoinHandle;
 use super::call_loop::Engine;
 use super::peer::PeerId;
 use crate::call::setup::{self, Connected};
-use crate::call::{CallError, CallOptions, CallReport, EndReason, IncomingDecision};
+use crate::call::{
+    CallError, CallOptions, CallReport, EndReason, IncomingDecision, VideoFlow, VideoOptions,
+};
 use media::stats::CallStats;
 
 /// What a call tells its owner, in order. The stream ends after [`CallEvent::Ended`].
@@ -27,6 +30,8 @@ pub enum CallEvent {
         safety_number: String,
         /// Whether audio flows (false for a chat-only call).
         audio: bool,
+        /// Which way video flows with this peer.
+        video: VideoFlow,
     },
     /// A chat message arrived (the text is the peer's: escape it before showing it).
     ChatReceived {
@@ -140,6 +145,7 @@ impl Call {
                 connected.session,
                 connected.events,
                 connected.audio,
+                connected.video,
             )?;
             engine.run().await
         });
@@ -173,6 +179,12 @@ pub struct MediaEnds {
     pub source: Option<Box<dyn AudioSource>>,
     /// Where received audio goes.
     pub sink: Box<dyn AudioSink>,
+    /// Where sent video comes from; `None` sends none. The call sends video only when
+    /// [`CallOptions::video`] asks for an input too (that decides what the offer carries).
+    pub video_source: Option<Box<dyn VideoSource>>,
+    /// Where received video goes (and the self-view, for a window); `None` discards received
+    /// pictures after counting them.
+    pub video_sink: Option<Box<dyn VideoSink>>,
 }
 
 impl MediaEnds {
@@ -183,6 +195,46 @@ impl MediaEnds {
             None => None,
         };
         let sink = native::open_sink(&opts.audio_out)?;
-        Ok(MediaEnds { source, sink })
+        let (video_source, video_sink) = match &opts.video {
+            Some(v) => open_video_ends(v)?,
+            None => (None, None),
+        };
+        Ok(MediaEnds {
+            source,
+            sink,
+            video_source,
+            video_sink,
+        })
     }
+
+    /// Audio ends only (no video source or sink).
+    pub fn audio(source: Option<Box<dyn AudioSource>>, sink: Box<dyn AudioSink>) -> MediaEnds {
+        MediaEnds {
+            source,
+            sink,
+            video_source: None,
+            video_sink: None,
+        }
+    }
+}
+
+/// A call's video source and sink.
+type VideoEnds = (Option<Box<dyn VideoSource>>, Option<Box<dyn VideoSink>>);
+
+/// Opens the video source and sink `v` names, at its size and rate. `VideoInSpec::None` is no
+/// source (receive only).
+fn open_video_ends(v: &VideoOptions) -> Result<VideoEnds, CallError> {
+    let source = match &v.input {
+        Some(VideoInSpec::None) | None => None,
+        Some(spec) => Some(native::video::open_video_source(
+            spec, v.width, v.height, v.fps,
+        )?),
+    };
+    let sink = match &v.output {
+        Some(spec) => Some(native::video::open_video_sink(
+            spec, v.width, v.height, v.fps,
+        )?),
+        None => None,
+    };
+    Ok((source, sink))
 }

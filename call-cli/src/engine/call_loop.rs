@@ -10,8 +10,9 @@ use futures::future::select_all;
 use futures::FutureExt;
 use media::chat::{ChatError, ChatFrame};
 use media::codec::opus::{EncoderConfig, FRAME_SAMPLES};
-use media::session::SessionEvent;
+use media::session::{RtcpFeedback, SessionEvent};
 use media::stats::{CallStats, Rtt, RttSource};
+use native::video::{NullVideoSink, VideoSink};
 use native::{AudioSink, AudioSource};
 use signaling::client::Client;
 use signaling::envelope::EnvelopeKind;
@@ -21,10 +22,17 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::call::{CallCommand, CallEvent, MediaEnds};
+use super::congestion::Congestion;
 use super::peer::{Peer, PeerId, PeerInput};
-use super::pipeline::{AudioReceivePipeline, AudioSendPipeline, AUDIO_FRAME};
+use super::pipeline::{
+    AudioReceivePipeline, AudioSendPipeline, DecodedVideo, VideoFeedback, VideoReceivePipeline,
+    AUDIO_FRAME,
+};
+use super::video::{to_video_frame, Captured, LocalVideo};
 use crate::call::{answer_busy, client_error_code, ChatLog};
-use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
+use crate::call::{
+    now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason, VideoFlow,
+};
 use crate::terminal_text::escape;
 
 /// The local audio track: the device or file it reads, and its one encoder.
@@ -72,6 +80,12 @@ pub(crate) struct Engine {
     next_peer: u32,
     audio: Option<LocalAudio>,
     sink: Box<dyn AudioSink>,
+    /// The local video track, when this side has a video source.
+    video: Option<LocalVideo>,
+    /// Rate control of the local video's encoder (with local video only).
+    congestion: Option<Congestion>,
+    /// Where received pictures go (a null sink when video arrives that nobody asked to see).
+    video_sink: Option<Box<dyn VideoSink>>,
     stats: CallStats,
     chat_received: ChatLog,
     chat_seq: u64,
@@ -105,6 +119,17 @@ impl Engine {
             }),
             _ => None,
         };
+        let video = match (ends.video_source, &opts.video) {
+            (Some(source), Some(v)) => {
+                let self_view = matches!(v.output, Some(native::VideoOutSpec::Window));
+                Some(LocalVideo::start(source, v, self_view)?)
+            }
+            _ => None,
+        };
+        let congestion = match (&video, &opts.video) {
+            (Some(_), Some(v)) => Some(Congestion::new(v.width, v.height, v.fps)),
+            _ => None,
+        };
         let now = Instant::now();
         Ok(Self {
             identity,
@@ -117,6 +142,9 @@ impl Engine {
             next_peer: 0,
             audio,
             sink: ends.sink,
+            video,
+            congestion,
+            video_sink: ends.video_sink,
             stats: CallStats::default(),
             chat_received: ChatLog::default(),
             chat_seq: 0,
@@ -142,20 +170,43 @@ impl Engine {
         session: Arc<media::session::Session>,
         events: mpsc::Receiver<SessionEvent>,
         audio: bool,
+        video: VideoFlow,
     ) -> Result<PeerId, CallError> {
         let mut audio_rx = AudioReceivePipeline::new()?;
         if self.opts.record_trace.is_some() {
             audio_rx = audio_rx.record_trace();
         }
+        let video_rx = if video.receives {
+            if self.video_sink.is_none() {
+                self.video_sink = Some(Box::new(NullVideoSink::default()));
+            }
+            Some(VideoReceivePipeline::new(
+                Instant::now(),
+                native::video::pattern::unix_micros(),
+            )?)
+        } else {
+            None
+        };
+        if let Some(local) = self.video.as_ref().filter(|_| video.sends) {
+            // A new peer starts decoding at a keyframe.
+            local.start_encoding();
+            local.request_keyframe();
+        }
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
-        self.peers
-            .insert(peer, Peer::new(id, token, session, events, audio_rx));
+        if let Some(cc) = self.congestion.as_mut().filter(|_| video.sends) {
+            cc.add_peer(peer);
+        }
+        self.peers.insert(
+            peer,
+            Peer::new(id, token, session, events, audio_rx, video, video_rx),
+        );
         self.emit(CallEvent::Connected {
             peer,
             id,
             safety_number: safety_number(&self.identity.call_id(), &id).to_string(),
             audio,
+            video,
         });
         Ok(peer)
     }
@@ -184,10 +235,14 @@ impl Engine {
         let end = loop {
             // Biased: the peer's data channel is ordered (chat, then bye), the signaling hang-up is
             // a fallback; taking peer input first keeps a last chat line from losing that race.
+            let capturing = self.video.as_ref().is_some_and(|v| !v.done);
+            let video_wake = self.video_deadline();
             let step = tokio::select! {
                 biased;
                 _ = send_tick.tick(), if sending => self.on_send_tick().await?,
                 _ = play_tick.tick() => self.on_play_tick()?,
+                captured = next_capture(&mut self.video), if capturing => self.on_video_captured(captured).await,
+                _ = sleep_until(video_wake) => { self.on_video_timer().await; None }
                 (peer, input) = next_peer_input(&mut self.peers) => self.on_peer_input(peer, input).await,
                 incoming = self.client.recv(), if self.signaling_open => self.on_signaling(incoming).await,
                 line = self.chat_input.next_line() => self.on_chat_line(line).await,
@@ -252,6 +307,22 @@ impl Engine {
                 peer.audio_rx.push(&pkt, pkt.arrival);
                 None
             }
+            SessionEvent::Video(pkt) => {
+                if let Some(rx) = peer.video_rx.as_mut() {
+                    rx.push(&pkt, pkt.arrival);
+                    self.drain_video(id).await;
+                }
+                None
+            }
+            SessionEvent::Rtcp { kind, at } => {
+                self.on_rtcp(id, kind, at);
+                None
+            }
+            SessionEvent::TransportFeedback { results, at } => {
+                let rate = self.congestion.as_mut()?.on_feedback(id, &results, at);
+                self.apply_rate(rate);
+                None
+            }
             SessionEvent::ChatOpen => {
                 peer.chat_open = true;
                 for text in std::mem::take(&mut self.pending_say) {
@@ -261,9 +332,119 @@ impl Engine {
             }
             SessionEvent::Chat(bytes) => self.on_chat_frame(id, &bytes).await,
             SessionEvent::ChatClosed => self.peer_hung_up(id),
-            // Events this engine does not use yet (video tracks are being added to the session).
+            // Events this engine does not use.
             #[allow(unreachable_patterns)]
             _ => None,
+        }
+    }
+
+    /// A picture from the capture thread: self-view, then its one encoding to every peer that
+    /// receives video. `None`: the source is done.
+    async fn on_video_captured(&mut self, captured: Option<Captured>) -> Option<EndReason> {
+        let local = self.video.as_mut()?;
+        let Some(captured) = captured else {
+            local.done = true;
+            return None;
+        };
+        if let (Some(sink), Some(frame)) = (self.video_sink.as_mut(), &captured.self_view) {
+            if let Err(e) = sink.show_self_view(frame, captured.at) {
+                tracing::debug!(error = %e, "self-view not shown");
+            }
+        }
+        for encoded in &captured.encoded {
+            let mut sent = false;
+            for peer in self.peers.values_mut() {
+                sent |= peer.send_video(encoded).await;
+            }
+            local.frames_sent += u64::from(sent);
+        }
+        None
+    }
+
+    /// Pictures and feedback of one peer's video that are due now: pictures to the sink, NACKs
+    /// and keyframe requests to its session.
+    async fn drain_video(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(rx) = peer.video_rx.as_mut() else {
+            return;
+        };
+        loop {
+            let started = Instant::now();
+            let Some(decoded) = rx.poll_frame(started) else {
+                break;
+            };
+            rx.add_decode_time(started.elapsed());
+            show_remote(self.video_sink.as_deref_mut(), &decoded);
+        }
+        while let Some(feedback) = rx.poll_feedback(Instant::now()) {
+            let sent = match feedback {
+                VideoFeedback::Nack(seqs) => peer.session.send_nack(&seqs).await,
+                VideoFeedback::KeyframeRequest => peer.session.request_keyframe().await,
+            };
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "video feedback not sent");
+            }
+        }
+    }
+
+    /// The earliest time a receive pipeline wants polling without a new packet; at least a
+    /// millisecond ahead, so a deadline the pipeline does not clear cannot spin the loop.
+    fn video_deadline(&self) -> Option<tokio::time::Instant> {
+        let soonest = Instant::now() + Duration::from_millis(1);
+        self.peers
+            .values()
+            .filter_map(|p| p.video_rx.as_ref()?.poll_timeout())
+            .min()
+            .map(|at| tokio::time::Instant::from_std(at.max(soonest)))
+    }
+
+    async fn on_video_timer(&mut self) {
+        let ids: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in ids {
+            self.drain_video(id).await;
+        }
+    }
+
+    /// RTCP about our video: PLI and FIR give every peer one IDR (the encoder is shared); NACKs
+    /// were answered by the session already and are only counted.
+    fn on_rtcp(&mut self, peer: PeerId, kind: RtcpFeedback, at: Instant) {
+        if let (RtcpFeedback::ReceiverReport { blocks, .. }, Some(cc)) =
+            (&kind, self.congestion.as_mut())
+        {
+            let rtt = self
+                .stats
+                .rtt_ms
+                .map(|ms| Duration::from_secs_f64(ms / 1e3));
+            // The worst block: audio and video share the path.
+            if let Some(lost) = blocks.iter().map(|b| b.fraction_lost).max() {
+                let rate = cc.on_receiver_report(peer, lost, rtt, at);
+                self.apply_rate(rate);
+            }
+        }
+        let Some(local) = self.video.as_mut() else {
+            return;
+        };
+        match kind {
+            RtcpFeedback::Pli { .. } => {
+                local.pli_count += 1;
+                local.request_keyframe();
+            }
+            RtcpFeedback::Fir { .. } => {
+                local.fir_count += 1;
+                local.request_keyframe();
+            }
+            RtcpFeedback::Nack { .. } => local.nack_count += 1,
+            _ => {}
+        }
+    }
+
+    /// Hands a new rate from congestion control to the encoder.
+    fn apply_rate(&mut self, bps: Option<u32>) {
+        if let (Some(bps), Some(local)) = (bps, self.video.as_ref()) {
+            tracing::debug!(bps, "video encoder rate");
+            local.set_bitrate(bps);
         }
     }
 
@@ -387,6 +568,9 @@ impl Engine {
             let transport = peer.session.transport_stats().await;
             if let Some(rtt) = transport.rtt_measurement() {
                 self.stats.offer_rtt(rtt);
+                if let Some(rx) = peer.video_rx.as_mut() {
+                    rx.set_rtt(rtt.value);
+                }
             }
             if peer.chat_open {
                 // RTT over the data channel: what a chat message actually experiences.
@@ -405,14 +589,33 @@ impl Engine {
 
     /// Copies the peers' counters into the statistics; returns (bytes sent, bytes received).
     fn fill_counters(&mut self) -> (u64, u64) {
-        let (mut sent, mut received, mut packets) = (0, 0, 0);
+        let (mut sent, mut received, mut packets, mut retransmitted) = (0, 0, 0, 0);
+        let now = Instant::now();
         for peer in self.peers.values() {
             peer.audio_rx.fill_stats(&mut self.stats);
             sent += peer.bytes_sent;
             packets += peer.packets_sent;
             received += peer.audio_rx.bytes_received();
+            retransmitted += peer.session.video_retransmitted();
+            if let Some(rx) = &peer.video_rx {
+                received += rx.bytes_received();
+                // With several peers this becomes one entry per remote track.
+                self.stats.video_received = Some(rx.stats(now));
+            }
         }
         self.stats.packets_sent = packets;
+        if let Some(local) = &self.video {
+            let mut sent = local.stats(retransmitted);
+            sent.available_outgoing_bitrate = self
+                .congestion
+                .as_ref()
+                .and_then(|cc| cc.available_outgoing_bitrate(Instant::now()));
+            self.stats.video_sent = Some(sent);
+            let late = local.capture_late();
+            if late > 0 {
+                tracing::debug!(late, "pictures not taken while the loop was behind");
+            }
+        }
         (sent, received)
     }
 
@@ -441,6 +644,11 @@ impl Engine {
         }
         if let Err(e) = self.sink.finish() {
             tracing::warn!(error = %e, "finishing the audio sink");
+        }
+        if let Some(sink) = self.video_sink.as_mut() {
+            if let Err(e) = sink.finish() {
+                tracing::warn!(error = %e, "finishing the video sink");
+            }
         }
         self.stats.elapsed_s = self.connected_at.elapsed().as_secs_f64();
         self.fill_counters();
@@ -488,6 +696,24 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+}
+
+/// The next picture of the local video (pending forever without one).
+async fn next_capture(video: &mut Option<LocalVideo>) -> Option<Captured> {
+    match video {
+        Some(v) => v.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives a decoded remote picture to the sink.
+fn show_remote(sink: Option<&mut (dyn VideoSink + 'static)>, decoded: &DecodedVideo) {
+    let Some(sink) = sink else {
+        return;
+    };
+    if let Err(e) = sink.show(&to_video_frame(&decoded.frame), Instant::now()) {
+        tracing::debug!(error = %e, "received picture not shown");
     }
 }
 

@@ -8,9 +8,14 @@
 
 pub mod call;
 mod call_loop;
+mod congestion;
 pub mod peer;
 pub mod pipeline;
+mod video;
 
 pub use call::{Call, CallCommand, CallEvent, CallEvents, MediaEnds};
 pub use peer::PeerId;
-pub use pipeline::{AudioReceivePipeline, AudioSendPipeline, EncodedAudio, AUDIO_FRAME};
+pub use pipeline::{
+    AudioReceivePipeline, AudioSendPipeline, DecodedVideo, EncodedAudio, EncodedVideo,
+    VideoFeedback, VideoReceivePipeline, VideoSendPipeline, AUDIO_FRAME,
+};

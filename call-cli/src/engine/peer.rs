@@ -14,7 +14,8 @@ use signaling::identity::CallId;
 use signaling::offer::CallToken;
 use tokio::sync::mpsc;
 
-use super::pipeline::{AudioReceivePipeline, EncodedAudio};
+use super::pipeline::{AudioReceivePipeline, EncodedAudio, EncodedVideo, VideoReceivePipeline};
+use crate::call::VideoFlow;
 
 /// A peer's place in one call (not its identity: that is [`Peer::id`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,6 +47,12 @@ pub(crate) struct Peer {
     state: BoxStream<'static, ()>,
     /// Its audio track, received.
     pub(crate) audio_rx: AudioReceivePipeline,
+    /// Which way video flows with it.
+    pub(crate) video: VideoFlow,
+    /// Its video track, received (when [`VideoFlow::receives`]).
+    pub(crate) video_rx: Option<VideoReceivePipeline>,
+    /// Video frames handed to its session.
+    pub(crate) video_frames_sent: u64,
     pub(crate) chat_open: bool,
     ping_n: u64,
     ping_out: Option<(u64, Instant)>,
@@ -60,6 +67,8 @@ impl Peer {
         session: Arc<Session>,
         events: mpsc::Receiver<SessionEvent>,
         audio_rx: AudioReceivePipeline,
+        video: VideoFlow,
+        video_rx: Option<VideoReceivePipeline>,
     ) -> Self {
         let state = futures::stream::unfold(session.state_changes(), |mut rx| async move {
             rx.changed().await.ok().map(|()| ((), rx))
@@ -72,6 +81,9 @@ impl Peer {
             events,
             state,
             audio_rx,
+            video,
+            video_rx,
+            video_frames_sent: 0,
             chat_open: false,
             ping_n: 0,
             ping_out: None,
@@ -104,6 +116,29 @@ impl Peer {
                 self.bytes_sent += packet.payload.len() as u64;
             }
             Err(e) => tracing::debug!(error = %e, "audio send failed"),
+        }
+    }
+
+    /// Sends one encoded video frame if this peer receives video; returns whether it was
+    /// handed to the session. Failures are logged, not fatal.
+    pub(crate) async fn send_video(&mut self, frame: &EncodedVideo) -> bool {
+        if !self.video.sends {
+            return false;
+        }
+        match self
+            .session
+            .send_video_frame(&frame.data, frame.duration)
+            .await
+        {
+            Ok(_) => {
+                self.video_frames_sent += 1;
+                self.bytes_sent += frame.data.len() as u64;
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "video send failed");
+                false
+            }
         }
     }
 

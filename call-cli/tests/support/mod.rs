@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use signaling::identity::CallId;
 use signaling::server::{RunningServer, Server, ServerConfig};
 
+pub mod tmux;
+
 /// Longest any single `call` process may run before the test fails as hung.
 pub const PROCESS_LIMIT: Duration = Duration::from_secs(20);
 
@@ -22,8 +24,15 @@ pub const CALL_ENV: &[&str] = &[
     "CALL_CONFIG_DIR",
     "CALL_SERVER",
     "CALL_CA_CERT",
+    "CALL_NAME",
     "CALL_AUDIO_IN",
     "CALL_AUDIO_OUT",
+    "CALL_VIDEO_IN",
+    "CALL_VIDEO_OUT",
+    "CALL_VIDEO_SIZE",
+    "CALL_FPS",
+    // Without a display the default video sink is null: tests never open a window.
+    "DISPLAY",
     "RUST_LOG",
     "XDG_CONFIG_HOME",
 ];

@@ -1,11 +1,11 @@
 //! Bandwidth estimation for sending video, sans-IO, in the spirit of Google Congestion Control.
 //!
 //! Distance from the wire: the session shell turns transport-wide congestion-control feedback
-//! (RTCP `TransportLayerCc`, matched with the send times it recorded) into [`PacketResult`]s and
-//! hands them to [`BandwidthEstimator::on_feedback`]; receiver reports go to
-//! [`BandwidthEstimator::on_loss_report`] when there is no transport feedback. The engine reads
-//! [`BandwidthEstimator::target`], gives audio its share first with [`split`] and asks
-//! [`video_rung`] what frame size and rate the rest carries.
+//! (RTCP `TransportLayerCc`, matched with the send times it recorded) into [`PacketResult`]s
+//! (`SessionEvent::TransportFeedback`). The engine owns one [`CongestionController`] per peer
+//! and hands it those and, while there are none, receiver-report loss; the controller feeds
+//! the [`BandwidthEstimator`], gives audio its share first with [`split`], asks [`video_rung`]
+//! what frame size and rate the rest carries, and says when the encoder should change.
 //!
 //! Inside: burst grouping (`inter_arrival`) feeds a delay trendline (`trendline`) whose
 //! verdict drives an AIMD controller (`aimd`); a loss-based limit (`loss`) caps it; the
@@ -13,6 +13,7 @@
 
 mod aimd;
 mod bitrate;
+mod controller;
 mod inter_arrival;
 mod loss;
 mod split;
@@ -25,6 +26,7 @@ mod tests;
 use std::time::{Duration, Instant};
 
 pub use bitrate::Bitrate;
+pub use controller::{shared_video_target, CongestionConfig, CongestionController, EncoderRate};
 pub use split::{split, video_rung, VideoRung, VIDEO_PAUSE_BELOW};
 pub use trendline::BandwidthUsage;
 

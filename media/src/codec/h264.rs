@@ -215,6 +215,25 @@ pub fn openh264_encoder_config(cfg: &H264Config) -> openh264::encoder::EncoderCo
         .intra_frame_period(IntraFramePeriod::from_num_frames(intra_period))
 }
 
+fn check_rate(bitrate_bps: u32, fps: f32) -> Result<(), CodecError> {
+    if !(fps > 0.0 && fps <= 240.0) || bitrate_bps < 10_000 {
+        return Err(CodecError::InvalidConfig(format!(
+            "fps {fps} must be in (0, 240] and bitrate {bitrate_bps} bps at least 10000"
+        )));
+    }
+    Ok(())
+}
+
+fn new_openh264(cfg: &H264Config) -> Result<openh264::encoder::Encoder, CodecError> {
+    let api = openh264::OpenH264API::from_source();
+    openh264::encoder::Encoder::with_api_config(api, openh264_encoder_config(cfg)).map_err(
+        |source| CodecError::H264 {
+            op: "create encoder",
+            source,
+        },
+    )
+}
+
 /// H.264 encoder producing Annex-B access units.
 pub struct H264Encoder {
     inner: openh264::encoder::Encoder,
@@ -245,23 +264,40 @@ impl H264Encoder {
                 cfg.width, cfg.height
             )));
         }
-        if !(cfg.fps > 0.0 && cfg.fps <= 240.0) || cfg.bitrate_bps < 10_000 {
-            return Err(CodecError::InvalidConfig(format!(
-                "fps {} must be in (0, 240] and bitrate {} bps at least 10000",
-                cfg.fps, cfg.bitrate_bps
-            )));
-        }
-        let api = openh264::OpenH264API::from_source();
-        let inner = openh264::encoder::Encoder::with_api_config(api, openh264_encoder_config(&cfg))
-            .map_err(|source| CodecError::H264 {
-                op: "create encoder",
-                source,
-            })?;
+        check_rate(cfg.bitrate_bps, cfg.fps)?;
+        let inner = new_openh264(&cfg)?;
         Ok(Self {
             inner,
             cfg,
             frames: 0,
         })
+    }
+
+    /// Changes the target bitrate and the frame rate the rate control plans for (what
+    /// `media::bwe::CongestionController` asks for). Returns whether anything changed.
+    ///
+    /// The openh264 crate changes a running encoder's rate only through its unsafe raw API,
+    /// and `media` forbids unsafe code; so a change starts a fresh encoder, and the next
+    /// frame is a keyframe (with SPS/PPS, so the receiver decodes straight on). Call it when
+    /// the rate really moved (the controller's `encoder_rate` does the hysteresis), not on
+    /// every feedback. Frame timestamps continue.
+    pub fn set_rate(&mut self, bitrate_bps: u32, fps: f32) -> Result<bool, CodecError> {
+        check_rate(bitrate_bps, fps)?;
+        if bitrate_bps == self.cfg.bitrate_bps && fps == self.cfg.fps {
+            return Ok(false);
+        }
+        let cfg = H264Config {
+            bitrate_bps,
+            fps,
+            ..self.cfg.clone()
+        };
+        let inner = new_openh264(&cfg)?;
+        // Timestamps continue at the new rate from where the old one stopped.
+        let elapsed_ms = self.frames as f64 * 1000.0 / f64::from(self.cfg.fps);
+        self.frames = (elapsed_ms * f64::from(fps) / 1000.0).ceil() as u64;
+        self.inner = inner;
+        self.cfg = cfg;
+        Ok(true)
     }
 
     /// The settings this encoder was created with.
@@ -482,6 +518,69 @@ fn copy_plane(src: &[u8], stride: usize, dst: &mut [u8], width: usize, height: u
 mod tests {
     use super::super::pattern::TestPattern;
     use super::*;
+
+    /// The test pattern with seeded noise on top: detail the encoder cannot squeeze, so its
+    /// output follows the rate it is given instead of what the plain bars need.
+    fn noisy(pattern: &mut TestPattern, rng: &mut u64) -> I420Frame {
+        let mut f = pattern.next_frame();
+        let (y, _, _) = f.planes_mut();
+        for p in y.iter_mut() {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            *p = p.wrapping_add((*rng % 48) as u8);
+        }
+        f
+    }
+
+    /// Bytes per frame over `n` frames at the encoder's current rate, keyframes left out.
+    fn mean_size(enc: &mut H264Encoder, pattern: &mut TestPattern, rng: &mut u64, n: usize) -> f64 {
+        let mut total = 0usize;
+        let mut counted = 0usize;
+        for _ in 0..n {
+            let e = enc.encode(&noisy(pattern, rng), false).unwrap();
+            if !e.keyframe {
+                total += e.data.len();
+                counted += 1;
+            }
+        }
+        total as f64 / counted.max(1) as f64
+    }
+
+    #[test]
+    fn encoded_size_follows_set_rate() {
+        let mut enc = H264Encoder::new(H264Config {
+            width: 320,
+            height: 240,
+            bitrate_bps: 800_000,
+            fps: 30.0,
+        })
+        .unwrap();
+        let mut pattern = TestPattern::new(320, 240);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let high = mean_size(&mut enc, &mut pattern, &mut rng, 60);
+        assert!(enc.set_rate(200_000, 30.0).unwrap());
+        assert!(
+            !enc.set_rate(200_000, 30.0).unwrap(),
+            "same rate: no change"
+        );
+        let first = enc.encode(&noisy(&mut pattern, &mut rng), false).unwrap();
+        assert!(first.keyframe, "a fresh encoder starts with a keyframe");
+        let low = mean_size(&mut enc, &mut pattern, &mut rng, 60);
+        assert!(enc.set_rate(800_000, 30.0).unwrap());
+        let back = mean_size(&mut enc, &mut pattern, &mut rng, 60);
+        // 800 kbit/s at 30 fps is 3333 bytes a frame, 200 kbit/s 833.
+        assert!(
+            low * 2.5 < high,
+            "200 kbit/s: {low:.0} B/frame, 800 kbit/s: {high:.0}"
+        );
+        assert!(low * 2.5 < back, "back at 800 kbit/s: {back:.0} B/frame");
+        assert!(
+            matches!(enc.set_rate(5_000, 30.0), Err(CodecError::InvalidConfig(_))),
+            "a rate below 10 kbit/s is refused"
+        );
+        assert_eq!(enc.config().bitrate_bps, 800_000);
+    }
 
     fn round_trip(width: usize, height: usize) {
         let cfg = H264Config {

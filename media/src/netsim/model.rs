@@ -260,6 +260,13 @@ impl Impairment {
         &self.profile
     }
 
+    /// Follows `profile` from the next packet on, as a link whose conditions change mid-run
+    /// (a rate cap set or lifted): the random streams, the packet count and the queue of the
+    /// rate cap carry over.
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+
     /// Impairs one packet of `len` bytes sent at `send` (any fixed origin; sends should be
     /// non-decreasing) and returns its arrival time(s) on the same time line. With clock drift,
     /// `send` is read on the sender's clock, so an arrival may precede `send`.

@@ -80,6 +80,7 @@ pub struct ImpairmentRelay;
 pub struct RelayHandle {
     local_addr: SocketAddr,
     counters: Arc<Counters>,
+    profile: watch::Sender<Profile>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -110,10 +111,11 @@ impl ImpairmentRelay {
         })?;
         let counters = Arc::new(Counters::default());
         let (stop, stop_rx) = watch::channel(false);
+        let (profile_tx, profile_rx) = watch::channel(profile);
         let relay = Relay {
             socket: Arc::new(socket),
             upstream,
-            profile,
+            profile_rx,
             seed,
             epoch: Instant::now(),
             counters: counters.clone(),
@@ -123,6 +125,7 @@ impl ImpairmentRelay {
         Ok(RelayHandle {
             local_addr,
             counters,
+            profile: profile_tx,
             stop,
             task: Some(task),
         })
@@ -133,6 +136,12 @@ impl RelayHandle {
     /// Address clients should send to (use it as the TURN server address).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Switches both directions of every client to `profile` from their next datagram on
+    /// (e.g. lifts a rate cap mid-call); random streams and queues carry over.
+    pub fn set_profile(&self, profile: Profile) {
+        self.profile.send_replace(profile);
     }
 
     /// Counters so far.
@@ -165,7 +174,8 @@ impl Drop for RelayHandle {
 struct Relay {
     socket: Arc<UdpSocket>,
     upstream: SocketAddr,
-    profile: Profile,
+    /// The profile, and changes made through [`RelayHandle::set_profile`].
+    profile_rx: watch::Receiver<Profile>,
     seed: u64,
     epoch: Instant,
     counters: Arc<Counters>,
@@ -174,8 +184,25 @@ struct Relay {
 
 /// Per-client state: the impairment towards upstream and the delay line feeding it.
 struct Client {
-    to_upstream: Impairment,
+    to_upstream: Direction,
     line: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
+}
+
+/// One direction's impairment, following profile changes.
+struct Direction {
+    imp: Impairment,
+    profile: watch::Receiver<Profile>,
+}
+
+impl Direction {
+    /// The impairment, switched first to a profile set since the last datagram.
+    fn current(&mut self) -> &mut Impairment {
+        if self.profile.has_changed().unwrap_or(false) {
+            self.imp
+                .set_profile(self.profile.borrow_and_update().clone());
+        }
+        &mut self.imp
+    }
 }
 
 impl Relay {
@@ -227,20 +254,29 @@ impl Relay {
                     tasks.push(tokio::spawn(upstream_reader(
                         up,
                         self.upstream,
-                        Impairment::new(self.profile.clone(), self.seed ^ (2 * index + 1)),
+                        Direction {
+                            imp: Impairment::new(
+                                self.current_profile(),
+                                self.seed ^ (2 * index + 1),
+                            ),
+                            profile: self.profile_rx.clone(),
+                        },
                         self.epoch,
                         back,
                         self.counters.clone(),
                         self.stop.clone(),
                     )));
                     e.insert(Client {
-                        to_upstream: Impairment::new(self.profile.clone(), self.seed ^ (2 * index)),
+                        to_upstream: Direction {
+                            imp: Impairment::new(self.current_profile(), self.seed ^ (2 * index)),
+                            profile: self.profile_rx.clone(),
+                        },
                         line,
                     })
                 }
             };
             schedule(
-                &mut client.to_upstream,
+                client.to_upstream.current(),
                 self.epoch,
                 &buf[..n],
                 &client.line,
@@ -250,6 +286,11 @@ impl Relay {
         for t in tasks {
             t.abort();
         }
+    }
+
+    /// The profile new clients start with: the latest set, else the one started with.
+    fn current_profile(&self) -> Profile {
+        self.profile_rx.borrow().clone()
     }
 
     async fn upstream_socket(&self) -> io::Result<UdpSocket> {
@@ -285,7 +326,7 @@ fn schedule(
 async fn upstream_reader(
     up: Arc<UdpSocket>,
     upstream: SocketAddr,
-    mut imp: Impairment,
+    mut imp: Direction,
     epoch: Instant,
     back: mpsc::UnboundedSender<(Instant, Vec<u8>)>,
     counters: Arc<Counters>,
@@ -301,7 +342,7 @@ async fn upstream_reader(
             },
         };
         counters.from_upstream.fetch_add(1, Ordering::Relaxed);
-        schedule(&mut imp, epoch, &buf[..n], &back, &counters);
+        schedule(imp.current(), epoch, &buf[..n], &back, &counters);
     }
 }
 
@@ -419,6 +460,36 @@ mod tests {
         // 20 % each way: about 64 % survive the round trip.
         assert!((80..180).contains(&got.len()), "{} echoes", got.len());
         assert!(stats.dropped > 20, "{stats:?}");
+    }
+
+    #[tokio::test]
+    async fn profile_changes_apply_to_running_clients() {
+        let (echo, echo_task) = echo_server().await;
+        let relay = ImpairmentRelay::start(
+            "127.0.0.1:0".parse().expect("addr"),
+            echo,
+            Profile::ideal("clean", Duration::from_millis(1)),
+            3,
+        )
+        .await
+        .expect("relay starts");
+        let client = UdpSocket::bind("127.0.0.1:0").await.expect("bind client");
+        client.connect(relay.local_addr()).await.expect("connect");
+        let mut buf = [0u8; 16];
+        client.send(b"a").await.expect("send");
+        let first = tokio::time::timeout(Duration::from_secs(5), client.recv(&mut buf)).await;
+        assert!(matches!(first, Ok(Ok(1))), "clean: the echo comes back");
+        let mut dead = Profile::ideal("dead", Duration::from_millis(1));
+        dead.loss = crate::netsim::model::LossModel::Random { p: 1.0 };
+        relay.set_profile(dead);
+        for _ in 0..20 {
+            client.send(b"b").await.expect("send");
+        }
+        let later = tokio::time::timeout(Duration::from_millis(300), client.recv(&mut buf)).await;
+        assert!(later.is_err(), "everything is lost after the change");
+        assert_eq!(relay.stats().dropped, 20);
+        relay.shutdown().await;
+        echo_task.abort();
     }
 
     #[tokio::test]

@@ -12,15 +12,18 @@
 
 mod config;
 mod error;
+mod feedback;
 mod fingerprint;
 mod history;
 mod readers;
 mod rtcp;
 mod rtt;
+mod send_log;
 mod video;
 
 pub use config::{CandidateScope, IceServer, SessionConfig, VideoConfig, VideoDirection};
 pub use error::SessionError;
+pub use feedback::{FeedbackStats, SentPacketLog, DEFAULT_SEND_LOG};
 pub use fingerprint::{certificate_fingerprint, fingerprints_equal};
 pub use history::DEFAULT_HISTORY;
 pub use rtcp::{ReportBlock, RtcpFeedback, TwccArrival, MAX_NACK_SEQS};
@@ -119,6 +122,16 @@ pub enum SessionEvent {
     Chat(Bytes),
     /// The chat data channel closed (the peer hung up or the transport failed).
     ChatClosed,
+    /// Transport-wide congestion feedback matched with our send times: one result per packet
+    /// the feedback covers (plus packets it skipped, as lost), for
+    /// `media::bwe::CongestionController::on_transport_feedback`. The raw feedback is also
+    /// reported as [`SessionEvent::Rtcp`] with [`RtcpFeedback::TransportCc`].
+    TransportFeedback {
+        /// Sent packets and their fate, by sequence number.
+        results: Vec<crate::bwe::PacketResult>,
+        /// When the shell read the feedback.
+        at: Instant,
+    },
 }
 
 /// Transport-level statistics read from webrtc-rs.
@@ -166,6 +179,8 @@ pub struct Session {
     events: mpsc::Sender<SessionEvent>,
     dropped_events: Arc<std::sync::atomic::AtomicU64>,
     ice_connected: Arc<std::sync::atomic::AtomicBool>,
+    /// Send times of every outgoing RTP packet, for transport-wide feedback.
+    sent_log: send_log::SharedLog,
 }
 
 impl Session {
@@ -200,7 +215,15 @@ impl Session {
         // Not webrtc-rs' NACK generator and responder: the video frame buffer decides when to
         // NACK (after its reordering grace, retried at the RTT) and the session answers from
         // its own history, so each happens once and is counted (docs/decisions.md).
-        let registry = configure_twcc(configure_rtcp_reports(Registry::new()), &mut media)
+        // The send log goes first: the chain wraps later interceptors around earlier ones, so
+        // it sees each packet after the TWCC sender numbered it.
+        let sent_log: send_log::SharedLog =
+            Arc::new(Mutex::new(SentPacketLog::new(DEFAULT_SEND_LOG)));
+        let mut registry = Registry::new();
+        registry.add(Box::new(send_log::SendLogBuilder {
+            log: Arc::clone(&sent_log),
+        }));
+        let registry = configure_twcc(configure_rtcp_reports(registry), &mut media)
             .map_err(SessionError::webrtc("register interceptors"))?;
 
         let mut settings = SettingEngine::default();
@@ -283,12 +306,12 @@ impl Session {
             let ssrc = sender_ssrc(&sender).await;
             feedback_ssrc = feedback_ssrc.or(Some(ssrc));
             // RTCP must be read for interceptors (reports, congestion feedback) to run.
-            let sink = EventSink::new(&events, &dropped_events);
+            let sink = EventSink::new(&events, &dropped_events, &sent_log);
             tokio::spawn(read_sender_rtcp(sender, ssrc, None, sink));
         }
         let video = match &cfg.video {
             Some(v) => {
-                let sink = EventSink::new(&events, &dropped_events);
+                let sink = EventSink::new(&events, &dropped_events, &sent_log);
                 let (sender, ssrc) = video::add_video(&pc, v, sink).await?;
                 feedback_ssrc = feedback_ssrc.or(ssrc);
                 sender
@@ -317,8 +340,9 @@ impl Session {
             let events = events.clone();
             let dropped = Arc::clone(&dropped_events);
             let remote_video_ssrc = Arc::clone(&remote_video_ssrc);
+            let sent_log = Arc::clone(&sent_log);
             pc.on_track(Box::new(move |track, receiver, _transceiver| {
-                let sink = EventSink::new(&events, &dropped);
+                let sink = EventSink::new(&events, &dropped, &sent_log);
                 let video = track.kind() == RTPCodecType::Video;
                 if video {
                     if let Ok(mut s) = remote_video_ssrc.lock() {
@@ -363,6 +387,7 @@ impl Session {
                 events,
                 dropped_events,
                 ice_connected,
+                sent_log,
             },
             events_rx,
         ))
@@ -624,6 +649,14 @@ impl Session {
             }
         }
         out
+    }
+
+    /// What matching transport-wide feedback against our send log skipped so far (unknown
+    /// sequence numbers, duplicate reports) and inferred (packets no report named).
+    pub fn feedback_stats(&self) -> FeedbackStats {
+        self.sent_log
+            .lock()
+            .map_or(FeedbackStats::default(), |l| l.stats())
     }
 
     /// Events (audio and video packets, RTCP feedback) dropped because the owner did not keep

@@ -12,6 +12,7 @@ use webrtc::rtp_transceiver::rtp_sender::RTCRtpSender;
 use webrtc::track::track_remote::TrackRemote;
 
 use super::rtcp::RtcpFeedback;
+use super::send_log::SharedLog;
 use super::video::VideoSender;
 use super::{ReceivedRtp, SessionEvent};
 
@@ -20,14 +21,31 @@ use super::{ReceivedRtp, SessionEvent};
 pub(super) struct EventSink {
     events: mpsc::Sender<SessionEvent>,
     dropped: Arc<AtomicU64>,
+    /// What was sent, to match transport-wide feedback against.
+    sent: SharedLog,
 }
 
 impl EventSink {
-    pub(super) fn new(events: &mpsc::Sender<SessionEvent>, dropped: &Arc<AtomicU64>) -> Self {
+    pub(super) fn new(
+        events: &mpsc::Sender<SessionEvent>,
+        dropped: &Arc<AtomicU64>,
+        sent: &SharedLog,
+    ) -> Self {
         Self {
             events: events.clone(),
             dropped: Arc::clone(dropped),
+            sent: Arc::clone(sent),
         }
+    }
+
+    /// The [`SessionEvent::TransportFeedback`] for a transport-cc feedback, if it names
+    /// packets we remember.
+    fn match_feedback(&self, kind: &RtcpFeedback, at: Instant) -> Option<SessionEvent> {
+        let RtcpFeedback::TransportCc { arrivals, .. } = kind else {
+            return None;
+        };
+        let results = self.sent.lock().ok()?.on_feedback(arrivals);
+        (!results.is_empty()).then_some(SessionEvent::TransportFeedback { results, at })
     }
 
     /// Queues `ev`; false once the owner is gone.
@@ -87,6 +105,11 @@ pub(super) async fn read_sender_rtcp(
             if let (RtcpFeedback::Nack { seqs, .. }, Some(v)) = (&kind, &video) {
                 let sent = v.retransmit(seqs).await;
                 tracing::trace!(asked = seqs.len(), sent, "answered a NACK");
+            }
+            if let Some(ev) = sink.match_feedback(&kind, at) {
+                if !sink.offer(ev) {
+                    return;
+                }
             }
             if !sink.offer(SessionEvent::Rtcp { kind, at }) {
                 return;

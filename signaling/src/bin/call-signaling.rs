@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory as _, FromArgMatches as _};
+use signaling::server::mailbox::MailboxLimits;
 use signaling::server::secret_file::read_turn_secret_file;
 use signaling::server::{
     Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig, TurnLimits,
@@ -168,6 +169,23 @@ struct Args {
     /// Seconds writing one frame to a client may take before the client is disconnected.
     #[arg(long, default_value_t = Limits::default().send_timeout.as_secs())]
     send_timeout: u64,
+
+    /// Seconds a room envelope waits in memory for an offline recipient (at most 86400:
+    /// receivers refuse older ones).
+    #[arg(long, default_value_t = MailboxLimits::default().ttl_secs, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    mailbox_ttl: u64,
+
+    /// Room envelopes kept per offline recipient.
+    #[arg(long, default_value_t = MailboxLimits::default().per_recipient_count)]
+    mailbox_per_recipient: usize,
+
+    /// KiB kept per offline recipient.
+    #[arg(long, default_value_t = MailboxLimits::default().per_recipient_bytes / 1024)]
+    mailbox_recipient_kib: usize,
+
+    /// MiB kept in the mailbox for everyone together (memory only; lost on restart).
+    #[arg(long, default_value_t = MailboxLimits::default().total_bytes / (1024 * 1024))]
+    mailbox_mib: usize,
 }
 
 impl Args {
@@ -196,6 +214,13 @@ impl Args {
             http_max_request_head: self.http_max_request_head_kib.saturating_mul(1024),
             ws_read_buffer: self.ws_read_buffer_kib.saturating_mul(1024),
             ws_max_write_buffer: self.ws_max_write_buffer_kib.saturating_mul(1024),
+            mailbox: MailboxLimits {
+                ttl_secs: self.mailbox_ttl,
+                per_recipient_count: self.mailbox_per_recipient,
+                per_recipient_bytes: self.mailbox_recipient_kib.saturating_mul(1024),
+                total_bytes: self.mailbox_mib.saturating_mul(1024 * 1024),
+                ..MailboxLimits::default()
+            },
             ..Limits::default()
         };
         Ok(ServerConfig {

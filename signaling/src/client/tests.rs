@@ -64,7 +64,7 @@ async fn login(ws: &mut ServerWs, name: &str) -> Option<CallId> {
     let ClientFrame::Auth { id, .. } = ClientFrame::parse(&auth).ok()? else {
         return None;
     };
-    send(ws, ServerFrame::Welcome { id }.to_json()).await;
+    send(ws, ServerFrame::Welcome { id, kept: 0 }.to_json()).await;
     Some(id)
 }
 

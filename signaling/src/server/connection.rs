@@ -18,7 +18,7 @@ use crate::protocol::{ErrorCode, ServerFrame, CHALLENGE_NONCE_LEN};
 
 use super::auth::Challenge;
 use super::outbox::{Outbox, QueueLimits};
-use super::routing::{ConnHandle, RouteError};
+use super::routing::{ConnHandle, RouteError, Routed};
 use super::session::{Action, Session};
 use super::Shared;
 
@@ -243,25 +243,34 @@ async fn run_action(
         }
         Action::Authenticated(id) => {
             session.set_authenticated(id);
-            conn.shared.registry.register(
+            let kept = conn.shared.registry.register(
                 id,
                 ConnHandle {
                     conn_id: conn.conn_id,
                     outbox: outbox.clone(),
                     kick: kick_tx.clone(),
                 },
+                unix_now(),
             );
             tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
-            conn.send_frame(&ServerFrame::Welcome { id }).await
+            conn.send_frame(&ServerFrame::Welcome { id, kept }).await
         }
         Action::Route {
             from,
             to,
             kind,
             frame,
-        } => match conn.shared.registry.route(from, &to, frame) {
-            Ok(()) => {
+        } => match conn
+            .shared
+            .registry
+            .route(from, &to, kind, frame, unix_now())
+        {
+            Ok(Routed::Delivered) => {
                 tracing::debug!(%from, %to, %kind, "routed");
+                true
+            }
+            Ok(Routed::Kept) => {
+                tracing::debug!(%from, %to, %kind, "recipient offline; kept in the mailbox");
                 true
             }
             Err(err) => {
@@ -278,6 +287,14 @@ async fn run_action(
                     RouteError::ServerFull => (
                         ErrorCode::RecipientBusy,
                         "the server's queues are full; this envelope was dropped, retry later".to_owned(),
+                    ),
+                    RouteError::MailboxFull => (
+                        ErrorCode::MailboxFull,
+                        format!("{to} is offline and its mailbox is full; this envelope was dropped, retry later"),
+                    ),
+                    RouteError::MailboxServerFull => (
+                        ErrorCode::MailboxFull,
+                        format!("{to} is offline and the server's mailbox is full; this envelope was dropped, retry later"),
                     ),
                 };
                 tracing::debug!(%from, %to, %kind, ?err, "envelope not routed");

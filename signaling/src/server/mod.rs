@@ -14,6 +14,7 @@ mod connection;
 mod http;
 pub mod ip_limits;
 pub mod limits;
+pub mod mailbox;
 pub mod origin;
 pub mod outbox;
 pub mod peer_policy;
@@ -100,6 +101,8 @@ pub struct Limits {
     pub tcp_send_buffer: Option<usize>,
     /// Envelopes remembered per connection to refuse resends (bounded memory per connection).
     pub replay_capacity: usize,
+    /// The offline mailbox (room states and messages for IDs not connected; memory only).
+    pub mailbox: mailbox::MailboxLimits,
 }
 
 impl Default for Limits {
@@ -122,6 +125,7 @@ impl Default for Limits {
             ws_max_write_buffer: MAX_FRAME_BYTES + 4096,
             tcp_send_buffer: None,
             replay_capacity: 256,
+            mailbox: mailbox::MailboxLimits::default(),
         }
     }
 }
@@ -353,7 +357,7 @@ impl Server {
             server_name: server_name.clone(),
             origins,
             limits: cfg.limits.clone(),
-            registry: routing::Registry::default(),
+            registry: routing::Registry::new(cfg.limits.mailbox),
             queue_budget: Arc::new(outbox::ByteBudget::new(cfg.limits.global_queue_bytes)),
             per_ip: ip_limits::PerSourceLimits::new(
                 cfg.limits.max_handshakes_per_ip,

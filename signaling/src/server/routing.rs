@@ -16,9 +16,11 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
+use crate::envelope::EnvelopeKind;
 use crate::identity::CallId;
 use crate::protocol::ErrorCode;
 
+use super::mailbox::{Mailbox, MailboxLimits, MailboxRefused, MailboxStats};
 use super::outbox::{Outbox, Refused};
 
 /// How to reach one connection.
@@ -43,28 +45,94 @@ pub enum RouteError {
     RecipientFull,
     /// The server-wide budget for queued frames is exhausted.
     ServerFull,
+    /// The recipient is offline and its mailbox (or the sender's share of it) is full.
+    MailboxFull,
+    /// The recipient is offline and the server's mailbox budget is spent.
+    MailboxServerFull,
 }
 
-/// The presence table.
-#[derive(Debug, Default)]
+/// Where a routed envelope went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed {
+    /// Queued on the recipient's connection.
+    Delivered,
+    /// The recipient is offline: kept in the mailbox until it logs in (mailbox kinds only).
+    Kept,
+}
+
+/// The presence table, and the mailbox of those not present.
 pub struct Registry {
     conns: Mutex<HashMap<CallId, ConnHandle>>,
+    /// Locked only while `conns` is locked (lock order: conns, then mailbox), so a login's
+    /// drain and a send to the same ID cannot interleave: nothing is left behind in the
+    /// mailbox of a connected ID, and kept envelopes arrive before later live ones.
+    mailbox: Mutex<Mailbox>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(MailboxLimits::default())
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("online", &self.len())
+            .finish()
+    }
 }
 
 impl Registry {
+    /// An empty registry whose mailbox has these limits.
+    pub fn new(mailbox: MailboxLimits) -> Self {
+        Registry {
+            conns: Mutex::new(HashMap::new()),
+            mailbox: Mutex::new(Mailbox::new(mailbox)),
+        }
+    }
+
+    fn lock_mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
+        self.mailbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the mailbox holds.
+    pub fn mailbox_stats(&self) -> MailboxStats {
+        let _conns = self.lock();
+        self.lock_mailbox().stats()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, ConnHandle>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts and
         // removes), so a poisoned lock is still usable.
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Binds `id` to `handle`; an older connection with the same ID is kicked with `replaced`.
-    pub fn register(&self, id: CallId, handle: ConnHandle) {
-        if let Some(old) = self.lock().insert(id, handle) {
+    /// Binds `id` to `handle`, then hands it what its mailbox kept (`now`: Unix seconds) and
+    /// returns how many envelopes that was; an older connection with the same ID is kicked
+    /// with `replaced`.
+    pub fn register(&self, id: CallId, handle: ConnHandle, now: u64) -> u64 {
+        let mut conns = self.lock();
+        let kept = self.lock_mailbox().take(&id, now);
+        let mut lost = 0;
+        let mut handed = 0;
+        for (from, frame) in kept {
+            // The mailbox's per-sender and per-recipient bounds are the outbox's, so this only
+            // fails when the server-wide queue budget is spent.
+            match handle.outbox.push(from, frame) {
+                Ok(()) => handed += 1,
+                Err(_) => lost += 1,
+            }
+        }
+        if lost > 0 {
+            tracing::warn!(%id, lost, "mailbox envelopes dropped at login: the server's queues are full");
+        }
+        if let Some(old) = conns.insert(id, handle) {
             tracing::info!(%id, old_conn = old.conn_id, "call ID reconnected; replacing the old connection");
             old.outbox.close();
             let _ = old.kick.send(Some(ErrorCode::Replaced));
         }
+        handed
     }
 
     /// Removes `id` if it is still bound to connection `conn_id`.
@@ -75,12 +143,32 @@ impl Registry {
         }
     }
 
-    /// Queues `frame` from `from` for `to` without waiting.
-    pub fn route(&self, from: CallId, to: &CallId, frame: String) -> Result<(), RouteError> {
-        let handle = self.lock().get(to).cloned().ok_or(RouteError::NotOnline)?;
+    /// Queues `frame` (an envelope of `kind`) from `from` for `to` without waiting; for an
+    /// offline recipient, keeps a mailbox kind in the mailbox (`now`: Unix seconds).
+    pub fn route(
+        &self,
+        from: CallId,
+        to: &CallId,
+        kind: EnvelopeKind,
+        frame: String,
+        now: u64,
+    ) -> Result<Routed, RouteError> {
+        let conns = self.lock();
+        let Some(handle) = conns.get(to).cloned() else {
+            if !kind.is_mailbox() {
+                return Err(RouteError::NotOnline);
+            }
+            return match self.lock_mailbox().push(from, *to, frame, now) {
+                Ok(()) => Ok(Routed::Kept),
+                Err(MailboxRefused::RecipientFull) => Err(RouteError::MailboxFull),
+                Err(MailboxRefused::ServerFull) => Err(RouteError::MailboxServerFull),
+            };
+        };
+        drop(conns);
         handle
             .outbox
             .push(from, frame)
+            .map(|()| Routed::Delivered)
             .map_err(|refused| match refused {
                 Refused::SenderShare => RouteError::SenderShareFull,
                 Refused::RecipientFull => RouteError::RecipientFull,
@@ -141,15 +229,20 @@ mod tests {
         let reg = Registry::default();
         let from = Identity::from_seed([9; 32]).call_id();
         let id = Identity::from_seed([1; 32]).call_id();
-        assert_eq!(reg.route(from, &id, "x".into()), Err(RouteError::NotOnline));
+        assert_eq!(
+            reg.route(from, &id, EnvelopeKind::Offer, "x".into(), 0),
+            Err(RouteError::NotOnline)
+        );
         let (h1, out1, kick1) = handle(1, 100);
-        reg.register(id, h1);
-        reg.route(from, &id, "a".into()).unwrap();
+        reg.register(id, h1, 0);
+        reg.route(from, &id, EnvelopeKind::Offer, "a".into(), 0)
+            .unwrap();
         assert_eq!(next(&out1), "a");
         let (h2, out2, _kick2) = handle(2, 100);
-        reg.register(id, h2);
+        reg.register(id, h2, 0);
         assert_eq!(*kick1.borrow(), Some(ErrorCode::Replaced));
-        reg.route(from, &id, "b".into()).unwrap();
+        reg.route(from, &id, EnvelopeKind::Offer, "b".into(), 0)
+            .unwrap();
         assert_eq!(next(&out2), "b");
         // The replaced connection's cleanup must not remove the new binding.
         reg.unregister(&id, 1);
@@ -159,20 +252,66 @@ mod tests {
     }
 
     #[test]
+    fn mailbox_kinds_wait_for_an_offline_recipient_and_arrive_first_at_login() {
+        let reg = Registry::default();
+        let from = Identity::from_seed([9; 32]).call_id();
+        let id = Identity::from_seed([1; 32]).call_id();
+        for text in ["s1", "m1"] {
+            assert_eq!(
+                reg.route(from, &id, EnvelopeKind::RoomMessage, text.into(), 5),
+                Ok(Routed::Kept)
+            );
+        }
+        // A call offer is not kept: it would be stale by the time anyone read it.
+        assert_eq!(
+            reg.route(from, &id, EnvelopeKind::Offer, "o".into(), 5),
+            Err(RouteError::NotOnline)
+        );
+        assert_eq!(reg.mailbox_stats().envelopes, 2);
+        let (h, out, _kick) = handle(1, 1 << 20);
+        assert_eq!(reg.register(id, h, 6), 2);
+        assert_eq!(
+            reg.route(from, &id, EnvelopeKind::RoomMessage, "live".into(), 6),
+            Ok(Routed::Delivered)
+        );
+        assert_eq!([next(&out), next(&out), next(&out)], ["s1", "m1", "live"]);
+        assert_eq!(reg.mailbox_stats().envelopes, 0);
+    }
+
+    #[test]
+    fn a_full_mailbox_refuses_the_sender() {
+        let reg = Registry::new(MailboxLimits {
+            per_recipient_count: 1,
+            ..MailboxLimits::default()
+        });
+        let from = Identity::from_seed([9; 32]).call_id();
+        let id = Identity::from_seed([1; 32]).call_id();
+        reg.route(from, &id, EnvelopeKind::RoomState, "a".into(), 0)
+            .unwrap();
+        assert_eq!(
+            reg.route(from, &id, EnvelopeKind::RoomState, "b".into(), 0),
+            Err(RouteError::MailboxFull)
+        );
+        assert_eq!(reg.mailbox_stats().refused, 1);
+    }
+
+    #[test]
     fn a_full_queue_refuses_the_sender_and_keeps_the_recipient() {
         let reg = Registry::default();
         let from = Identity::from_seed([9; 32]).call_id();
         let id = Identity::from_seed([1; 32]).call_id();
         let (h, out, kick) = handle(1, 2);
-        reg.register(id, h);
-        reg.route(from, &id, "aa".into()).unwrap();
+        reg.register(id, h, 0);
+        reg.route(from, &id, EnvelopeKind::Offer, "aa".into(), 0)
+            .unwrap();
         assert_eq!(
-            reg.route(from, &id, "b".into()),
+            reg.route(from, &id, EnvelopeKind::Offer, "b".into(), 0),
             Err(RouteError::SenderShareFull)
         );
         assert_eq!(*kick.borrow(), None, "the recipient is not kicked");
         assert_eq!(next(&out), "aa");
-        reg.route(from, &id, "c".into()).unwrap();
+        reg.route(from, &id, EnvelopeKind::Offer, "c".into(), 0)
+            .unwrap();
         assert_eq!(next(&out), "c");
         assert_eq!(reg.len(), 1);
     }

@@ -130,7 +130,7 @@ impl Raw {
         raw.send_text(answer_challenge(identity, &c.server, &c.nonce, c.ts).to_json())
             .await;
         match raw.next_frame().await {
-            Some(ServerFrame::Welcome { id }) => assert_eq!(id, identity.call_id()),
+            Some(ServerFrame::Welcome { id, .. }) => assert_eq!(id, identity.call_id()),
             other => panic!("expected welcome, got {other:?}"),
         }
         raw

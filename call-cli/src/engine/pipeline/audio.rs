@@ -1,7 +1,5 @@
-//! Audio pipelines, sans-IO: fed `(input, now)`, polled for output. No clock, socket or task in
-//! here, so tests drive them on virtual time. Video pipelines are the same shape: a send pipeline
-//! per local track (source frames in, packets out) and a receive pipeline per remote track
-//! (packets + arrival in, frames for the sink out).
+//! Audio pipelines: PCM → Opus for the local track, RTP → jitter buffer → PCM for each remote
+//! one. Sans-IO like every pipeline (see [`super`]).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
