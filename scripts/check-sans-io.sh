@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails (exit 1) when a sans-IO module reads a clock or touches sockets or tokio.
 #
-# Scope: media/src/jitter/, media/src/netsim/, media/src/bwe/ and signaling/src/room/, except media/src/netsim/relay.rs (the shell).
+# Scope: media/src/jitter/, media/src/netsim/, media/src/bwe/, media/src/sync/ and signaling/src/room/, except media/src/netsim/relay.rs (the shell).
 # Forbidden outside tests: `Instant::now()`, `SystemTime::now()`, `std::net`, `tokio`.
 # Not checked: files named tests.rs or under a tests/ directory, everything from the first
 # `#[cfg(test)]` line of a file to its end (test modules go last), and `//` comment lines.
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 root="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
-dirs=("$root/media/src/jitter" "$root/media/src/netsim" "$root/media/src/bwe" "$root/signaling/src/room")
+dirs=("$root/media/src/jitter" "$root/media/src/netsim" "$root/media/src/bwe" "$root/media/src/sync" "$root/signaling/src/room")
 allow=("media/src/netsim/relay.rs")
 
 status=0
@@ -37,7 +37,7 @@ for dir in "${dirs[@]}"; do
 done
 
 if [ "$status" -ne 0 ]; then
-  echo "check-sans-io: clocks, sockets and tokio belong in the shell (session, relay.rs), not in jitter/, netsim/ or bwe/ cores; pass time in as \`now: Instant\`." >&2
+  echo "check-sans-io: clocks, sockets and tokio belong in the shell (session, relay.rs), not in jitter/, netsim/, bwe/ or sync/ cores; pass time in as \`now: Instant\`." >&2
 else
   echo "check-sans-io: ok"
 fi

@@ -231,6 +231,7 @@ impl Engine {
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
         stats_tick.reset();
         let sending = self.audio.is_some();
+        let mut phased_to: Option<Instant> = None;
 
         let end = loop {
             // Biased: the peer's data channel is ordered (chat, then bye), the signaling hang-up is
@@ -256,6 +257,19 @@ impl Engine {
             };
             if let Some(end) = step {
                 break end;
+            }
+            // Before the first audio plays, the play clock follows the moment the jitter
+            // buffer can start (once per new moment, so a past one cannot make it spin).
+            let start = self
+                .peers
+                .values()
+                .filter_map(|p| p.audio_rx.start_at())
+                .min();
+            if start.is_some() && start != phased_to {
+                phased_to = start;
+                if let Some(at) = start {
+                    play_tick.reset_at(tokio::time::Instant::from_std(at));
+                }
             }
         };
         self.finish(end).await
@@ -288,6 +302,11 @@ impl Engine {
                     tracing::warn!(error = %e, "audio sink failed");
                 }
             }
+            // Lip sync: what audio plays now, and how long audio should wait for video.
+            let extra = peer
+                .lip_sync
+                .audio_played(peer.audio_rx.playout_timestamp(), now);
+            peer.audio_rx.set_extra_delay(extra);
         }
         Ok(None)
     }
@@ -304,14 +323,26 @@ impl Engine {
         };
         match event {
             SessionEvent::Audio(pkt) => {
+                peer.lip_sync.on_audio_ssrc(pkt.ssrc);
                 peer.audio_rx.push(&pkt, pkt.arrival);
                 None
             }
             SessionEvent::Video(pkt) => {
                 if let Some(rx) = peer.video_rx.as_mut() {
+                    peer.lip_sync.on_video_ssrc(pkt.ssrc);
                     rx.push(&pkt, pkt.arrival);
                     self.drain_video(id).await;
                 }
+                None
+            }
+            SessionEvent::Rtcp {
+                kind:
+                    RtcpFeedback::SenderReport {
+                        ssrc, ntp, rtp_ts, ..
+                    },
+                ..
+            } => {
+                peer.lip_sync.on_sender_report(ssrc, ntp, rtp_ts);
                 None
             }
             SessionEvent::Rtcp { kind, at } => {
@@ -376,7 +407,12 @@ impl Engine {
                 break;
             };
             rx.add_decode_time(started.elapsed());
-            show_remote(self.video_sink.as_deref_mut(), &decoded);
+            if let Some(due) = peer.lip_sync.schedule(decoded, Instant::now()) {
+                show_remote(self.video_sink.as_deref_mut(), &due);
+            }
+        }
+        for due in peer.lip_sync.due(Instant::now()) {
+            show_remote(self.video_sink.as_deref_mut(), &due);
         }
         while let Some(feedback) = rx.poll_feedback(Instant::now()) {
             let sent = match feedback {
@@ -395,7 +431,13 @@ impl Engine {
         let soonest = Instant::now() + Duration::from_millis(1);
         self.peers
             .values()
-            .filter_map(|p| p.video_rx.as_ref()?.poll_timeout())
+            .filter_map(|p| {
+                let rx = p.video_rx.as_ref()?.poll_timeout();
+                match (rx, p.lip_sync.next_due()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            })
             .min()
             .map(|at| tokio::time::Instant::from_std(at.max(soonest)))
     }
@@ -644,6 +686,12 @@ impl Engine {
         }
         if let Err(e) = self.sink.finish() {
             tracing::warn!(error = %e, "finishing the audio sink");
+        }
+        // Pictures lip sync still holds were decoded: show them before the sink closes.
+        for peer in self.peers.values_mut() {
+            for held in peer.lip_sync.flush() {
+                show_remote(self.video_sink.as_deref_mut(), &held);
+            }
         }
         if let Some(sink) = self.video_sink.as_mut() {
             if let Err(e) = sink.finish() {

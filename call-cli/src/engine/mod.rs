@@ -9,6 +9,7 @@
 pub mod call;
 mod call_loop;
 mod congestion;
+mod lip_sync;
 pub mod peer;
 pub mod pipeline;
 mod video;

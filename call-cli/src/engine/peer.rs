@@ -14,6 +14,7 @@ use signaling::identity::CallId;
 use signaling::offer::CallToken;
 use tokio::sync::mpsc;
 
+use super::lip_sync::LipSync;
 use super::pipeline::{AudioReceivePipeline, EncodedAudio, EncodedVideo, VideoReceivePipeline};
 use crate::call::VideoFlow;
 
@@ -53,6 +54,8 @@ pub(crate) struct Peer {
     pub(crate) video_rx: Option<VideoReceivePipeline>,
     /// Video frames handed to its session.
     pub(crate) video_frames_sent: u64,
+    /// Its audio and video in step.
+    pub(crate) lip_sync: LipSync,
     pub(crate) chat_open: bool,
     ping_n: u64,
     ping_out: Option<(u64, Instant)>,
@@ -84,6 +87,7 @@ impl Peer {
             video,
             video_rx,
             video_frames_sent: 0,
+            lip_sync: LipSync::default(),
             chat_open: false,
             ping_n: 0,
             ping_out: None,

@@ -72,7 +72,9 @@ impl LocalVideo {
         let pipeline = VideoSendPipeline::new(H264Config {
             width,
             height,
-            bitrate_bps: default_bitrate(width, height, opts.fps),
+            // No faster than congestion control's start estimate allows video (before any
+            // feedback, a faster start only fills the first bottleneck's queue).
+            bitrate_bps: default_bitrate(width, height, opts.fps).min(start_video_bps()),
             fps: opts.fps as f32,
         })?;
         let control = Arc::new(Control::default());
@@ -253,4 +255,10 @@ pub(crate) fn to_video_frame(frame: &I420Frame) -> VideoFrame {
         u: frame.u().to_vec(),
         v: frame.v().to_vec(),
     }
+}
+
+/// The video share of congestion control's start estimate, bits per second.
+fn start_video_bps() -> u32 {
+    let cc = media::bwe::CongestionConfig::default();
+    u32::try_from(cc.bwe.start.saturating_sub(cc.audio).bps()).unwrap_or(u32::MAX)
 }

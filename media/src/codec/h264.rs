@@ -215,6 +215,48 @@ pub fn openh264_encoder_config(cfg: &H264Config) -> openh264::encoder::EncoderCo
         .intra_frame_period(IntraFramePeriod::from_num_frames(intra_period))
 }
 
+/// Sets a running openh264 encoder's target bitrate and its (equal) peak bitrate
+/// (`ENCODER_OPTION_BITRATE`, `ENCODER_OPTION_MAX_BITRATE`); whether openh264 took both. The
+/// peak moves first on a raise and last on a cut, so the target never exceeds it.
+#[allow(unsafe_code)]
+fn set_bitrate_in_place(
+    encoder: &mut openh264::encoder::Encoder,
+    from_bps: u32,
+    to_bps: u32,
+) -> bool {
+    use openh264_sys2::{
+        SBitrateInfo, ENCODER_OPTION, ENCODER_OPTION_BITRATE, ENCODER_OPTION_MAX_BITRATE,
+        SPATIAL_LAYER_0, SPATIAL_LAYER_ALL,
+    };
+    let Ok(bitrate) = std::os::raw::c_int::try_from(to_bps) else {
+        return false;
+    };
+    let mut set = |option: ENCODER_OPTION, layer| {
+        let mut info = SBitrateInfo {
+            iLayer: layer,
+            iBitrate: bitrate,
+        };
+        // SAFETY: `raw_api` hands out this encoder's own function table and handle, valid
+        // while `encoder` is borrowed here; `SetOption` with these two options reads one
+        // `SBitrateInfo` through the pointer during the call and keeps no reference to it; no
+        // other thread uses the encoder (`&mut`).
+        let rc = unsafe {
+            encoder
+                .raw_api()
+                .set_option(option, (&mut info as *mut SBitrateInfo).cast())
+        };
+        rc == 0
+    };
+    let peak = (ENCODER_OPTION_MAX_BITRATE, SPATIAL_LAYER_0);
+    let target = (ENCODER_OPTION_BITRATE, SPATIAL_LAYER_ALL);
+    let order = if to_bps > from_bps {
+        [peak, target]
+    } else {
+        [target, peak]
+    };
+    order.into_iter().all(|(option, layer)| set(option, layer))
+}
+
 fn check_rate(bitrate_bps: u32, fps: f32) -> Result<(), CodecError> {
     if !(fps > 0.0 && fps <= 240.0) || bitrate_bps < 10_000 {
         return Err(CodecError::InvalidConfig(format!(
@@ -276,15 +318,20 @@ impl H264Encoder {
     /// Changes the target bitrate and the frame rate the rate control plans for (what
     /// `media::bwe::CongestionController` asks for). Returns whether anything changed.
     ///
-    /// The openh264 crate changes a running encoder's rate only through its unsafe raw API,
-    /// and `media` forbids unsafe code; so a change starts a fresh encoder, and the next
-    /// frame is a keyframe (with SPS/PPS, so the receiver decodes straight on). Call it when
-    /// the rate really moved (the controller's `encoder_rate` does the hysteresis), not on
-    /// every feedback. Frame timestamps continue.
+    /// A bitrate change alone is applied to the running encoder (no keyframe: the next frame
+    /// is coded at the new rate). A frame-rate change, or a bitrate openh264 refuses in place,
+    /// starts a fresh encoder, and the next frame is then a keyframe (with SPS/PPS, so the
+    /// receiver decodes straight on). Frame timestamps continue either way.
     pub fn set_rate(&mut self, bitrate_bps: u32, fps: f32) -> Result<bool, CodecError> {
         check_rate(bitrate_bps, fps)?;
         if bitrate_bps == self.cfg.bitrate_bps && fps == self.cfg.fps {
             return Ok(false);
+        }
+        if fps == self.cfg.fps
+            && set_bitrate_in_place(&mut self.inner, self.cfg.bitrate_bps, bitrate_bps)
+        {
+            self.cfg.bitrate_bps = bitrate_bps;
+            return Ok(true);
         }
         let cfg = H264Config {
             bitrate_bps,
@@ -565,7 +612,10 @@ mod tests {
             "same rate: no change"
         );
         let first = enc.encode(&noisy(&mut pattern, &mut rng), false).unwrap();
-        assert!(first.keyframe, "a fresh encoder starts with a keyframe");
+        assert!(
+            !first.keyframe,
+            "a bitrate change is applied in place: no keyframe"
+        );
         let low = mean_size(&mut enc, &mut pattern, &mut rng, 60);
         assert!(enc.set_rate(800_000, 30.0).unwrap());
         let back = mean_size(&mut enc, &mut pattern, &mut rng, 60);
@@ -580,6 +630,10 @@ mod tests {
             "a rate below 10 kbit/s is refused"
         );
         assert_eq!(enc.config().bitrate_bps, 800_000);
+        // A frame-rate change needs a fresh encoder: it starts with a keyframe.
+        assert!(enc.set_rate(800_000, 15.0).unwrap());
+        let next = enc.encode(&noisy(&mut pattern, &mut rng), false).unwrap();
+        assert!(next.keyframe, "a fresh encoder starts with a keyframe");
     }
 
     fn round_trip(width: usize, height: usize) {

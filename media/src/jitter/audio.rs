@@ -16,8 +16,20 @@
 //! the larger of the two plus [`JitterConfig::headroom`] (20 ms, for delays beyond any seen
 //! yet), rises immediately (fast attack), falls at
 //! [`JitterConfig::decay_per_second`] (slow decay), and stays within
-//! `[min_delay, max_delay]` (default cap 200 ms). Playout starts after
-//! [`JitterConfig::initial_delay`] (60 ms).
+//! `[min_delay, max_delay]` (default cap 200 ms).
+//!
+//! # Start
+//! The first packet plays as soon as the target measured from it allows: the headroom (20 ms,
+//! at least [`JitterConfig::min_delay`], one frame) plus the first 2 ms histogram bucket,
+//! 22 ms, so at the first pull at least 22 ms after its arrival. It does not wait a fixed
+//! start delay (it waited 60 ms until issue 8, most of `dial`→first audio). What the fixed
+//! delay bought, patience with packets that turn out late before any jitter has been
+//! measured, is kept for *missing* packets only: during warm-up a missing packet is waited for (an inserted frame) until the delay reaches
+//! [`JitterConfig::initial_delay`] (60 ms), a floor that falls at
+//! [`JitterConfig::decay_per_second`] from the first arrival on, as the old start target did,
+//! and by one frame for each such wait that ends in a loss (the packet never came), so a lossy
+//! start stops inserting frames after a few losses. A clean start plays at once and a jittery
+//! one grows its delay by inserted frames instead of losing late packets.
 //!
 //! # Time-stretching (drift, target changes): whole frames only
 //! The buffer measures its current delay (how long after its earliest possible arrival the next
@@ -82,7 +94,9 @@ pub struct JitterConfig {
     pub min_delay: Duration,
     /// Highest target delay (default 200 ms).
     pub max_delay: Duration,
-    /// Target delay before any jitter has been measured (default 60 ms).
+    /// How long playout waits for a missing packet at the start of a call, before jitter has
+    /// been measured; falls at [`JitterConfig::decay_per_second`] from the first arrival
+    /// (default 60 ms). Playout itself starts at the measured target (see "Start" above).
     pub initial_delay: Duration,
     /// Audio per packet and per [`AudioJitterBuffer::pull`] (default 20 ms).
     pub frame: Duration,
@@ -336,6 +350,14 @@ pub struct AudioJitterBuffer {
     last_arrival_us: i64,
     far_run: u32,
     current_delay_us: i64,
+    /// Delay asked for on top of the target, by lip sync ([`AudioJitterBuffer::set_extra_delay`]).
+    extra_delay_us: i64,
+    /// RTP timestamp of the audio the last pull started to play.
+    position: Option<u32>,
+    /// Frame position waited for past the target only because of the warm-up floor.
+    warm_up_wait: Option<i64>,
+    /// How much of the warm-up floor waits for packets that turned out lost have used up.
+    warm_up_cut_us: i64,
     stats: JitterStats,
 }
 
@@ -397,6 +419,10 @@ impl AudioJitterBuffer {
             last_arrival_us: 0,
             far_run: 0,
             current_delay_us: 0,
+            extra_delay_us: 0,
+            position: None,
+            warm_up_wait: None,
+            warm_up_cut_us: 0,
             stats: JitterStats::default(),
             cfg,
         }
@@ -503,7 +529,16 @@ impl AudioJitterBuffer {
 
     /// Decides what to play for the frame due at `now`; call once per frame period.
     pub fn pull(&mut self, now: Instant) -> Playout {
+        let expanded = self.stats.expanded;
         let out = self.decide(now);
+        // An inserted frame plays no sender audio: playout stands still at the next frame.
+        let stretched = matches!(out, Playout::Expand { .. })
+            || (matches!(out, Playout::Dtx { .. }) && self.stats.expanded > expanded);
+        self.position = if stretched {
+            self.play_ts.map(|p| self.rtp_ts(p))
+        } else {
+            out.timestamp()
+        };
         match &out {
             Playout::Empty => self.stats.empty += 1,
             Playout::Packet { .. } => self.stats.decoded += 1,
@@ -529,9 +564,65 @@ impl AudioJitterBuffer {
         s
     }
 
-    /// Delay the buffer is currently steering towards.
+    /// Delay the buffer is currently steering towards: the adaptive target plus any extra
+    /// delay set with [`AudioJitterBuffer::set_extra_delay`].
     pub fn target_delay(&self) -> Duration {
-        Duration::from_micros(self.delay.target_us().max(0) as u64)
+        Duration::from_micros(self.steering_target_us().max(0) as u64)
+    }
+
+    /// Adds `extra` on top of the adaptive target, for lip sync when video is later than audio
+    /// (`media::sync::AvSync::audio_extra_delay`); the sum stays within
+    /// [`JitterConfig::max_delay`]. The buffer reaches a higher delay by inserted frames and a
+    /// lower one by dropped frames, as for any target change. Zero (the default) turns it off.
+    pub fn set_extra_delay(&mut self, extra: Duration) {
+        self.extra_delay_us = micros(extra.min(self.cfg.max_delay));
+    }
+
+    /// RTP timestamp of the audio the last [`AudioJitterBuffer::pull`] started to play: the
+    /// played, recovered or concealed frame's, or for an inserted frame the position playout
+    /// stands still at. `None` before playout starts and while idle. Lip sync
+    /// (`media::sync::AvSync::audio_played`) maps it to the sender's clock.
+    pub fn playout_timestamp(&self) -> Option<u32> {
+        self.position
+    }
+
+    /// When playout of a waiting stream can start: the first packet's earliest arrival plus the
+    /// target. `None` while playing or with nothing buffered. A caller whose pull clock runs
+    /// anyway can re-phase it to this instant (the next pull then plays), which saves up to one
+    /// frame period of start delay; later pulls keep their 20 ms rhythm.
+    pub fn start_at(&self) -> Option<Instant> {
+        if self.playing {
+            return None;
+        }
+        let (play, epoch, anchor) = (self.play_ts?, self.epoch?, self.anchor_ts?);
+        let earliest = self
+            .ts_to_us(play.saturating_sub(anchor))
+            .saturating_add(self.delay.min_transit_us().unwrap_or(0));
+        let at = earliest.saturating_add(self.steering_target_us());
+        let d = Duration::from_micros(at.unsigned_abs());
+        if at >= 0 {
+            epoch.checked_add(d)
+        } else {
+            epoch.checked_sub(d)
+        }
+    }
+
+    fn steering_target_us(&self) -> i64 {
+        self.delay
+            .target_us()
+            .saturating_add(self.extra_delay_us)
+            .min(micros(self.cfg.max_delay))
+    }
+
+    /// Delay a missing packet is waited for: the target, or during warm-up the start floor
+    /// ([`JitterConfig::initial_delay`] falling at [`JitterConfig::decay_per_second`], and by
+    /// one frame for each wait that ended in a loss).
+    fn patience_us(&self, now_us: i64) -> i64 {
+        let decayed = micros(self.cfg.decay_per_second).saturating_mul(now_us.max(0)) / 1_000_000;
+        let floor = micros(self.cfg.initial_delay)
+            .saturating_sub(decayed)
+            .saturating_sub(self.warm_up_cut_us);
+        self.steering_target_us().max(floor)
     }
 
     /// Number of packets currently held.
@@ -556,7 +647,7 @@ impl AudioJitterBuffer {
             .saturating_add(min_transit);
         let current = now_us.saturating_sub(earliest);
         self.current_delay_us = current;
-        let excess = current - self.delay.target_us();
+        let excess = current - self.steering_target_us();
         if !self.playing {
             if excess < 0 {
                 return Playout::Empty;
@@ -579,7 +670,10 @@ impl AudioJitterBuffer {
             .filter(|&k| k < play + half);
         match slot {
             Some(k) => self.play_present(k, excess),
-            None => self.play_missing(play, excess, now_us),
+            None => {
+                let patience = current - self.patience_us(now_us);
+                self.play_missing(play, excess, patience, now_us)
+            }
         }
     }
 
@@ -625,7 +719,7 @@ impl AudioJitterBuffer {
         }
     }
 
-    fn play_missing(&mut self, mut play: i64, excess: i64, now_us: i64) -> Playout {
+    fn play_missing(&mut self, mut play: i64, excess: i64, patience: i64, now_us: i64) -> Playout {
         if now_us.saturating_sub(self.last_arrival_us) > micros(self.cfg.idle_reset)
             && self.packets.is_empty()
         {
@@ -657,11 +751,20 @@ impl AudioJitterBuffer {
                 timestamp: self.rtp_ts(play),
             };
         }
-        if excess < 0 {
-            // Ahead of the target: wait for the missing packet instead of declaring it lost.
+        if patience < 0 {
+            // Ahead of the target (or of the warm-up floor): wait for the missing packet
+            // instead of declaring it lost.
+            if excess >= 0 {
+                self.warm_up_wait = Some(play);
+            }
             return Playout::Expand {
                 timestamp: self.inserted_ts(),
             };
+        }
+        if self.warm_up_wait.take() == Some(play) {
+            // Waited past the target for a packet that did not come: a loss, not a delay.
+            // Losses spend the warm-up patience, so a lossy start does not keep inserting.
+            self.warm_up_cut_us = self.warm_up_cut_us.saturating_add(self.frame_us);
         }
         let timestamp = self.rtp_ts(play);
         let next = self.slot_at(play + self.frame_ts);
@@ -702,6 +805,7 @@ impl AudioJitterBuffer {
         self.playing = false;
         self.last_out_ts = None;
         self.last_played = None;
+        self.position = None;
         self.far_run = 0;
     }
 

@@ -17,9 +17,6 @@ use media::stats::{VideoReceiveStats, VideoSendStats};
 /// picture before asking for a keyframe, and the least time between two such requests.
 pub const KEYFRAME_WAIT: Duration = Duration::from_millis(300);
 
-/// Longest a rate increase waits for a keyframe before it restarts the encoder itself.
-pub const RATE_RAISE_WAIT: Duration = Duration::from_secs(2);
-
 /// The receive pipeline ignores a keyframe request of the frame buffer this soon after one of
 /// its own (one PLI answers both).
 const REQUEST_DEDUP: Duration = Duration::from_millis(100);
@@ -64,9 +61,8 @@ pub struct VideoSendPipeline {
     encoder: H264Encoder,
     cfg: H264Config,
     force_keyframe: bool,
-    /// A bitrate asked for that the encoder does not run at yet, and the first frame time it
-    /// was pending at (see [`Self::set_bitrate`]).
-    pending_bitrate: Option<(u32, Option<Instant>)>,
+    /// A bitrate asked for that the encoder does not run at yet (applied with the next frame).
+    pending_bitrate: Option<u32>,
     /// Media time of frames rate control skipped, added to the next frame's step.
     skipped: Duration,
     buf: Vec<u8>,
@@ -110,8 +106,13 @@ impl VideoSendPipeline {
     pub fn push(&mut self, frame: &I420Frame, now: Instant) -> Result<(), CodecError> {
         self.stats.frames_captured += 1;
         let resized = (frame.width(), frame.height()) != (self.cfg.width, self.cfg.height);
-        if resized || self.rate_change_due(now) {
+        if resized {
             self.restart_encoder(frame.width(), frame.height())?;
+        }
+        if let Some(bps) = self.pending_bitrate.take() {
+            // In place, without a keyframe (a frame-rate change would restart the encoder).
+            self.encoder.set_rate(bps, self.cfg.fps)?;
+            self.cfg.bitrate_bps = bps;
         }
         let step = Duration::from_secs_f64(1.0 / f64::from(self.cfg.fps));
         let keyframe = self.encoder.encode_into(
@@ -152,29 +153,11 @@ impl VideoSendPipeline {
         self.force_keyframe = true;
     }
 
-    /// The bitrate congestion control wants, bits per second. openh264's encoder here cannot
-    /// change its rate in place (see `H264Encoder::set_rate`), so a change restarts the encoder
-    /// and costs an IDR: a decrease is applied at the next frame (the path is congested), an
-    /// increase at the next keyframe a peer asks for, or after [`RATE_RAISE_WAIT`].
+    /// The bitrate congestion control wants, bits per second: the running encoder takes it
+    /// with the next frame, without a keyframe (`H264Encoder::set_rate`).
     pub fn set_bitrate(&mut self, bps: u32) {
         self.stats.target_bitrate = bps;
-        self.pending_bitrate = (bps != self.cfg.bitrate_bps).then_some((bps, None));
-    }
-
-    /// Whether the pending rate is applied now: with a keyframe anyway, at once for a decrease
-    /// (the path is congested), and for an increase after at most [`RATE_RAISE_WAIT`].
-    fn rate_change_due(&mut self, now: Instant) -> bool {
-        let current = self.cfg.bitrate_bps;
-        let force_keyframe = self.force_keyframe;
-        match self.pending_bitrate.as_mut() {
-            None => false,
-            Some((bps, since)) => {
-                let since = *since.get_or_insert(now);
-                force_keyframe
-                    || *bps < current
-                    || now.saturating_duration_since(since) >= RATE_RAISE_WAIT
-            }
-        }
+        self.pending_bitrate = (bps != self.cfg.bitrate_bps).then_some(bps);
     }
 
     /// The next encoded frame to send, oldest first.
@@ -203,10 +186,7 @@ impl VideoSendPipeline {
         let cfg = H264Config {
             width,
             height,
-            bitrate_bps: self
-                .pending_bitrate
-                .take()
-                .map_or(self.cfg.bitrate_bps, |(bps, _)| bps),
+            bitrate_bps: self.pending_bitrate.take().unwrap_or(self.cfg.bitrate_bps),
             ..self.cfg.clone()
         };
         tracing::debug!(?cfg, "restarting the video encoder");
@@ -227,6 +207,8 @@ pub struct DecodedVideo {
     pub marker: Option<Marker>,
     /// Capture (the marker's Unix time) to the end of decoding, when the marker was read.
     pub glass_to_glass: Option<Duration>,
+    /// The frame's RTP timestamp (90 kHz), for lip sync.
+    pub rtp_timestamp: u32,
 }
 
 /// What the receive pipeline asks the sender for (the call sends it as RTCP).
@@ -334,7 +316,7 @@ impl VideoReceivePipeline {
                     self.decoded_any = true;
                     self.request_due = None;
                     self.stats.key_frames_decoded += u64::from(frame.keyframe);
-                    return Some(self.on_picture(picture, now));
+                    return Some(self.on_picture(picture, frame.timestamp, now));
                 }
                 // Parameter sets alone: nothing to show yet.
                 Ok(None) => {}
@@ -424,7 +406,7 @@ impl VideoReceivePipeline {
         VideoFeedback::KeyframeRequest
     }
 
-    fn on_picture(&mut self, frame: I420Frame, now: Instant) -> DecodedVideo {
+    fn on_picture(&mut self, frame: I420Frame, rtp_timestamp: u32, now: Instant) -> DecodedVideo {
         self.stats.frames_decoded += 1;
         self.stats.frame_width = frame.width() as u32;
         self.stats.frame_height = frame.height() as u32;
@@ -452,6 +434,7 @@ impl VideoReceivePipeline {
             frame,
             marker,
             glass_to_glass,
+            rtp_timestamp,
         }
     }
 

@@ -9,7 +9,8 @@
 //! NetEq's delay peak detector). The target is the larger of the two plus a fixed headroom for
 //! delays beyond anything seen yet; it rises at once when the
 //! network gets worse (fast attack) and falls at a bounded rate when it improves (slow decay),
-//! always within `[min_delay, max_delay]`.
+//! always within `[min_delay, max_delay]`. The very first packet sets the target outright
+//! (there is nothing to decay from yet), so playout can start at once.
 //!
 //! All times are signed microseconds on the buffer's own time line; nothing here reads a clock.
 
@@ -45,6 +46,8 @@ pub(crate) struct DelayEstimator {
     peak_window: VecDeque<(i64, i64)>,
     target_us: i64,
     last_arrival_us: Option<i64>,
+    /// Whether any packet has set the target (before that it is `initial_us`).
+    measured: bool,
 }
 
 impl DelayEstimator {
@@ -57,6 +60,7 @@ impl DelayEstimator {
             peak_window: VecDeque::new(),
             target_us: p.initial_us.clamp(p.min_us, p.max_us),
             last_arrival_us: None,
+            measured: false,
         }
     }
 
@@ -129,7 +133,8 @@ impl DelayEstimator {
             self.last_arrival_us
                 .map_or(arrival_us, |l| l.max(arrival_us)),
         );
-        if raw >= self.target_us {
+        if raw >= self.target_us || !self.measured {
+            self.measured = true;
             self.target_us = raw;
         } else {
             let step = self.p.decay_per_s_us.saturating_mul(elapsed) / 1_000_000;

@@ -106,6 +106,24 @@ impl AudioPlayout {
     pub fn buffer(&self) -> &AudioJitterBuffer {
         &self.buffer
     }
+
+    /// RTP timestamp of the audio the last [`AudioPlayout::pull`] started to play (see
+    /// [`AudioJitterBuffer::playout_timestamp`]); lip sync's `AvSync::audio_played` input.
+    pub fn playout_timestamp(&self) -> Option<u32> {
+        self.buffer.playout_timestamp()
+    }
+
+    /// When a waiting playout can start (see [`AudioJitterBuffer::start_at`]): re-phasing the
+    /// pull clock to it makes the first frame play up to 20 ms sooner.
+    pub fn start_at(&self) -> Option<Instant> {
+        self.buffer.start_at()
+    }
+
+    /// Extra playout delay on top of the adaptive target, for lip sync (see
+    /// [`AudioJitterBuffer::set_extra_delay`]); from `AvSync::audio_extra_delay`.
+    pub fn set_extra_delay(&mut self, extra: std::time::Duration) {
+        self.buffer.set_extra_delay(extra);
+    }
 }
 
 #[cfg(test)]
