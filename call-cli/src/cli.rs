@@ -45,6 +45,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// List audio devices and cameras.
     Devices,
+    /// Join a room's conference call: a verified session with every member in it.
+    Join(crate::rooms::join::JoinArgs),
     /// Rooms: persistent groups with a signed member list and a chat history kept here.
     Room {
         /// Which room action.

@@ -106,6 +106,10 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", escape(&line));
             }
         }
+        Command::Join(args) => {
+            let me = Arc::new(id::load_identity(&dir)?);
+            call_cli::rooms::join::run(&dir, me, args, stdin_lines()).await?;
+        }
         Command::Room { action } => {
             let me = id::load_identity(&dir)?;
             call_cli::rooms::cli::run(&dir, me, action, stdin_lines).await?;

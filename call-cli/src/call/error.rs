@@ -56,6 +56,9 @@ pub enum CallError {
         /// The key offered now.
         new: CallId,
     },
+    /// A room's call could not start (unknown room, not a member, the room store failed).
+    #[error("room: {0}")]
+    Room(String),
     /// Writing the stats file or similar.
     #[error("{0}")]
     Io(String),

@@ -10,7 +10,7 @@ mod dial_inbox;
 mod error;
 mod front;
 mod listen_inbox;
-mod live_line;
+pub(crate) mod live_line;
 mod options;
 mod peer_name;
 pub(crate) mod setup;
@@ -25,7 +25,7 @@ pub use video_flow::{sdp_video_flow, VideoFlow};
 
 pub(crate) use chat_log::ChatLog;
 pub(crate) use error::client_error_code;
-pub(crate) use listen_inbox::answer_busy;
+pub(crate) use listen_inbox::{answer_busy, verified_offer};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

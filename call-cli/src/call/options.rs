@@ -115,6 +115,9 @@ pub struct CallOptions {
     pub hang_up_at_end_of_input: bool,
     /// Names to show for peers (chat lines, the accept prompt); IDs are shown without it.
     pub known_peers: Option<KnownPeers>,
+    /// A room's call: each member's received video goes to `<its call ID>.y4m` in this
+    /// directory (instead of the one video sink).
+    pub video_out_dir: Option<PathBuf>,
 }
 
 impl CallOptions {
@@ -140,6 +143,7 @@ impl CallOptions {
             record_trace: None,
             hang_up_at_end_of_input: false,
             known_peers: None,
+            video_out_dir: None,
         }
     }
 }

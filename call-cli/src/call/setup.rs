@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use media::session::{
     CandidateScope, IceServer, Session, SessionConfig, SessionEvent, VideoConfig,
 };
-use signaling::client::{Client, ClientOptions};
+use signaling::client::{Client, ClientOptions, ClientSender};
 use signaling::envelope::EnvelopeKind;
 use signaling::identity::{CallId, Identity};
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
@@ -48,13 +48,22 @@ pub(crate) async fn dial_connected(
     let result = async {
         let audio = opts.audio_in.is_some();
         let asked = VideoFlow::asked(opts.video.as_ref());
-        let session_cfg = session_config(&client, opts, audio, asked.session_config()).await;
+        let session_cfg =
+            session_config(&client.sender(), opts, audio, asked.session_config()).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let call_id = CallToken::random();
         let outcome = async {
             let offer_sdp = session.create_offer().await?;
-            send_signed_sdp(&client, identity, &peer, call_id, Role::Offer, &offer_sdp).await?;
+            send_signed_sdp(
+                &client.sender(),
+                identity,
+                &peer,
+                call_id,
+                Role::Offer,
+                &offer_sdp,
+            )
+            .await?;
             tracing::info!(%peer, %call_id, "offer sent");
 
             let answer =
@@ -128,13 +137,14 @@ pub(crate) async fn listen_connected(
         if opts.video.is_some() && !video.any() {
             tracing::info!("the caller offered no video; the call is audio only");
         }
-        let session_cfg = session_config(&client, opts, audio, video.session_config()).await;
+        let session_cfg =
+            session_config(&client.sender(), opts, audio, video.session_config()).await;
         let (session, events) = Session::new(&session_cfg).await?;
         let session = Arc::new(session);
         let connected = async {
             let answer_sdp = session.accept_offer(&offer.sdp).await?;
             send_signed_sdp(
-                &client,
+                &client.sender(),
                 identity,
                 &peer,
                 offer.call_id,
@@ -201,7 +211,7 @@ async fn reconnect(identity: &Arc<Identity>, opts: &CallOptions) -> Client {
 
 /// Passes `outcome` on; on an error, first closes the session so no socket or task outlives a
 /// call that never connected.
-async fn closing_on_error<T>(
+pub(crate) async fn closing_on_error<T>(
     session: &Session,
     outcome: Result<T, CallError>,
 ) -> Result<T, CallError> {
@@ -213,8 +223,8 @@ async fn closing_on_error<T>(
 
 /// Signs our SDP for `peer` (binding its DTLS fingerprint to both IDs, the call and the role)
 /// and sends it as an offer or answer envelope.
-async fn send_signed_sdp(
-    client: &Client,
+pub(crate) async fn send_signed_sdp(
+    client: &ClientSender,
     identity: &Identity,
     peer: &CallId,
     call_id: CallToken,
@@ -240,7 +250,10 @@ async fn send_signed_sdp(
         .map_err(|e| CallError::Signaling(e.to_string()))
 }
 
-async fn connect(identity: &Arc<Identity>, opts: &CallOptions) -> Result<Client, CallError> {
+pub(crate) async fn connect(
+    identity: &Arc<Identity>,
+    opts: &CallOptions,
+) -> Result<Client, CallError> {
     let client_opts = ClientOptions {
         extra_root_ca: opts.ca_cert.clone(),
         ..ClientOptions::default()
@@ -260,8 +273,8 @@ async fn connect(identity: &Arc<Identity>, opts: &CallOptions) -> Result<Client,
 }
 
 /// ICE servers and candidate policy: TURN credentials from the signaling server unless overridden.
-async fn session_config(
-    client: &Client,
+pub(crate) async fn session_config(
+    client: &ClientSender,
     opts: &CallOptions,
     audio: bool,
     video: Option<VideoConfig>,

@@ -5,17 +5,21 @@ use std::sync::Arc;
 
 use native::video::{VideoSink, VideoSource};
 use native::{AudioSink, AudioSource, VideoInSpec};
-use signaling::identity::{CallId, Identity};
+use signaling::identity::{safety_number, CallId, Identity};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::call_loop::Engine;
+use super::call_loop::{Conference, Engine};
+use super::pair_setup::{PairContext, PairUp};
 use super::peer::PeerId;
 use crate::call::setup::{self, Connected};
 use crate::call::{
     CallError, CallOptions, CallReport, EndReason, IncomingDecision, VideoFlow, VideoOptions,
 };
+use crate::rooms::book::RoomBook;
+use crate::rooms::mesh::{DropReason, Mesh};
 use media::stats::CallStats;
+use signaling::room::{CallSession, RoomId, SignedRoomMessage};
 
 /// What a call tells its owner, in order. The stream ends after [`CallEvent::Ended`].
 #[derive(Debug, Clone)]
@@ -51,6 +55,27 @@ pub enum CallEvent {
         /// Which one.
         peer: PeerId,
     },
+    /// A member left a room's call (it said so, was removed from the room, or went silent);
+    /// the call goes on with the others. (A member joining is [`CallEvent::Connected`].)
+    MemberLeft {
+        /// Its place in this call.
+        peer: PeerId,
+        /// Its verified identity.
+        id: CallId,
+        /// Why.
+        reason: DropReason,
+    },
+    /// A room's call, once a second: each member's audio level (dBFS, smoothed) and who is
+    /// speaking.
+    Levels {
+        /// Each connected member's level.
+        levels: Vec<(CallId, f32)>,
+        /// The active speaker, if anyone speaks.
+        speaker: Option<CallId>,
+    },
+    /// A room message arrived during a room's call (verified, stored, in its sender's order;
+    /// the text is the sender's: escape it before showing it).
+    RoomMessage(Box<SignedRoomMessage>),
     /// The call is over; [`Call::finished`] has the report.
     Ended {
         /// Why.
@@ -129,6 +154,7 @@ impl Call {
     ) -> (Call, CallEvents) {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
+        let identity_id = identity.call_id();
         let task = tokio::spawn(async move {
             let mut engine = Engine::new(
                 identity,
@@ -142,14 +168,75 @@ impl Call {
             engine.add_peer(
                 connected.peer,
                 connected.token,
-                connected.session,
-                connected.events,
-                connected.audio,
-                connected.video,
+                PairUp {
+                    session: connected.session,
+                    events: connected.events,
+                    audio: connected.audio,
+                    video: connected.video,
+                    safety_number: safety_number(&identity_id, &connected.peer).to_string(),
+                },
             )?;
             engine.run().await
         });
         (Call { commands, task }, events)
+    }
+
+    /// Joins the call of `room` (held in `book`): announces itself to every other member and
+    /// sets up one verified session with each member in the call, and with each that joins
+    /// later. Returns once the announcements are sent (not when anyone answers: an empty
+    /// room's call waits for members). Typed chat goes to the room.
+    pub async fn join(
+        identity: Arc<Identity>,
+        room: RoomId,
+        book: RoomBook,
+        opts: CallOptions,
+    ) -> Result<(Call, CallEvents), CallError> {
+        let ends = MediaEnds::open(&opts)?;
+        Self::join_with_ends(identity, room, book, opts, ends).await
+    }
+
+    /// [`Call::join`] with media ends the caller opened itself.
+    pub async fn join_with_ends(
+        identity: Arc<Identity>,
+        room: RoomId,
+        book: RoomBook,
+        opts: CallOptions,
+        ends: MediaEnds,
+    ) -> Result<(Call, CallEvents), CallError> {
+        let me = identity.call_id();
+        let held = book
+            .store()
+            .room(&room)
+            .map_err(|e| CallError::Room(e.to_string()))?
+            .ok_or_else(|| {
+                CallError::Room(format!(
+                    "no room {room} here: `call room list` shows the rooms you are in"
+                ))
+            })?;
+        let state = held.current().state.clone();
+        if state.member(&me).is_none() {
+            return Err(CallError::Room(format!(
+                "you are not a member of room {room}: you cannot join its call"
+            )));
+        }
+        let started = std::time::Instant::now();
+        let client = setup::connect(&identity, &opts).await?;
+        let base_cfg = setup::session_config(&client.sender(), &opts, true, None).await;
+        let (outcome_tx, outcomes) = mpsc::unbounded_channel();
+        let ctx = PairContext {
+            identity: Arc::clone(&identity),
+            sender: client.sender(),
+            timeout: opts.connect_timeout,
+            outcomes: outcome_tx,
+        };
+        let mesh = Mesh::new(me, room, CallSession::random());
+        let conference = Conference::new(book, state, mesh, ctx, outcomes, base_cfg);
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let mut engine = Engine::new(identity, opts, ends, client, command_rx, events_tx, started)?;
+        engine.start_conference(conference).await;
+        let task = tokio::spawn(engine.run());
+        Ok((Call { commands, task }, events))
     }
 
     /// Sends a chat message to every peer.
@@ -160,6 +247,12 @@ impl Call {
     /// Hangs up (the call ends with [`EndReason::LocalHangup`]).
     pub fn hang_up(&self) {
         let _ = self.commands.send(CallCommand::HangUp);
+    }
+
+    /// Stops the call at once without a word to anyone: no goodbye, no hang-up, sessions
+    /// dropped. What a crash looks like to the peers (tests of a member that dies).
+    pub fn kill(self) {
+        self.task.abort();
     }
 
     /// Waits for the call to end and returns its report.

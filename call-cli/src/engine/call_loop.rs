@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use super::call::{CallCommand, CallEvent, MediaEnds};
-use super::congestion::Congestion;
+use super::congestion::{Congestion, EncoderSetting};
+use super::pair_setup::PairUp;
 use super::peer::{Peer, PeerId, PeerInput};
 use super::pipeline::{
     AudioReceivePipeline, AudioSendPipeline, DecodedVideo, VideoFeedback, VideoReceivePipeline,
@@ -30,10 +31,11 @@ use super::pipeline::{
 };
 use super::video::{to_video_frame, Captured, LocalVideo};
 use crate::call::{answer_busy, client_error_code, ChatLog};
-use crate::call::{
-    now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason, VideoFlow,
-};
+use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, EndReason};
 use crate::terminal_text::escape;
+
+mod conference;
+pub(crate) use conference::Conference;
 
 /// The local audio track: the device or file it reads, and its one encoder.
 struct LocalAudio {
@@ -98,6 +100,8 @@ pub(crate) struct Engine {
     connected_at: Instant,
     last_sent_bytes: u64,
     last_recv_bytes: u64,
+    /// A room's call: the mesh of pairs and the mix (`None` in a 1:1 call).
+    conference: Option<Box<Conference>>,
 }
 
 impl Engine {
@@ -155,6 +159,7 @@ impl Engine {
             connected_at: now,
             last_sent_bytes: 0,
             last_recv_bytes: 0,
+            conference: None,
         })
     }
 
@@ -167,11 +172,15 @@ impl Engine {
         &mut self,
         id: CallId,
         token: signaling::offer::CallToken,
-        session: Arc<media::session::Session>,
-        events: mpsc::Receiver<SessionEvent>,
-        audio: bool,
-        video: VideoFlow,
+        up: PairUp,
     ) -> Result<PeerId, CallError> {
+        let PairUp {
+            session,
+            events,
+            audio,
+            video,
+            safety_number,
+        } = up;
         let mut audio_rx = AudioReceivePipeline::new()?;
         if self.opts.record_trace.is_some() {
             audio_rx = audio_rx.record_trace();
@@ -204,7 +213,7 @@ impl Engine {
         self.emit(CallEvent::Connected {
             peer,
             id,
-            safety_number: safety_number(&self.identity.call_id(), &id).to_string(),
+            safety_number,
             audio,
             video,
         });
@@ -238,6 +247,8 @@ impl Engine {
             // a fallback; taking peer input first keeps a last chat line from losing that race.
             let capturing = self.video.as_ref().is_some_and(|v| !v.done);
             let video_wake = self.video_deadline();
+            let mesh_wake = self.conference_deadline();
+            let book_wake = self.book_deadline();
             let step = tokio::select! {
                 biased;
                 _ = send_tick.tick(), if sending => self.on_send_tick().await?,
@@ -253,6 +264,9 @@ impl Engine {
                     Some(CallCommand::HangUp) | None => Some(EndReason::LocalHangup),
                 },
                 _ = stats_tick.tick() => { self.on_stats_tick().await; None }
+                outcome = conference::next_outcome(&mut self.conference) => self.on_pair_outcome(outcome).await,
+                _ = sleep_until(mesh_wake) => self.on_mesh_timer().await,
+                _ = sleep_until(book_wake) => self.on_book_timer().await,
                 _ = sleep_until(deadline) => Some(EndReason::DurationElapsed),
             };
             if let Some(end) = step {
@@ -290,6 +304,9 @@ impl Engine {
     }
 
     fn on_play_tick(&mut self) -> Result<Option<EndReason>, CallError> {
+        if self.conference.is_some() {
+            return self.on_play_tick_mixed();
+        }
         let now = Instant::now();
         for peer in self.peers.values_mut() {
             // With several peers a mixer goes here (next issue); today there is one.
@@ -312,13 +329,23 @@ impl Engine {
     }
 
     async fn on_peer_input(&mut self, id: PeerId, input: PeerInput) -> Option<EndReason> {
+        if let (Some(c), PeerInput::Session(Some(ev))) = (self.conference.as_mut(), &input) {
+            // Media or data-channel traffic only: RTCP may still come from a dead member's
+            // transport, which outlives its engine for a while.
+            if matches!(
+                ev,
+                SessionEvent::Audio(_) | SessionEvent::Video(_) | SessionEvent::Chat(_)
+            ) {
+                c.heard(id, Instant::now());
+            }
+        }
         let peer = self.peers.get_mut(&id)?;
         let event = match input {
             PeerInput::StateChanged if peer.session.is_failed_or_closed() => {
-                return Some(EndReason::ConnectionLost)
+                return self.peer_lost(id).await
             }
             PeerInput::StateChanged => return None,
-            PeerInput::Session(None) => return Some(EndReason::ConnectionLost),
+            PeerInput::Session(None) => return self.peer_lost(id).await,
             PeerInput::Session(Some(ev)) => ev,
         };
         match event {
@@ -362,7 +389,7 @@ impl Engine {
                 (self.input_done && self.ends_with_input()).then_some(EndReason::LocalHangup)
             }
             SessionEvent::Chat(bytes) => self.on_chat_frame(id, &bytes).await,
-            SessionEvent::ChatClosed => self.peer_hung_up(id),
+            SessionEvent::ChatClosed => self.peer_hung_up(id).await,
             // Events this engine does not use.
             #[allow(unreachable_patterns)]
             _ => None,
@@ -408,11 +435,14 @@ impl Engine {
             };
             rx.add_decode_time(started.elapsed());
             if let Some(due) = peer.lip_sync.schedule(decoded, Instant::now()) {
-                show_remote(self.video_sink.as_deref_mut(), &due);
+                // A room's call with `--video-out DIR`: the member's own file.
+                let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
+                show_remote(member_sink.or(self.video_sink.as_deref_mut()), &due);
             }
         }
         for due in peer.lip_sync.due(Instant::now()) {
-            show_remote(self.video_sink.as_deref_mut(), &due);
+            let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
+            show_remote(member_sink.or(self.video_sink.as_deref_mut()), &due);
         }
         while let Some(feedback) = rx.poll_feedback(Instant::now()) {
             let sent = match feedback {
@@ -482,11 +512,12 @@ impl Engine {
         }
     }
 
-    /// Hands a new rate from congestion control to the encoder.
-    fn apply_rate(&mut self, bps: Option<u32>) {
-        if let (Some(bps), Some(local)) = (bps, self.video.as_ref()) {
-            tracing::debug!(bps, "video encoder rate");
-            local.set_bitrate(bps);
+    /// Hands a new setting from congestion control to the encoder.
+    fn apply_rate(&mut self, setting: Option<EncoderSetting>) {
+        if let (Some(setting), Some(local)) = (setting, self.video.as_ref()) {
+            tracing::debug!(?setting, "video encoder setting");
+            local.set_bitrate(setting.bps);
+            local.set_rung(setting.rung);
         }
     }
 
@@ -514,7 +545,7 @@ impl Engine {
                     });
                 }
             }
-            Ok(ChatFrame::Bye { .. }) => return self.peer_hung_up(id),
+            Ok(ChatFrame::Bye { .. }) => return self.peer_hung_up(id).await,
             Err(ChatError::UnknownType(t)) => {
                 self.stats.chat_frames_ignored += 1;
                 tracing::debug!(frame_type = ?t, "ignored a chat frame of unknown type");
@@ -527,8 +558,11 @@ impl Engine {
         None
     }
 
-    /// A peer left; with one peer that ends the call.
-    fn peer_hung_up(&mut self, id: PeerId) -> Option<EndReason> {
+    /// A peer left; with one peer that ends the call (a room's call goes on).
+    async fn peer_hung_up(&mut self, id: PeerId) -> Option<EndReason> {
+        if self.conference.is_some() {
+            return self.member_hung_up(id).await;
+        }
         self.emit(CallEvent::PeerHungUp { peer: id });
         Some(EndReason::RemoteHangup)
     }
@@ -537,6 +571,9 @@ impl Engine {
         &mut self,
         incoming: Option<Result<signaling::client::Incoming, signaling::client::ClientError>>,
     ) -> Option<EndReason> {
+        if self.conference.is_some() {
+            return self.on_conference_signaling(incoming).await;
+        }
         match incoming {
             Some(Ok(m)) if matches!(m.kind, EnvelopeKind::Hangup | EnvelopeKind::Reject) => {
                 let Some((&id, peer)) = self.peers.iter().find(|(_, p)| p.id == m.from) else {
@@ -544,7 +581,7 @@ impl Engine {
                     return None;
                 };
                 match HangupBody::parse(&m.plaintext) {
-                    Ok(h) if h.call_id == peer.token => return self.peer_hung_up(id),
+                    Ok(h) if h.call_id == peer.token => return self.peer_hung_up(id).await,
                     Ok(h) => tracing::debug!(call = %h.call_id, "hang-up for another call ignored"),
                     Err(e) => {
                         tracing::warn!(code = e.code(), error = %e, "ignored an unreadable hang-up from the peer")
@@ -570,7 +607,8 @@ impl Engine {
     }
 
     async fn on_chat_line(&mut self, line: Option<String>) -> Option<EndReason> {
-        let chat_open = self.peers.values().any(|p| p.chat_open);
+        // A room's text goes through the server: it need not wait for a data channel.
+        let chat_open = self.conference.is_some() || self.peers.values().any(|p| p.chat_open);
         match line {
             Some(text) if text.trim().is_empty() => None,
             Some(text) if chat_open => {
@@ -591,6 +629,9 @@ impl Engine {
     }
 
     async fn send_text(&mut self, text: &str) {
+        if self.conference.is_some() {
+            return self.send_room_text(text).await;
+        }
         self.chat_seq += 1;
         let frame = match ChatFrame::text(self.chat_seq, now_unix_ms(), text) {
             Ok(frame) => frame,
@@ -622,11 +663,13 @@ impl Engine {
         }
         self.stats.elapsed_s = self.connected_at.elapsed().as_secs_f64();
         let (sent, received) = self.fill_counters();
-        self.stats.send_kbps = (sent - self.last_sent_bytes) as f64 * 8.0 / 1e3;
-        self.stats.recv_kbps = (received - self.last_recv_bytes) as f64 * 8.0 / 1e3;
+        // Saturating: the totals drop when a room's member leaves (its counters go with it).
+        self.stats.send_kbps = sent.saturating_sub(self.last_sent_bytes) as f64 * 8.0 / 1e3;
+        self.stats.recv_kbps = received.saturating_sub(self.last_recv_bytes) as f64 * 8.0 / 1e3;
         self.last_sent_bytes = sent;
         self.last_recv_bytes = received;
         self.emit(CallEvent::Stats(Box::new(self.stats.clone())));
+        self.on_conference_tick().await;
     }
 
     /// Copies the peers' counters into the statistics; returns (bytes sent, bytes received).
@@ -662,6 +705,7 @@ impl Engine {
     }
 
     async fn finish(mut self, end: EndReason) -> Result<CallReport, CallError> {
+        self.leave_conference().await;
         if matches!(end, EndReason::DurationElapsed | EndReason::LocalHangup) {
             for peer in self.peers.values_mut() {
                 // Tell the peer both ways: the data channel is fastest, signaling works if media broke.

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use media::bwe::{
-    shared_video_target, Bitrate, CongestionConfig, CongestionController, PacketResult, VideoRung,
+    shared_video_target, video_rung, Bitrate, CongestionConfig, CongestionController, PacketResult,
+    VideoRung,
 };
 
 use super::peer::PeerId;
@@ -15,12 +16,22 @@ use super::peer::PeerId;
 /// RTT assumed for a receiver report before any RTT was measured.
 const DEFAULT_RTT: Duration = Duration::from_millis(100);
 
+/// A new setting for the one video encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EncoderSetting {
+    /// Video bitrate, bits per second.
+    pub(crate) bps: u32,
+    /// Frame size and rate to send at (at most what was asked); `None`: pause video (the
+    /// rate does not carry a picture worth sending; audio goes on).
+    pub(crate) rung: Option<VideoRung>,
+}
+
 /// The per-peer controllers of one encoder.
 pub(crate) struct Congestion {
     config: CongestionConfig,
     peers: BTreeMap<PeerId, CongestionController>,
-    /// The bitrate last handed to the encoder.
-    applied: Option<u64>,
+    /// The setting last handed to the encoder.
+    applied: Option<EncoderSetting>,
 }
 
 impl Congestion {
@@ -44,8 +55,7 @@ impl Congestion {
     }
 
     /// A peer that left; returns a new encoder rate if it was the slowest.
-    #[allow(dead_code)] // a 1:1 call ends with its peer; conference peers leave mid-call
-    pub(crate) fn remove_peer(&mut self, peer: PeerId, now: Instant) -> Option<u32> {
+    pub(crate) fn remove_peer(&mut self, peer: PeerId, now: Instant) -> Option<EncoderSetting> {
         self.peers.remove(&peer)?;
         self.rate_if_changed(now, true)
     }
@@ -56,7 +66,7 @@ impl Congestion {
         peer: PeerId,
         results: &[PacketResult],
         now: Instant,
-    ) -> Option<u32> {
+    ) -> Option<EncoderSetting> {
         let controller = self.peers.get_mut(&peer)?;
         controller.on_transport_feedback(results, now);
         let due = controller.encoder_rate(now).is_some();
@@ -70,7 +80,7 @@ impl Congestion {
         fraction_lost: u8,
         rtt: Option<Duration>,
         now: Instant,
-    ) -> Option<u32> {
+    ) -> Option<EncoderSetting> {
         let controller = self.peers.get_mut(&peer)?;
         controller.on_receiver_report(fraction_lost, rtt.unwrap_or(DEFAULT_RTT), now);
         let due = controller.encoder_rate(now).is_some();
@@ -79,18 +89,22 @@ impl Congestion {
 
     /// The smallest video target, when some peer's controller said a change is worth it (its
     /// own hysteresis: each change of the openh264 rate costs a keyframe).
-    fn rate_if_changed(&mut self, now: Instant, due: bool) -> Option<u32> {
+    fn rate_if_changed(&mut self, now: Instant, due: bool) -> Option<EncoderSetting> {
         if !due {
             return None;
         }
         let target = shared_video_target(self.peers.values().map(|c| c.video_target(now)))?;
         // Never hand the encoder less than openh264 accepts (H264Encoder refuses < 10 kbit/s).
         let bps = target.bps().max(Bitrate::from_kbps(10).bps());
-        if self.applied == Some(bps) {
+        let setting = EncoderSetting {
+            bps: u32::try_from(bps).unwrap_or(u32::MAX),
+            rung: video_rung(target, self.config.wanted),
+        };
+        if self.applied == Some(setting) {
             return None;
         }
-        self.applied = Some(bps);
-        Some(u32::try_from(bps).unwrap_or(u32::MAX))
+        self.applied = Some(setting);
+        Some(setting)
     }
 
     /// The estimate for audio and video together on the slowest path (W3C
@@ -138,23 +152,31 @@ mod tests {
         assert!(first.is_some(), "the first feedback sets a rate");
         // The slow peer loses everything for a while: the shared rate drops.
         let mut now = t0;
-        let mut lowest = first.unwrap();
+        let mut lowest = first.unwrap().bps;
         for k in 0..20 {
             now = t0 + Duration::from_millis(100 * (k + 1));
             let seq = 20 * (k + 1);
-            if let Some(bps) =
+            if let Some(set) =
                 cc.on_feedback(slow, &feedback(seq, now, 20, true, Duration::ZERO), now)
             {
-                lowest = lowest.min(bps);
+                lowest = lowest.min(set.bps);
+                if set.bps < 100_000 {
+                    assert!(
+                        set.rung.is_none_or(|r| r.width < 640),
+                        "a low rate does not carry 640x480: {set:?}"
+                    );
+                }
             }
             cc.on_feedback(fast, &feedback(seq, now, 20, false, Duration::ZERO), now);
         }
-        assert!(lowest < first.unwrap(), "{lowest} < {}", first.unwrap());
+        let first = first.unwrap();
+        assert!(lowest < first.bps, "{lowest} < {}", first.bps);
+        assert_eq!(first.rung.map(|r| (r.width, r.height)), Some((640, 480)));
         // Without the slow peer the rate is the fast one's again.
         let after = cc
             .remove_peer(slow, now)
             .expect("a new rate once the slowest left");
-        assert!(after > lowest, "{after} > {lowest}");
+        assert!(after.bps > lowest, "{} > {lowest}", after.bps);
         assert!(cc.available_outgoing_bitrate(now).is_some());
     }
 

@@ -10,6 +10,8 @@ pub mod call;
 mod call_loop;
 mod congestion;
 mod lip_sync;
+pub mod mix;
+mod pair_setup;
 pub mod peer;
 pub mod pipeline;
 mod video;

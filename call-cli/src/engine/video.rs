@@ -40,6 +40,11 @@ struct Control {
     keyframe: AtomicBool,
     /// A new target bitrate; 0 = unchanged.
     bitrate: AtomicU32,
+    /// Congestion control's frame size and rate (0 = as asked), and whether video is paused.
+    rung_width: AtomicU32,
+    rung_height: AtomicU32,
+    rung_fps: AtomicU32,
+    paused: AtomicBool,
     /// Pictures the source gave that were not taken because the loop was behind.
     late: AtomicU64,
     stats: Mutex<VideoSendStats>,
@@ -111,6 +116,24 @@ impl LocalVideo {
         self.control.bitrate.store(bps.max(1), Ordering::Relaxed);
     }
 
+    /// Sends at most this frame size and rate (`None`: pause video, audio goes on), as
+    /// congestion control's ladder says.
+    pub(crate) fn set_rung(&self, rung: Option<media::bwe::VideoRung>) {
+        let c = &self.control;
+        match rung {
+            Some(r) => {
+                c.rung_width.store(r.width, Ordering::Relaxed);
+                c.rung_height.store(r.height, Ordering::Relaxed);
+                c.rung_fps.store(r.fps, Ordering::Relaxed);
+                if c.paused.swap(false, Ordering::Relaxed) {
+                    // Receivers froze on the last picture; restart them cleanly.
+                    c.keyframe.store(true, Ordering::Relaxed);
+                }
+            }
+            None => c.paused.store(true, Ordering::Relaxed),
+        }
+    }
+
     /// The send statistics, with the feedback counts and `retransmitted` (from the sessions).
     pub(crate) fn stats(&self, retransmitted: u64) -> VideoSendStats {
         let encoder = self
@@ -159,6 +182,7 @@ fn spawn_capture(
         .spawn(move || {
             tracing::info!(source = %source.describe(), "video capture started");
             let mut next = Instant::now();
+            let mut thin = Thinning::default();
             while !control.stop.load(Ordering::Relaxed) {
                 let now = Instant::now();
                 if next > now {
@@ -182,10 +206,19 @@ fn spawn_capture(
                     }
                 };
                 let at = Instant::now();
+                let view = self_view.then(|| frame.clone());
+                let encoded = if thin.take(&control, fps) {
+                    encode(&mut pipeline, &control, frame, at)
+                } else {
+                    if control.encode.load(Ordering::Relaxed) {
+                        pipeline.skip_frame();
+                    }
+                    Vec::new()
+                };
                 let captured = Captured {
-                    self_view: self_view.then(|| frame.clone()),
+                    self_view: view,
                     at,
-                    encoded: encode(&mut pipeline, &control, frame, at),
+                    encoded,
                 };
                 if captured.self_view.is_none() && captured.encoded.is_empty() {
                     continue;
@@ -218,6 +251,7 @@ fn encode(
     if bps > 0 {
         pipeline.set_bitrate(bps);
     }
+    let frame = scaled_to_rung(frame, control);
     let Some(picture) = to_i420(frame) else {
         tracing::warn!("the video source gave a broken picture; skipped");
         return Vec::new();
@@ -261,4 +295,85 @@ pub(crate) fn to_video_frame(frame: &I420Frame) -> VideoFrame {
 fn start_video_bps() -> u32 {
     let cc = media::bwe::CongestionConfig::default();
     u32::try_from(cc.bwe.start.saturating_sub(cc.audio).bps()).unwrap_or(u32::MAX)
+}
+
+/// Which captured pictures congestion control lets through: all of them normally, none while
+/// paused, and an even share of them when its frame rate is below the capture rate.
+#[derive(Default)]
+struct Thinning {
+    credit: f64,
+}
+
+impl Thinning {
+    fn take(&mut self, control: &Control, capture_fps: u32) -> bool {
+        if control.paused.load(Ordering::Relaxed) {
+            return false;
+        }
+        let rung = control.rung_fps.load(Ordering::Relaxed);
+        if rung == 0 || rung >= capture_fps {
+            self.credit = 0.0;
+            return true;
+        }
+        self.credit += f64::from(rung) / f64::from(capture_fps.max(1));
+        if self.credit >= 1.0 {
+            self.credit -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The picture scaled down to congestion control's frame size, when that is smaller.
+fn scaled_to_rung(frame: VideoFrame, control: &Control) -> VideoFrame {
+    let (w, h) = (
+        control.rung_width.load(Ordering::Relaxed),
+        control.rung_height.load(Ordering::Relaxed),
+    );
+    if w == 0 || h == 0 || (w >= frame.width && h >= frame.height) {
+        frame
+    } else {
+        frame.scaled(w.min(frame.width) & !1, h.min(frame.height) & !1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_lets_through_an_even_share_and_nothing_while_paused() {
+        let control = Control::default();
+        let mut thin = Thinning::default();
+        assert!(
+            (0..30).all(|_| thin.take(&control, 30)),
+            "no rung: every picture"
+        );
+        control.rung_fps.store(10, Ordering::Relaxed);
+        let taken: Vec<bool> = (0..30).map(|_| thin.take(&control, 30)).collect();
+        assert_eq!(taken.iter().filter(|&&t| t).count(), 10);
+        assert!(
+            taken
+                .windows(3)
+                .all(|w| w.iter().filter(|&&t| t).count() == 1),
+            "{taken:?}"
+        );
+        control.paused.store(true, Ordering::Relaxed);
+        assert!((0..30).all(|_| !thin.take(&control, 30)));
+    }
+
+    #[test]
+    fn pictures_are_scaled_down_to_the_rung_never_up() {
+        let control = Control::default();
+        let frame = VideoFrame::filled(640, 480, [100, 128, 128]);
+        assert_eq!(scaled_to_rung(frame.clone(), &control).width, 640);
+        control.rung_width.store(320, Ordering::Relaxed);
+        control.rung_height.store(240, Ordering::Relaxed);
+        let small = scaled_to_rung(frame.clone(), &control);
+        assert_eq!((small.width, small.height), (320, 240));
+        assert!(small.is_consistent());
+        control.rung_width.store(1280, Ordering::Relaxed);
+        control.rung_height.store(720, Ordering::Relaxed);
+        assert_eq!(scaled_to_rung(frame, &control).width, 640);
+    }
 }

@@ -148,6 +148,13 @@ impl VideoSendPipeline {
         Ok(())
     }
 
+    /// A captured picture deliberately not encoded (congestion control lowered the frame rate
+    /// or paused video): the next frame's RTP time still covers it.
+    pub fn skip_frame(&mut self) {
+        self.stats.frames_captured += 1;
+        self.skipped += Duration::from_secs_f64(1.0 / f64::from(self.cfg.fps));
+    }
+
     /// Makes the next frame an IDR (a peer sent PLI or FIR, or a new peer joined).
     pub fn request_keyframe(&mut self) {
         self.force_keyframe = true;
