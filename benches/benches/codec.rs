@@ -1,11 +1,12 @@
 //! Codec path: our `media::codec` API next to raw `opus` / `openh264` calls in the same run.
 //!
 //! Opus: encode and decode of one 20 ms 48 kHz mono frame. H.264: encode and decode of one
-//! 640x480 and one 1280x720 test-pattern frame. Criterion reports absolute times; a paired,
+//! 640x480 and one 1280x720 test-pattern frame, as P-frames (`_p_`: the normal stream, one IDR
+//! then P-frames) and as IDRs (`_idr_`: an IDR forced on every frame on both sides). Criterion reports absolute times; a paired,
 //! interleaved measurement at the end prints the ratio ours/raw per operation (robust to a
 //! noisy shared machine) and writes it to `target/tmp/codec_ratios.md`.
 //!
-//! Run: `cargo bench -p benches --bench codec` (about a minute).
+//! Run: `cargo bench -p benches --bench codec` (about two minutes).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -91,7 +92,9 @@ fn pattern_frames(w: usize, h: usize) -> Vec<I420Frame> {
     (0..VIDEO_FRAMES).map(|_| p.next_frame()).collect()
 }
 
-fn encoded_stream(w: usize, h: usize, frames: &[I420Frame]) -> Vec<Vec<u8>> {
+/// The encoded stream of `frames`: the first frame an IDR and the rest P-frames, or (`all_idr`)
+/// every frame an IDR.
+fn encoded_stream(w: usize, h: usize, frames: &[I420Frame], all_idr: bool) -> Vec<Vec<u8>> {
     let mut enc = H264Encoder::new(H264Config {
         width: w,
         height: h,
@@ -101,7 +104,7 @@ fn encoded_stream(w: usize, h: usize, frames: &[I420Frame]) -> Vec<Vec<u8>> {
     frames
         .iter()
         .enumerate()
-        .map(|(i, f)| enc.encode(f, i == 0).expect("encode").data)
+        .map(|(i, f)| enc.encode(f, all_idr || i == 0).expect("encode").data)
         .collect()
 }
 
@@ -171,14 +174,54 @@ fn opus_pairs() -> Vec<Pair> {
     vec![encode, decode]
 }
 
-fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
+/// Which frames a video pair encodes or decodes.
+#[derive(Clone, Copy)]
+enum FrameKind {
+    /// The normal stream: one IDR, then P-frames (decode: one IDR in every 30 frames).
+    P,
+    /// An IDR forced on every frame, on both sides (what answering a PLI costs).
+    Idr,
+}
+
+impl FrameKind {
+    fn label(self) -> &'static str {
+        match self {
+            FrameKind::P => "p",
+            FrameKind::Idr => "idr",
+        }
+    }
+}
+
+/// The rows must measure what they are named after: both encoders give IDRs after the first
+/// frame exactly when forced (a silently ignored force would make the IDR rows P rows).
+fn frame_kinds_check(cfg: &H264Config, frames: &[I420Frame], idr: bool) {
+    use openh264::encoder::FrameType;
+    let mut ours = H264Encoder::new(cfg.clone()).expect("encoder");
+    let mut raw = raw_h264_encoder(cfg);
+    for (i, f) in frames.iter().take(4).enumerate() {
+        let ours_key = ours.encode(f, idr).expect("encode").keyframe;
+        if idr {
+            raw.force_intra_frame();
+        }
+        let raw_key = matches!(
+            raw.encode(&raw_slices(f)).expect("encode").frame_type(),
+            FrameType::IDR | FrameType::I
+        );
+        let want = idr || i == 0;
+        assert_eq!((ours_key, raw_key), (want, want), "frame {i}, idr {idr}");
+    }
+}
+
+fn h264_pairs(w: usize, h: usize, kind: FrameKind) -> Vec<Pair> {
     let cfg = H264Config {
         width: w,
         height: h,
         ..H264Config::default()
     };
+    let idr = matches!(kind, FrameKind::Idr);
     let frames = pattern_frames(w, h);
-    let stream = encoded_stream(w, h, &frames);
+    let stream = encoded_stream(w, h, &frames, idr);
+    frame_kinds_check(&cfg, &frames, idr);
 
     let mut ours_enc = H264Encoder::new(cfg.clone()).expect("encoder");
     let mut raw_enc = raw_h264_encoder(&cfg);
@@ -186,18 +229,21 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let (mut i1, mut i2) = (0, 0);
     let (mut out1, mut out2) = (Vec::new(), Vec::new());
     let encode = Pair {
-        name: format!("h264_encode_{w}x{h}"),
+        name: format!("h264_encode_{}_{w}x{h}", kind.label()),
         cycle: VIDEO_FRAMES as u32,
         ours: Box::new(move || {
             i1 = (i1 + 1) % VIDEO_FRAMES;
             black_box(
                 ours_enc
-                    .encode_into(&f1[i1], false, &mut out1)
+                    .encode_into(&f1[i1], idr, &mut out1)
                     .expect("encode"),
             );
         }),
         raw: Box::new(move || {
             i2 = (i2 + 1) % VIDEO_FRAMES;
+            if idr {
+                raw_enc.force_intra_frame();
+            }
             let bs = raw_enc.encode(&raw_slices(&f2[i2])).expect("encode");
             out2.clear();
             bs.write_vec(&mut out2);
@@ -210,7 +256,7 @@ fn h264_pairs(w: usize, h: usize) -> Vec<Pair> {
     let (s1, s2) = (stream.clone(), stream);
     let (mut j1, mut j2) = (VIDEO_FRAMES - 1, VIDEO_FRAMES - 1);
     let decode = Pair {
-        name: format!("h264_decode_{w}x{h}"),
+        name: format!("h264_decode_{}_{w}x{h}", kind.label()),
         cycle: VIDEO_FRAMES as u32,
         ours: Box::new(move || {
             j1 = (j1 + 1) % VIDEO_FRAMES;
@@ -245,10 +291,26 @@ fn block(f: &mut dyn FnMut(), iters: u32) -> Duration {
     t.elapsed() / iters
 }
 
-/// Interleaves blocks of ours and raw (alternating which goes first) and returns the medians of
-/// the per-iteration times and of the per-round ratios ours/raw. Pairing adjacent blocks cancels
-/// the slow load changes of a shared machine.
-fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration, f64) {
+/// What [`paired`] measured for one pair.
+struct Paired {
+    /// Median per-iteration time of ours and of raw.
+    ours: Duration,
+    raw: Duration,
+    /// Median of the per-round ratios ours/raw.
+    ratio: f64,
+    /// Ratio of the 10th-percentile block times: load on a shared machine only ever adds time,
+    /// so the fastest blocks are the least disturbed (a second, independent estimate).
+    ratio_fast: f64,
+    rounds: usize,
+}
+
+/// Rounds at least, however long they take: the median of fewer per-round ratios moved by
+/// ±6 % between runs on the loaded machine (720p IDR blocks are ~200 ms, 9 rounds).
+const MIN_ROUNDS: usize = 31;
+
+/// Interleaves blocks of ours and raw (alternating which goes first). Pairing adjacent blocks
+/// cancels the slow load changes of a shared machine.
+fn paired(pair: &mut Pair, budget: Duration) -> Paired {
     // Blocks of at least 5 ms and at least one full cycle of input frames, so ours and raw
     // see the same content mix in every block whatever their position in the cycle.
     let one = block(&mut pair.ours, 3).max(Duration::from_nanos(1));
@@ -257,7 +319,7 @@ fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration, f64) {
     let (mut ours, mut raw, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
     let mut round = 0u32;
-    while start.elapsed() < budget || ours.len() < 9 {
+    while start.elapsed() < budget || ours.len() < MIN_ROUNDS {
         let (o, r) = if round % 2 == 0 {
             let o = block(&mut pair.ours, iters);
             (o, block(&mut pair.raw, iters))
@@ -273,16 +335,23 @@ fn paired(pair: &mut Pair, budget: Duration) -> (Duration, Duration, f64) {
     ours.sort();
     raw.sort();
     ratios.sort_by(f64::total_cmp);
-    (
-        ours[ours.len() / 2],
-        raw[raw.len() / 2],
-        ratios[ratios.len() / 2],
-    )
+    let p10 = |v: &[Duration]| v[v.len() / 10].as_secs_f64();
+    Paired {
+        ours: ours[ours.len() / 2],
+        raw: raw[raw.len() / 2],
+        ratio: ratios[ratios.len() / 2],
+        ratio_fast: p10(&ours) / p10(&raw).max(1e-12),
+        rounds: ours.len(),
+    }
 }
 
 fn main() {
     let mut opus = opus_pairs();
-    let mut video: Vec<Pair> = SIZES.iter().flat_map(|&(w, h)| h264_pairs(w, h)).collect();
+    let mut video: Vec<Pair> = SIZES
+        .iter()
+        .flat_map(|&(w, h)| [FrameKind::P, FrameKind::Idr].map(|k| (w, h, k)))
+        .flat_map(|(w, h, k)| h264_pairs(w, h, k))
+        .collect();
 
     let mut c = Criterion::default()
         .sample_size(20)
@@ -293,18 +362,22 @@ fn main() {
     criterion_runs(&mut c, &mut video, true);
     c.final_summary();
 
-    let mut table = String::from("| operation | ours | raw | ours/raw |\n|---|---:|---:|---:|\n");
+    let mut table = String::from(
+        "| operation | ours | raw | ours/raw (median of rounds) | ours/raw (fastest 10 %) | rounds |\n|---|---:|---:|---:|---:|---:|\n",
+    );
     for pair in opus.iter_mut().chain(video.iter_mut()) {
-        let (ours, raw, ratio) = paired(pair, Duration::from_millis(2500));
+        let m = paired(pair, Duration::from_millis(2500));
         table.push_str(&format!(
-            "| {} | {:.2} µs | {:.2} µs | {:.3} |\n",
+            "| {} | {:.2} µs | {:.2} µs | {:.3} | {:.3} | {} |\n",
             pair.name,
-            ours.as_secs_f64() * 1e6,
-            raw.as_secs_f64() * 1e6,
-            ratio
+            m.ours.as_secs_f64() * 1e6,
+            m.raw.as_secs_f64() * 1e6,
+            m.ratio,
+            m.ratio_fast,
+            m.rounds,
         ));
     }
-    println!("\nPaired interleaved medians (ours and raw in alternating blocks of >= 5 ms and one input cycle; ratio = median of per-round ratios):\n\n{table}");
+    println!("\nPaired interleaved measurement (ours and raw in alternating blocks of >= 5 ms and one input cycle; times are medians; ratios: median of the per-round ratios, and ratio of the 10th-percentile block times):\n\n{table}");
     let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/codec_ratios.md");
     if let Err(e) = std::fs::write(path, &table) {
         eprintln!("could not write {path}: {e}");

@@ -1,7 +1,9 @@
 //! Benchmarks and report binaries for the `call` engine.
 
 pub mod audio_quality;
+pub mod burst;
 #[cfg(feature = "deep-plc")]
 pub mod deep_plc;
 pub mod fixed_delay;
+pub mod proc_cpu;
 pub mod vowels;
