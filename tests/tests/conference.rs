@@ -282,12 +282,18 @@ async fn a_member_that_leaves_or_dies_is_dropped_and_the_others_carry_on() {
         assert_eq!(reason, DropReason::Left);
     }
 
-    // One dies without a word: noticed by its silence within 5 s.
+    // One dies without hanging up: noticed within 5 s. In one process the aborted call's
+    // sessions are dropped, and webrtc-rs may still close their data channels on the way out
+    // (seen as a leave); a member that really dies in silence (SIGKILL) is
+    // call-cli/tests/join_cli.rs's case, noticed by its silence.
     let dead = members.pop().unwrap();
     dead.call.kill();
     for m in &mut members {
         let reason = wait_left(&mut m.events, dead.id, NOTICE_LIMIT).await;
-        assert_eq!(reason, DropReason::Lost);
+        assert!(
+            matches!(reason, DropReason::Lost | DropReason::Left),
+            "{reason:?}"
+        );
     }
 
     // The two left still hear each other: audio keeps arriving, nobody else leaves.
