@@ -71,7 +71,13 @@ pub(super) async fn sender_ssrc(sender: &RTCRtpSender) -> u32 {
 }
 
 pub(super) async fn read_remote_track(track: Arc<TrackRemote>, video: bool, sink: EventSink) {
+    // The payload type webrtc-rs matched to this track's negotiated codec (the offerer's
+    // number for it, which need not be ours: a browser may offer H.264 as 109).
+    let mut filter = PayloadTypeFilter::new(track.payload_type());
     while let Ok((pkt, _)) = track.read_rtp().await {
+        if !filter.admit(pkt.header.payload_type) {
+            continue;
+        }
         let rtp = ReceivedRtp {
             seq: pkt.header.sequence_number,
             timestamp: pkt.header.timestamp,
@@ -127,5 +133,55 @@ pub(super) async fn read_receiver_rtcp(receiver: Arc<RTCRtpReceiver>, ssrc: u32,
                 return;
             }
         }
+    }
+}
+
+/// Only the payload type negotiated for a track reaches its decoder: a peer's packet with any
+/// other (an unannounced codec, garbage) is dropped and counted, so an Opus decoder is never
+/// fed H.264 or the reverse.
+#[derive(Debug)]
+pub(super) struct PayloadTypeFilter {
+    expected: u8,
+    dropped: u64,
+}
+
+impl PayloadTypeFilter {
+    pub(super) fn new(expected: u8) -> Self {
+        Self {
+            expected,
+            dropped: 0,
+        }
+    }
+
+    /// Whether a packet of payload type `pt` goes on.
+    pub(super) fn admit(&mut self, pt: u8) -> bool {
+        if pt == self.expected {
+            return true;
+        }
+        self.dropped += 1;
+        if self.dropped == 1 {
+            tracing::warn!(
+                payload_type = pt,
+                expected = self.expected,
+                "dropped RTP with a payload type that was not announced for this track"
+            );
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod payload_type_tests {
+    use super::PayloadTypeFilter;
+
+    #[test]
+    fn only_the_announced_payload_type_passes() {
+        let mut f = PayloadTypeFilter::new(102);
+        assert!(f.admit(102));
+        for pt in [0u8, 96, 101, 103, 111, 127] {
+            assert!(!f.admit(pt), "{pt}");
+        }
+        assert!(f.admit(102));
+        assert_eq!(f.dropped, 6);
     }
 }
