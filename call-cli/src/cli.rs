@@ -1,12 +1,14 @@
 //! Command-line definitions (clap derive). Names here are a contract: scripts and tests use them.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use media::session::CandidateScope;
 
 use native::{VideoInSpec, VideoOutSpec};
 
-use crate::call::VideoOptions;
+use crate::call::{CallOptions, VideoOptions};
 use crate::config::DEFAULT_SERVER;
 
 /// End-to-end verified voice and video calls and chat, from a terminal or a script.
@@ -101,6 +103,42 @@ pub struct ConnArgs {
     /// Record the arrival trace of received audio packets to this file (for jitter replay).
     #[arg(long)]
     pub record_trace: Option<PathBuf>,
+}
+
+/// A duration flag that is not a positive number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("durations must be positive numbers of seconds, got {0}")]
+pub struct BadDuration(pub f64);
+
+/// A positive number of seconds as a [`Duration`].
+pub fn secs(v: f64) -> Result<Duration, BadDuration> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(BadDuration(v));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+impl ConnArgs {
+    /// Call options for these connection flags: the server, certificate, timeouts, candidates,
+    /// stats, `--say` and the trace (media and chat input are the caller's to set).
+    pub fn options(&self) -> Result<CallOptions, BadDuration> {
+        let mut opts = CallOptions::scripted(&self.server);
+        opts.ca_cert = self.ca_cert.clone();
+        opts.duration = self.duration.map(secs).transpose()?;
+        opts.connect_timeout = secs(self.connect_timeout)?;
+        opts.relay_only = self.relay_only;
+        opts.candidate_scope = match self.ice_scope {
+            IceScope::Auto => None,
+            IceScope::Loopback => Some(CandidateScope::LoopbackOnly),
+            IceScope::All => Some(CandidateScope::All),
+        };
+        opts.stats_json = self.stats_json.clone();
+        opts.live_stats = !self.quiet;
+        opts.say = self.say.clone();
+        opts.print_chat = true;
+        opts.record_trace = self.record_trace.clone();
+        Ok(opts)
+    }
 }
 
 /// Which addresses become host candidates.
@@ -281,6 +319,42 @@ pub struct DemoArgs {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn connection_flags_become_call_options_and_bad_durations_are_refused() {
+        let cli = Cli::try_parse_from([
+            "call",
+            "dial",
+            "x",
+            "--duration",
+            "2.5",
+            "--connect-timeout",
+            "3",
+            "--relay-only",
+            "--ice-scope",
+            "loopback",
+            "--quiet",
+            "--say",
+            "hi",
+        ])
+        .unwrap();
+        let Command::Dial(args) = cli.command else {
+            panic!("dial");
+        };
+        let opts = args.conn.options().unwrap();
+        assert_eq!(opts.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(opts.connect_timeout, Duration::from_secs(3));
+        assert!(opts.relay_only && !opts.live_stats && opts.print_chat);
+        assert_eq!(opts.candidate_scope, Some(CandidateScope::LoopbackOnly));
+        assert_eq!(opts.say, ["hi"]);
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                secs(bad).unwrap_err().to_string(),
+                format!("durations must be positive numbers of seconds, got {bad}")
+            );
+        }
+    }
+
     use super::*;
     use std::ffi::OsStr;
 

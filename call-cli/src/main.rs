@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use call_cli::call::{dial, listen, CallOptions, ChatInput, IncomingDecision};
-use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IceScope, IdAction, PeerArgs, VideoArgs};
+use call_cli::cli::{AudioArgs, Cli, Command, ConnArgs, IdAction, PeerArgs, VideoArgs};
 use call_cli::terminal_text::{escape, EscapingWriter};
 use call_cli::{config, demo, id};
 use clap::Parser;
-use media::session::CandidateScope;
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::CallId;
 use signaling::known_peers::{KnownPeers, Trust};
@@ -163,8 +162,7 @@ fn call_options(
     audio: Option<&AudioArgs>,
     video: Option<&VideoArgs>,
 ) -> Result<CallOptions> {
-    let mut opts = CallOptions::scripted(&conn.server);
-    opts.ca_cert = conn.ca_cert.clone();
+    let mut opts = conn.options()?;
     opts.audio_in = match audio {
         Some(a) => Some(a.audio_in.parse::<AudioInSpec>()?),
         None => None,
@@ -175,28 +173,8 @@ fn call_options(
     if let Some(v) = video {
         opts.video = v.options(std::env::var_os("DISPLAY").as_deref())?;
     }
-    opts.duration = conn.duration.map(secs).transpose()?;
-    opts.connect_timeout = secs(conn.connect_timeout)?;
-    opts.relay_only = conn.relay_only;
-    opts.candidate_scope = match conn.ice_scope {
-        IceScope::Auto => None,
-        IceScope::Loopback => Some(CandidateScope::LoopbackOnly),
-        IceScope::All => Some(CandidateScope::All),
-    };
-    opts.stats_json = conn.stats_json.clone();
-    opts.live_stats = !conn.quiet;
-    opts.say = conn.say.clone();
-    opts.print_chat = true;
-    opts.record_trace = conn.record_trace.clone();
     opts.chat_input = ChatInput::Lines(stdin_lines());
     Ok(opts)
-}
-
-fn secs(v: f64) -> Result<Duration> {
-    if !(v.is_finite() && v > 0.0) {
-        bail!("durations must be positive numbers of seconds, got {v}");
-    }
-    Ok(Duration::from_secs_f64(v))
 }
 
 /// The one reader of stdin: a plain thread (so a pending read never holds up exit) whose lines

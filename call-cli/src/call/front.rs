@@ -54,24 +54,8 @@ impl View {
         }
     }
 
-    async fn run(mut self, call: Call, mut events: CallEvents) -> Result<CallReport, CallError> {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        // SIGTERM (e.g. from a script's `kill`) hangs up as cleanly as Ctrl-C.
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut hung_up = false;
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => self.show(event),
-                    None => break,
-                },
-                _ = &mut ctrl_c, if !hung_up => { hung_up = true; call.hang_up(); }
-                _ = terminated(&mut sigterm), if !hung_up => { hung_up = true; call.hang_up(); }
-            }
-        }
-        let report = call.finished().await?;
+    async fn run(mut self, call: Call, events: CallEvents) -> Result<CallReport, CallError> {
+        let report = drive(call, events, |event| self.show(event)).await?;
         if self.live_stats {
             eprintln!(
                 "call ended ({:?}): {}",
@@ -133,6 +117,31 @@ fn video_line(video: VideoFlow) -> Option<&'static str> {
         (false, true) => Some("video: receiving (sending none)"),
         (false, false) => None,
     }
+}
+
+/// Shows every event of `call` until it ends; Ctrl-C or SIGTERM (e.g. from a script's `kill`)
+/// hangs up as cleanly as the owner would. Returns the report.
+pub(crate) async fn drive(
+    call: Call,
+    mut events: CallEvents,
+    mut show: impl FnMut(CallEvent),
+) -> Result<CallReport, CallError> {
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut sigterm =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut hung_up = false;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(event) => show(event),
+                None => break,
+            },
+            _ = &mut ctrl_c, if !hung_up => { hung_up = true; call.hang_up(); }
+            _ = terminated(&mut sigterm), if !hung_up => { hung_up = true; call.hang_up(); }
+        }
+    }
+    call.finished().await
 }
 
 async fn terminated(signal: &mut Option<tokio::signal::unix::Signal>) {

@@ -8,7 +8,7 @@ pub mod backoff;
 mod chat_log;
 mod dial_inbox;
 mod error;
-mod front;
+pub(crate) mod front;
 mod listen_inbox;
 pub(crate) mod live_line;
 mod options;

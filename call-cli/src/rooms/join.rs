@@ -6,11 +6,10 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use media::session::CandidateScope;
 use native::{AudioInSpec, AudioOutSpec};
 use signaling::identity::{CallId, Identity};
 use signaling::room::{HeldRoom, RoomId};
@@ -21,7 +20,7 @@ use super::cli::{member_name, message_line, resolve_room, ROOMS_FILE};
 use super::store::RoomStore;
 use crate::call::live_line::audio_line;
 use crate::call::{CallOptions, ChatInput};
-use crate::cli::{AudioArgs, ConnArgs, IceScope, VideoArgs};
+use crate::cli::{AudioArgs, ConnArgs, VideoArgs};
 use crate::engine::{Call, CallEvent, CallEvents};
 use crate::terminal_text::escape;
 
@@ -75,9 +74,7 @@ pub async fn run(
 
 /// The call options the flags ask for (as `call dial` builds them; audio always on).
 fn options(args: &JoinArgs, lines: mpsc::Receiver<String>) -> Result<CallOptions> {
-    let conn = &args.conn;
-    let mut opts = CallOptions::scripted(&conn.server);
-    opts.ca_cert = conn.ca_cert.clone();
+    let mut opts = args.conn.options()?;
     opts.audio_in = Some(args.audio.audio_in.parse::<AudioInSpec>()?);
     opts.audio_out = args.audio.audio_out.parse::<AudioOutSpec>()?;
     // `--video-out DIR` (an existing directory): one Y4M per member there.
@@ -89,28 +86,8 @@ fn options(args: &JoinArgs, lines: mpsc::Receiver<String>) -> Result<CallOptions
         }
     }
     opts.video = video.options(std::env::var_os("DISPLAY").as_deref())?;
-    opts.duration = conn.duration.map(secs).transpose()?;
-    opts.connect_timeout = secs(conn.connect_timeout)?;
-    opts.relay_only = conn.relay_only;
-    opts.candidate_scope = match conn.ice_scope {
-        IceScope::Auto => None,
-        IceScope::Loopback => Some(CandidateScope::LoopbackOnly),
-        IceScope::All => Some(CandidateScope::All),
-    };
-    opts.stats_json = conn.stats_json.clone();
-    opts.live_stats = !conn.quiet;
-    opts.say = conn.say.clone();
-    opts.print_chat = true;
-    opts.record_trace = conn.record_trace.clone();
     opts.chat_input = ChatInput::Lines(lines);
     Ok(opts)
-}
-
-fn secs(v: f64) -> Result<Duration> {
-    if !(v.is_finite() && v > 0.0) {
-        bail!("durations must be positive numbers of seconds, got {v}");
-    }
-    Ok(Duration::from_secs_f64(v))
 }
 
 /// What the terminal shows of a room's call.
@@ -123,23 +100,8 @@ struct View {
 }
 
 impl View {
-    async fn run(self, call: Call, mut events: CallEvents) -> Result<()> {
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let mut hung_up = false;
-        loop {
-            tokio::select! {
-                event = events.recv() => match event {
-                    Some(event) => self.show(event),
-                    None => break,
-                },
-                _ = &mut ctrl_c, if !hung_up => { hung_up = true; call.hang_up(); }
-                _ = terminated(&mut sigterm), if !hung_up => { hung_up = true; call.hang_up(); }
-            }
-        }
-        let report = call.finished().await?;
+    async fn run(self, call: Call, events: CallEvents) -> Result<()> {
+        let report = crate::call::front::drive(call, events, |event| self.show(event)).await?;
         eprintln!("left the call ({:?})", report.end);
         Ok(())
     }
@@ -184,14 +146,5 @@ impl View {
             CallEvent::Stats(stats) if self.live_stats => eprintln!("{}", audio_line(&stats)),
             _ => {}
         }
-    }
-}
-
-async fn terminated(signal: &mut Option<tokio::signal::unix::Signal>) {
-    match signal {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending().await,
     }
 }
