@@ -88,30 +88,45 @@ pub(crate) async fn offer(
         }
         .await;
         let video = closing_on_error(&session, outcome).await?;
-        Ok(PairUp {
-            session,
-            events,
-            audio,
-            video,
-            safety_number: safety_number_with(ctx.identity.call_id(), peer).await,
-        })
+        Ok(pair_up(&ctx, peer, session, events, audio, video).await)
     }
     .await;
-    report(
-        &ctx,
-        PairOutcome {
-            peer,
-            token,
-            attempt,
-            result,
-        },
-    )
-    .await;
+    report(&ctx, peer, token, attempt, result).await;
+}
+
+/// A connected, verified pair, with its safety number.
+async fn pair_up(
+    ctx: &PairContext,
+    peer: CallId,
+    session: Arc<Session>,
+    events: mpsc::Receiver<SessionEvent>,
+    audio: bool,
+    video: VideoFlow,
+) -> PairUp {
+    PairUp {
+        session,
+        events,
+        audio,
+        video,
+        safety_number: safety_number_with(ctx.identity.call_id(), peer).await,
+    }
 }
 
 /// Hands the outcome to the call; if the call is over, closes the session (no socket or task
 /// outlives it).
-async fn report(ctx: &PairContext, outcome: PairOutcome) {
+async fn report(
+    ctx: &PairContext,
+    peer: CallId,
+    token: CallToken,
+    attempt: u64,
+    result: Result<PairUp, CallError>,
+) {
+    let outcome = PairOutcome {
+        peer,
+        token,
+        attempt,
+        result,
+    };
     if let Err(mpsc::error::SendError(outcome)) = ctx.outcomes.send(outcome) {
         if let Ok(up) = outcome.result {
             up.session.close().await;
@@ -141,23 +156,8 @@ pub(crate) async fn answer(
         }
         .await;
         closing_on_error(&session, connected).await?;
-        Ok(PairUp {
-            session,
-            events,
-            audio,
-            video,
-            safety_number: safety_number_with(ctx.identity.call_id(), peer).await,
-        })
+        Ok(pair_up(&ctx, peer, session, events, audio, video).await)
     }
     .await;
-    report(
-        &ctx,
-        PairOutcome {
-            peer,
-            token,
-            attempt,
-            result,
-        },
-    )
-    .await;
+    report(&ctx, peer, token, attempt, result).await;
 }
