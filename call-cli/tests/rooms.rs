@@ -243,3 +243,34 @@ fn room_chat_works_in_a_real_terminal() {
     got.sort();
     assert_eq!(got, ["hello from bob", "hi @Bob \u{202e}evil"]);
 }
+
+/// A room state sent just before `call` exits still reaches the server: the client used to
+/// leave without reading the server's close reply, the kernel then reset the connection, and
+/// the server dropped the frames it had not read yet (one invite in five lost a member's update).
+#[test]
+fn every_update_sent_before_exit_reaches_an_offline_member() {
+    let server = TestServer::start();
+    let url = server.url();
+    for round in 0..8 {
+        let (a, b, c) = (tempdir(), tempdir(), tempdir());
+        new_id(a.path());
+        let bob = new_id(b.path()).to_string();
+        let carol = new_id(c.path()).to_string();
+        let room_id = last_line(&room(a.path(), &url, &["new", "r"], "new").stdout).to_owned();
+        room(a.path(), &url, &["invite", &room_id, &bob], "invite bob");
+        room(
+            a.path(),
+            &url,
+            &["invite", &room_id, &carol],
+            "invite carol",
+        );
+        let sync = room(b.path(), &url, &["sync"], "bob syncs");
+        let show = room(b.path(), &url, &["show", &room_id], "bob shows");
+        assert!(
+            show.stdout.contains(&carol),
+            "round {round}: bob's room lacks carol (the second invite's state was lost)\n{}\n{}",
+            sync.stderr,
+            show.stdout
+        );
+    }
+}

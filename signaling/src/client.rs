@@ -669,7 +669,19 @@ async fn serve_until_closed(
                     pending_turn.push_back(reply);
                 }
                 Some(Command::Close) | None => {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                    // Send our close frame, then read until the server's: leaving with the
+                    // server's frames unread would make the kernel answer with a reset, and a
+                    // reset makes the server drop what it had not read of ours yet (the last
+                    // envelopes sent before closing).
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        let _ = ws.close(None).await;
+                        while let Some(Ok(msg)) = ws.next().await {
+                            if matches!(msg, Message::Close(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
                     return "closed by this client".into();
                 }
             },
