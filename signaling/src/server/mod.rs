@@ -528,6 +528,11 @@ impl RunningServer {
         self.shared.registry.len()
     }
 
+    /// What the offline mailbox holds right now.
+    pub fn mailbox_stats(&self) -> mailbox::MailboxStats {
+        self.shared.registry.mailbox_stats()
+    }
+
     /// Bytes of `deliver` frames queued (or being written) for all clients right now.
     pub fn queued_bytes(&self) -> usize {
         self.shared.queue_budget.used()
