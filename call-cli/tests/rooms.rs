@@ -101,22 +101,43 @@ fn an_offline_member_gets_the_invitation_and_messages_in_order_and_keeps_them() 
     );
 }
 
-#[test]
-fn a_removed_member_is_told_and_gets_nothing_after() {
-    let server = TestServer::start();
-    let url = server.url();
+/// Alice's room with Bob and Carol invited (both offline until they sync).
+struct Three {
+    a: tempfile::TempDir,
+    b: tempfile::TempDir,
+    c: tempfile::TempDir,
+    carol: String,
+    room_id: String,
+}
+
+fn three_members(url: &str) -> Three {
     let (a, b, c) = (tempdir(), tempdir(), tempdir());
     new_id(a.path());
     let bob = new_id(b.path()).to_string();
     let carol = new_id(c.path()).to_string();
-    let room_id = last_line(&room(a.path(), &url, &["new", "club"], "new").stdout).to_owned();
-    room(a.path(), &url, &["invite", &room_id, &bob], "invite bob");
-    room(
-        a.path(),
-        &url,
-        &["invite", &room_id, &carol],
-        "invite carol",
-    );
+    let room_id = last_line(&room(a.path(), url, &["new", "club"], "new").stdout).to_owned();
+    room(a.path(), url, &["invite", &room_id, &bob], "invite bob");
+    room(a.path(), url, &["invite", &room_id, &carol], "invite carol");
+    Three {
+        a,
+        b,
+        c,
+        carol,
+        room_id,
+    }
+}
+
+#[test]
+fn a_removed_member_is_told_and_gets_nothing_after() {
+    let server = TestServer::start();
+    let url = server.url();
+    let Three {
+        a,
+        b,
+        c,
+        carol,
+        room_id,
+    } = three_members(&url);
     room(a.path(), &url, &["send", &room_id, "before"], "send before");
     room(
         a.path(),
@@ -252,18 +273,9 @@ fn every_update_sent_before_exit_reaches_an_offline_member() {
     let server = TestServer::start();
     let url = server.url();
     for round in 0..8 {
-        let (a, b, c) = (tempdir(), tempdir(), tempdir());
-        new_id(a.path());
-        let bob = new_id(b.path()).to_string();
-        let carol = new_id(c.path()).to_string();
-        let room_id = last_line(&room(a.path(), &url, &["new", "r"], "new").stdout).to_owned();
-        room(a.path(), &url, &["invite", &room_id, &bob], "invite bob");
-        room(
-            a.path(),
-            &url,
-            &["invite", &room_id, &carol],
-            "invite carol",
-        );
+        let Three {
+            b, carol, room_id, ..
+        } = three_members(&url);
         let sync = room(b.path(), &url, &["sync"], "bob syncs");
         let show = room(b.path(), &url, &["show", &room_id], "bob shows");
         assert!(

@@ -113,6 +113,20 @@ mod tests {
         (secs * 4_294_967_296.0) as u64
     }
 
+    /// Audio SSRC 1 and video SSRC 2, three sender reports each: both RTP clocks start at 0
+    /// at sender time 1000 s.
+    fn synced() -> LipSync {
+        let mut ls = LipSync::default();
+        ls.on_audio_ssrc(1);
+        ls.on_video_ssrc(2);
+        for k in 0..3u32 {
+            let secs = 1000.0 + f64::from(k);
+            ls.on_sender_report(1, ntp(secs), 48_000 * k);
+            ls.on_sender_report(2, ntp(secs), 90_000 * k);
+        }
+        ls
+    }
+
     #[test]
     fn without_reports_pictures_pass_at_once() {
         let now = Instant::now();
@@ -126,15 +140,7 @@ mod tests {
     #[test]
     fn a_picture_waits_for_its_audio() {
         let t0 = Instant::now();
-        let mut ls = LipSync::default();
-        ls.on_audio_ssrc(1);
-        ls.on_video_ssrc(2);
-        // Two reports per stream: both RTP clocks start at 0 at sender time 1000 s.
-        for k in 0..3u32 {
-            let secs = 1000.0 + f64::from(k);
-            ls.on_sender_report(1, ntp(secs), 48_000 * k);
-            ls.on_sender_report(2, ntp(secs), 90_000 * k);
-        }
+        let mut ls = synced();
         // Audio at media time 2 s plays now.
         ls.audio_played(Some(96_000), t0);
         let early = picture(180_000 + 9_000); // 2.1 s
@@ -154,14 +160,7 @@ mod tests {
     #[test]
     fn holding_is_bounded() {
         let t0 = Instant::now();
-        let mut ls = LipSync::default();
-        ls.on_audio_ssrc(1);
-        ls.on_video_ssrc(2);
-        for k in 0..3u32 {
-            let secs = 1000.0 + f64::from(k);
-            ls.on_sender_report(1, ntp(secs), 48_000 * k);
-            ls.on_sender_report(2, ntp(secs), 90_000 * k);
-        }
+        let mut ls = synced();
         ls.audio_played(Some(0), t0);
         let mut shown = 0;
         for n in 0..100u32 {
