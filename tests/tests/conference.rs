@@ -21,6 +21,17 @@ use signaling::room::{CallSession, RoomCallBody, RoomCallOp, RoomId};
 use signaling::server::{RunningServer, Server, ServerConfig};
 use tests::analysis::{goertzel_power, read_wav};
 
+/// Members running at once in this test process. All of this file's tests share 2 cores: with
+/// the 8-member call next to all the others (some 20 members, 60 sessions in one debug build)
+/// the process fell behind and every session of several members went quiet for over 3 s, so
+/// each test takes as many places as it has members and the biggest runs alone.
+static MEMBER_PLACES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+/// Waits for `n` places (held until the returned permit is dropped).
+async fn places(n: u32) -> tokio::sync::SemaphorePermit<'static> {
+    MEMBER_PLACES.acquire_many(n).await.expect("never closed")
+}
+
 /// Guards against a hang only.
 const PATIENCE: Duration = Duration::from_secs(40);
 
@@ -29,7 +40,7 @@ const NOTICE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Multiples of 100 Hz, so a one-second window holds whole periods of each (no leakage), and
 /// none is a low harmonic of another.
-const TONES: [f32; 6] = [400.0, 700.0, 1000.0, 1300.0, 1700.0, 1900.0];
+const TONES: [f32; 8] = [400.0, 700.0, 1000.0, 1300.0, 1700.0, 1900.0, 2300.0, 2600.0];
 
 fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -208,24 +219,32 @@ fn frames_holding_all(samples: &[i16], n: usize, own: usize) -> f64 {
 }
 
 async fn mix_holds_every_other_tone(n: usize) {
+    let _places = places(n as u32).await;
     let server = Server::start(ServerConfig::local()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut members = join_all(&server, dir.path(), n).await;
+    // The first member says something to the room.
+    let line = "hello from the first member";
+    members[0].call.send_chat(line);
     // Everyone hears everyone now; let a few seconds of mix be written.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    for m in &mut members {
+    for (i, m) in members.iter_mut().enumerate() {
         let mut last_levels = None;
+        let mut said = 0;
         while let Ok(e) = m.events.try_recv() {
             match e {
                 CallEvent::MemberLeft { .. } | CallEvent::Ended { .. } => {
                     panic!("nobody leaves: {e:?} (levels: {last_levels:?})")
                 }
                 CallEvent::Levels { levels, .. } => last_levels = Some(levels),
+                CallEvent::RoomMessage(msg) if msg.msg.text == line => said += 1,
                 _ => {}
             }
         }
         let heard = last_levels.map_or(0, |l| l.len());
         assert_eq!(heard, n - 1, "every other member's level is shown");
+        let want = usize::from(i != 0);
+        assert_eq!(said, want, "member {i} got the room message {said} times");
     }
     for m in &members {
         m.call.hang_up();
@@ -245,10 +264,13 @@ async fn mix_holds_every_other_tone(n: usize) {
                 assert!(*p > 0.1, "member {i} does not hear member {j}: {powers:?}");
             }
         }
-        // Mixed, not taken in turns: (nearly) every 20 ms of the sink holds all the others.
+        // Mixed, not taken in turns (which would give at most 1/(n-1)): most 20 ms frames of
+        // the sink hold all the others. Not all: with every test of this file running at once
+        // on 2 cores, a late packet is concealed now and then (6 members: 0.90-1.00 seen).
         let mixed = frames_holding_all(&samples, n, i);
+        eprintln!("member {i}: {mixed:.2} of frames hold every other tone");
         assert!(
-            mixed > 0.9,
+            mixed > 0.8,
             "member {i}: only {mixed:.2} of frames hold every other tone"
         );
     }
@@ -260,16 +282,21 @@ async fn three_members_each_hear_the_two_others_and_not_themselves() {
     mix_holds_every_other_tone(3).await;
 }
 
-/// 30 sessions, 60 Opus codecs in one debug-build process: on a loaded machine a pair can stall
-/// past the 3 s silence limit and be set up again, failing the "nobody leaves" check.
+/// 30 sessions, 36 Opus codecs in one process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "heavy (6 members in one process): run with --ignored on a quiet machine"]
 async fn six_members_each_hear_the_five_others_and_not_themselves() {
     mix_holds_every_other_tone(6).await;
 }
 
+/// The "at least 8": 56 sessions, 64 Opus codecs in one process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_members_each_hear_the_seven_others_and_not_themselves() {
+    mix_holds_every_other_tone(8).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_leaves_or_dies_is_dropped_and_the_others_carry_on() {
+    let _places = places(4).await;
     let server = Server::start(ServerConfig::local()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut members = join_all(&server, dir.path(), 4).await;
@@ -325,6 +352,7 @@ async fn a_member_that_leaves_or_dies_is_dropped_and_the_others_carry_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offer_from_a_stranger_is_refused() {
+    let _places = places(2).await;
     let server = Server::start(ServerConfig::local()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (ids, room, mut books) = room_of(1);
@@ -408,6 +436,7 @@ async fn room_texts(events: &mut CallEvents, limit: Duration) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_chat_reaches_every_member_once_and_a_removed_member_is_dropped() {
+    let _places = places(4).await;
     let server = Server::start(ServerConfig::local()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     // The admin (member 0) stays out of the call; 1, 2 and 3 join.
@@ -447,6 +476,7 @@ async fn room_chat_reaches_every_member_once_and_a_removed_member_is_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_joining_late_is_added_while_the_call_runs() {
+    let _places = places(3).await;
     let server = Server::start(ServerConfig::local()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (ids, room, mut books) = room_of(3);
@@ -499,6 +529,7 @@ async fn a_member_joining_late_is_added_while_the_call_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_video_each_member_gets_a_file_per_other_member() {
+    let _places = places(3).await;
     let server = Server::start(ServerConfig::local()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (ids, room, books) = room_of(3);

@@ -8,6 +8,7 @@ use native::{AudioSink, AudioSource, VideoInSpec};
 use signaling::identity::{safety_number, CallId, Identity};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::call_loop::{Conference, Engine};
 use super::pair_setup::{PairContext, PairUp};
@@ -234,8 +235,13 @@ impl Call {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let mut engine = Engine::new(identity, opts, ends, client, command_rx, events_tx, started)?;
-        engine.start_conference(conference).await;
-        let task = tokio::spawn(engine.run());
+        // Several members may run in one process (tests, benches): their logs say whose they are.
+        let span = tracing::info_span!("member", me = %&me.to_string()[..8]);
+        engine
+            .start_conference(conference)
+            .instrument(span.clone())
+            .await;
+        let task = tokio::spawn(engine.run().instrument(span));
         Ok((Call { commands, task }, events))
     }
 

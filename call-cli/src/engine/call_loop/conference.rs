@@ -17,6 +17,7 @@ use signaling::identity::CallId;
 use signaling::offer::{CallToken, HangupBody, Role, SignedSdp};
 use signaling::room::{RoomCallBody, RoomId, RoomState};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 use super::super::call::CallEvent;
 use super::super::mix::{Mixer, Speakers};
@@ -202,15 +203,10 @@ impl Engine {
         c.awaiting_answer.insert(peer, (token, tx));
         c.next_attempt += 1;
         c.tasks.insert(peer, c.next_attempt);
-        tokio::spawn(pair_setup::offer(
-            c.ctx.clone(),
-            cfg,
-            asked,
-            peer,
-            token,
-            c.next_attempt,
-            rx,
-        ));
+        tokio::spawn(
+            pair_setup::offer(c.ctx.clone(), cfg, asked, peer, token, c.next_attempt, rx)
+                .in_current_span(),
+        );
         tracing::info!(%peer, "offering to a member");
     }
 
@@ -302,7 +298,7 @@ impl Engine {
         self.apply_rate(rate);
         if let Some(p) = self.peers.remove(&peer) {
             let session = p.session.clone();
-            tokio::spawn(async move { session.close().await });
+            tokio::spawn(async move { session.close().await }.in_current_span());
         }
         tracing::info!(%member, ?reason, "member left the call");
         self.emit(CallEvent::MemberLeft {
@@ -476,13 +472,9 @@ impl Engine {
         };
         c.next_attempt += 1;
         c.tasks.insert(member, c.next_attempt);
-        tokio::spawn(pair_setup::answer(
-            c.ctx.clone(),
-            cfg,
-            video,
-            offer,
-            c.next_attempt,
-        ));
+        tokio::spawn(
+            pair_setup::answer(c.ctx.clone(), cfg, video, offer, c.next_attempt).in_current_span(),
+        );
         tracing::info!(%member, "answering a member");
         None
     }
