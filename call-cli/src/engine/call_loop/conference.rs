@@ -107,6 +107,15 @@ impl Conference {
     }
 }
 
+/// The key of `member`'s tile in a window showing the call as a grid (tiles are in key order):
+/// the first 4 bytes of its ID, so every member sees the others in the same order and a member
+/// who rejoins gets its place back, then its session's number, which keeps two members apart
+/// whose IDs begin alike.
+pub(crate) fn tile_source(member: &CallId, peer: PeerId) -> u64 {
+    let [a, b, c, d, ..] = *member.as_bytes();
+    (u64::from(u32::from_be_bytes([a, b, c, d])) << 32) | u64::from(peer.0)
+}
+
 /// The next pair outcome (pending forever outside a conference).
 pub(super) async fn next_outcome(conference: &mut Option<Box<Conference>>) -> PairOutcome {
     match conference {
@@ -294,6 +303,10 @@ impl Engine {
         };
         c.last_heard.remove(&peer);
         c.finish_member_sink(peer);
+        // With a window: its tile goes and the others share the window.
+        if let Some(sink) = self.video_sink.as_mut() {
+            sink.forget(tile_source(&member, peer));
+        }
         // The video rate was held down for the slowest member: it may rise now.
         let rate = self
             .congestion
