@@ -109,8 +109,8 @@ impl Conference {
 
 /// The key of `member`'s tile in a window showing the call as a grid (tiles are in key order):
 /// the first 4 bytes of its ID, so every member sees the others in the same order and a member
-/// who rejoins gets its place back, then its session's number, which keeps two members apart
-/// whose IDs begin alike.
+/// who rejoins takes its old place among them, then its session's number, which keeps two
+/// members apart whose IDs begin alike.
 pub(crate) fn tile_source(member: &CallId, peer: PeerId) -> u64 {
     let [a, b, c, d, ..] = *member.as_bytes();
     (u64::from(u32::from_be_bytes([a, b, c, d])) << 32) | u64::from(peer.0)
