@@ -9,8 +9,10 @@
 //! never waits for the display. A picture not yet drawn when the next of its source arrives is
 //! replaced (counted as skipped). The mailbox holds at most [`MAX_TILES`] sources; pictures of
 //! further ones are dropped and counted ([`VideoSinkCounters::too_many_sources`]) until a
-//! source is forgotten. The thread also pumps window events about 60 times a second; when the
-//! user closes the window (or presses Escape) it ends and [`VideoSink::is_open`] turns false.
+//! source is forgotten. The thread draws at most about 60 times a second (a grid of several
+//! members would otherwise be drawn once per picture) and pumps window events as often; when
+//! the user closes the window (or presses Escape) it ends and [`VideoSink::is_open`] turns
+//! false.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +29,17 @@ use crate::video::VideoFrame;
 
 /// How often the window thread pumps events when no picture arrives.
 const EVENT_INTERVAL: Duration = Duration::from_millis(16);
+/// Least time between two draws: a grid of several members at 30 pictures a second each would
+/// otherwise be composed once per picture; pictures arriving sooner wait in the mailbox, where
+/// each source's newest replaces the one before (counted as skipped).
+const MIN_DRAW_INTERVAL: Duration = Duration::from_millis(16);
+
+/// How long the window thread should hold off drawing `pending` news at `now`, having last
+/// drawn at `last_draw`: nothing when there is no news or the last draw was long enough ago.
+fn draw_hold(last_draw: Option<Instant>, now: Instant, pending: bool) -> Option<Duration> {
+    let next = last_draw? + MIN_DRAW_INTERVAL;
+    pending.then(|| next.checked_duration_since(now))?
+}
 
 /// Whether an X11 display is named. minifb's X11 backend opens `$DISPLAY` (a Wayland session
 /// provides one through Xwayland).
@@ -234,7 +247,15 @@ fn run(window: &mut Window, shared: &Shared) {
     let mut local: Option<VideoFrame> = None;
     let mut buffer: Vec<u32> = Vec::new();
     let mut drawn_size = (0, 0);
+    let mut last_draw: Option<Instant> = None;
     loop {
+        let pending = {
+            let mailbox = shared.lock();
+            mailbox.changed || mailbox.local_new
+        };
+        if let Some(hold) = draw_hold(last_draw, Instant::now(), pending) {
+            std::thread::sleep(hold);
+        }
         let (new_remote, new_local) = {
             let mut mailbox = shared.lock();
             if !(mailbox.changed || mailbox.local_new || mailbox.quit) {
@@ -265,6 +286,7 @@ fn run(window: &mut Window, shared: &Shared) {
             let tiles: Vec<&VideoFrame> = remotes.values().collect();
             compose_grid(&mut buffer, size.0, size.1, &tiles, local.as_ref());
             drawn_size = size;
+            last_draw = Some(Instant::now());
             if let Err(e) = window.update_with_buffer(&buffer, w, h) {
                 tracing::warn!(error = %e, "drawing the video window");
             }
@@ -400,6 +422,19 @@ mod tests {
         assert_eq!(shown[&0].y[0], 200);
         assert!(shown.contains_key(&500) && !shown.contains_key(&1));
         assert_eq!(mailbox.counters.too_many_sources, 3);
+    }
+
+    #[test]
+    fn draws_are_held_to_the_least_interval() {
+        let t0 = Instant::now();
+        let soon = t0 + MIN_DRAW_INTERVAL / 4;
+        assert_eq!(draw_hold(None, t0, true), None);
+        assert_eq!(draw_hold(Some(t0), soon, false), None);
+        assert_eq!(
+            draw_hold(Some(t0), soon, true),
+            Some(MIN_DRAW_INTERVAL - MIN_DRAW_INTERVAL / 4)
+        );
+        assert_eq!(draw_hold(Some(t0), t0 + MIN_DRAW_INTERVAL * 2, true), None);
     }
 
     #[test]
