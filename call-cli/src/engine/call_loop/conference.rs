@@ -654,3 +654,29 @@ impl Engine {
         self.apply(actions).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signaling::identity::Identity;
+
+    #[test]
+    fn tiles_follow_the_members_ids_and_never_collide() {
+        let mut ids: Vec<CallId> = (1..=5u8)
+            .map(|i| Identity::from_seed([i; 32]).call_id())
+            .collect();
+        ids.sort_by_key(|id| id.as_bytes()[..4].to_vec());
+        // Session numbers given in another order than the IDs': the tiles still follow the IDs.
+        let keys: Vec<u64> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| tile_source(id, PeerId(10 - i as u32)))
+            .collect();
+        assert!(keys.windows(2).all(|k| k[0] < k[1]), "{keys:x?}");
+        // The same member in two sessions (a rejoin) keeps its place; two sessions never share
+        // a tile.
+        let again = tile_source(&ids[0], PeerId(99));
+        assert_ne!(again, keys[0]);
+        assert!(again < keys[1]);
+    }
+}
