@@ -35,6 +35,7 @@ use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, En
 use crate::terminal_text::escape;
 
 mod conference;
+use conference::tile_source;
 pub(crate) use conference::Conference;
 
 /// The local audio track: the device or file it reads, and its one encoder.
@@ -434,6 +435,7 @@ impl Engine {
         let Some(rx) = peer.video_rx.as_mut() else {
             return;
         };
+        let source = self.conference.as_ref().map(|_| tile_source(&peer.id, id));
         loop {
             let started = Instant::now();
             let Some(decoded) = rx.poll_frame(started) else {
@@ -441,14 +443,15 @@ impl Engine {
             };
             rx.add_decode_time(started.elapsed());
             if let Some(due) = peer.lip_sync.schedule(decoded, Instant::now()) {
-                // A room's call with `--video-out DIR`: the member's own file.
+                // A room's call with `--video-out DIR`: the member's own file; with a window,
+                // the member's tile.
                 let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
-                show_remote(member_sink.or(self.video_sink.as_deref_mut()), &due);
+                show_remote(member_sink.or(self.video_sink.as_deref_mut()), source, &due);
             }
         }
         for due in peer.lip_sync.due(Instant::now()) {
             let member_sink = self.conference.as_mut().and_then(|c| c.member_sink(id));
-            show_remote(member_sink.or(self.video_sink.as_deref_mut()), &due);
+            show_remote(member_sink.or(self.video_sink.as_deref_mut()), source, &due);
         }
         while let Some(feedback) = rx.poll_feedback(Instant::now()) {
             let sent = match feedback {
@@ -738,9 +741,11 @@ impl Engine {
             tracing::warn!(error = %e, "finishing the audio sink");
         }
         // Pictures lip sync still holds were decoded: show them before the sink closes.
-        for peer in self.peers.values_mut() {
+        let in_room = self.conference.is_some();
+        for (&id, peer) in self.peers.iter_mut() {
+            let source = in_room.then(|| tile_source(&peer.id, id));
             for held in peer.lip_sync.flush() {
-                show_remote(self.video_sink.as_deref_mut(), &held);
+                show_remote(self.video_sink.as_deref_mut(), source, &held);
             }
         }
         if let Some(sink) = self.video_sink.as_mut() {
@@ -805,12 +810,22 @@ async fn next_capture(video: &mut Option<LocalVideo>) -> Option<Captured> {
     }
 }
 
-/// Gives a decoded remote picture to the sink.
-fn show_remote(sink: Option<&mut (dyn VideoSink + 'static)>, decoded: &DecodedVideo) {
+/// Gives a decoded remote picture to the sink: as the picture of `source` (a room's member)
+/// when there is one, so a window shows each member in its own tile.
+fn show_remote(
+    sink: Option<&mut (dyn VideoSink + 'static)>,
+    source: Option<u64>,
+    decoded: &DecodedVideo,
+) {
     let Some(sink) = sink else {
         return;
     };
-    if let Err(e) = sink.show(&to_video_frame(&decoded.frame), Instant::now()) {
+    let frame = to_video_frame(&decoded.frame);
+    let shown = match source {
+        Some(source) => sink.show_from(source, &frame, Instant::now()),
+        None => sink.show(&frame, Instant::now()),
+    };
+    if let Err(e) = shown {
         tracing::debug!(error = %e, "received picture not shown");
     }
 }

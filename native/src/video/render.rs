@@ -1,7 +1,8 @@
 //! Drawing I420 pictures into a window's 0RGB pixel buffer: BT.601 limited-range YUV to RGB,
-//! nearest-neighbour scaling with the aspect ratio kept (black bars around), and the small
-//! self-view inset in the bottom-right corner. Pure functions on buffers, used by the window
-//! sink's thread; the last step before the screen.
+//! nearest-neighbour scaling with the aspect ratio kept (black bars around), a grid of tiles
+//! when several remote pictures are shown (a room's call), and the small self-view inset in the
+//! bottom-right corner. Pure functions on buffers, used by the window sink's thread; the last
+//! step before the screen.
 
 use crate::video::VideoFrame;
 
@@ -11,8 +12,14 @@ const SELF_VIEW_DIVISOR: u32 = 4;
 const SELF_VIEW_MARGIN: u32 = 8;
 /// Colour of the 1-pixel frame drawn around the self-view, so it stands out from the picture.
 const SELF_VIEW_BORDER: u32 = 0x00c0_c0c0;
-/// Colour of the window where no picture is (bars, before the first frame).
+/// Colour of the window where no picture is (bars, gaps, before the first frame).
 pub const BACKGROUND: u32 = 0x0000_0000;
+/// Gap between neighbouring tiles of a grid, in pixels (none around the grid's edges, so one
+/// tile fills the window exactly as a 1:1 call's picture does).
+pub const GRID_GAP: u32 = 4;
+/// Most tiles a grid shows: a mesh call is for small rooms (at least 8 members; 16 leaves
+/// room). A window given pictures from more sources drops the extra ones (counted).
+pub const MAX_TILES: usize = 16;
 
 /// A rectangle in window pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +109,91 @@ pub fn self_view_rect(
     (rect.width > 0 && rect.height > 0).then_some(rect)
 }
 
+/// How a grid of tiles is laid out: `cols` across, `rows` down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridShape {
+    /// Tiles across.
+    pub cols: u32,
+    /// Tiles down.
+    pub rows: u32,
+}
+
+/// The grid for `tiles` pictures of about `picture_w x picture_h` in a `window_w x window_h`
+/// window: of the shapes without an empty column, the one in which the pictures, fitted in their
+/// tiles with aspect kept, come out largest; on a tie the one with more columns (screens are
+/// wider than tall). For 4:3 pictures in a 4:3 window that is 1→1x1, 2→2x1, 3–4→2x2, 5–6→3x2,
+/// 7–9→3x3; a tall window stacks them instead (2→1x2, 5–6→2x3). No tiles: a 0x0 grid.
+pub fn grid_shape(
+    tiles: usize,
+    window_w: u32,
+    window_h: u32,
+    picture_w: u32,
+    picture_h: u32,
+) -> GridShape {
+    // At most MAX_TILES (16) in practice; clamped so the search stays small on any input.
+    let n = tiles.min(MAX_TILES) as u32;
+    if n == 0 {
+        return GridShape { cols: 0, rows: 0 };
+    }
+    let (pw, ph) = (picture_w.max(1), picture_h.max(1));
+    let mut best = GridShape { cols: n, rows: 1 };
+    let mut best_area = 0u64;
+    // Most columns first, so that on a tie (strictly larger wins) the wider shape stays.
+    for cols in (1..=n).rev() {
+        let rows = n.div_ceil(cols);
+        if (cols - 1) * rows >= n {
+            // An empty column (7 tiles as 6x2): as large as 4x2 at best, and emptier.
+            continue;
+        }
+        let shape = GridShape { cols, rows };
+        let tile = tile_size(shape, window_w, window_h);
+        let r = fit(pw, ph, tile);
+        let area = u64::from(r.width) * u64::from(r.height);
+        if area > best_area {
+            best = shape;
+            best_area = area;
+        }
+    }
+    best
+}
+
+/// The size of one tile of `shape` in a `window_w x window_h` window (at the origin).
+fn tile_size(shape: GridShape, window_w: u32, window_h: u32) -> Rect {
+    let gaps = |count: u32, side: u32| side.saturating_sub(GRID_GAP * count.saturating_sub(1));
+    Rect {
+        x: 0,
+        y: 0,
+        width: gaps(shape.cols, window_w) / shape.cols.max(1),
+        height: gaps(shape.rows, window_h) / shape.rows.max(1),
+    }
+}
+
+/// Where each of `tiles` tiles of `shape` goes in a `window_w x window_h` window: row by row,
+/// left to right, with [`GRID_GAP`] between tiles, the grid centred (the pixels that do not
+/// divide evenly are shared out as margins) and a last row that is not full centred too. At
+/// most [`MAX_TILES`] and as many as the shape holds.
+pub fn grid_tiles(tiles: usize, shape: GridShape, window_w: u32, window_h: u32) -> Vec<Rect> {
+    let n = tiles
+        .min(MAX_TILES)
+        .min(shape.cols as usize * shape.rows as usize);
+    let tile = tile_size(shape, window_w, window_h);
+    let span = |count: u32, size: u32| count * size + GRID_GAP * count.saturating_sub(1);
+    let top = window_h.saturating_sub(span(shape.rows, tile.height)) / 2;
+    (0..n as u32)
+        .map(|i| {
+            let (row, col) = (i / shape.cols, i % shape.cols);
+            let in_row = (n as u32 - row * shape.cols).min(shape.cols);
+            let left = window_w.saturating_sub(span(in_row, tile.width)) / 2;
+            Rect {
+                x: left + col * (tile.width + GRID_GAP),
+                y: top + row * (tile.height + GRID_GAP),
+                width: tile.width,
+                height: tile.height,
+            }
+        })
+        .collect()
+}
+
 /// Draw `frame` scaled into `rect` of a `buffer_w`-wide 0RGB buffer. Parts of `rect` outside
 /// the buffer are clipped; an inconsistent frame (planes shorter than its size says) is not
 /// drawn.
@@ -164,21 +256,34 @@ pub fn compose(
     remote: Option<&VideoFrame>,
     local: Option<&VideoFrame>,
 ) {
+    let remotes: Vec<&VideoFrame> = remote.into_iter().collect();
+    compose_grid(buffer, window_w, window_h, &remotes, local);
+}
+
+/// Compose one window picture with several remote pictures: background, each picture fitted
+/// in its tile of the grid ([`grid_shape`], shaped for the first picture; [`grid_tiles`], in
+/// the order given; at most [`MAX_TILES`]), then the self-view (if any) in the bottom-right
+/// corner. One picture fills the whole window, as [`compose`] draws it.
+pub fn compose_grid(
+    buffer: &mut Vec<u32>,
+    window_w: u32,
+    window_h: u32,
+    remotes: &[&VideoFrame],
+    local: Option<&VideoFrame>,
+) {
     buffer.clear();
     buffer.resize(window_w as usize * window_h as usize, BACKGROUND);
-    let whole = Rect {
-        x: 0,
-        y: 0,
-        width: window_w,
-        height: window_h,
-    };
-    if let Some(frame) = remote {
-        draw_frame(
-            buffer,
-            window_w,
-            frame,
-            fit(frame.width, frame.height, whole),
-        );
+    if let Some(first) = remotes.first() {
+        let shape = grid_shape(remotes.len(), window_w, window_h, first.width, first.height);
+        let tiles = grid_tiles(remotes.len(), shape, window_w, window_h);
+        for (frame, tile) in remotes.iter().zip(tiles) {
+            draw_frame(
+                buffer,
+                window_w,
+                frame,
+                fit(frame.width, frame.height, tile),
+            );
+        }
     }
     if let Some(frame) = local {
         if let Some(rect) = self_view_rect(window_w, window_h, frame.width, frame.height) {
@@ -238,6 +343,7 @@ mod tests {
             rw in 0u32..64, rh in 0u32..64,
             lw in 0u32..64, lh in 0u32..64,
             broken: bool,
+            count in 0usize..20,
         ) {
             let remote = VideoFrame::filled(rw, rh, [100, 50, 200]);
             let mut local = VideoFrame::filled(lw, lh, [60, 200, 90]);
@@ -247,6 +353,29 @@ mod tests {
             let mut buffer = Vec::new();
             compose(&mut buffer, ww, wh, Some(&remote), Some(&local));
             prop_assert_eq!(buffer.len(), ww as usize * wh as usize);
+            let remotes = vec![&remote; count];
+            compose_grid(&mut buffer, ww, wh, &remotes, Some(&local));
+            prop_assert_eq!(buffer.len(), ww as usize * wh as usize);
+        }
+
+        #[test]
+        fn grid_tiles_stay_inside_and_apart(n in 0usize..40, ww in 0u32..2000, wh in 0u32..2000, pw in 0u32..2000, ph in 0u32..2000) {
+            let shape = grid_shape(n, ww, wh, pw, ph);
+            let tiles = grid_tiles(n, shape, ww, wh);
+            prop_assert_eq!(tiles.len(), n.min(MAX_TILES));
+            prop_assert!(shape.cols * shape.rows >= tiles.len() as u32);
+            for (i, a) in tiles.iter().enumerate() {
+                // A window too small for the gaps gets empty tiles (drawn as nothing).
+                let empty = a.width == 0 || a.height == 0;
+                prop_assert!(empty || (a.x + a.width <= ww && a.y + a.height <= wh), "{:?}", a);
+                for b in &tiles[i + 1..] {
+                    let apart = a.x + a.width + GRID_GAP <= b.x
+                        || b.x + b.width + GRID_GAP <= a.x
+                        || a.y + a.height + GRID_GAP <= b.y
+                        || b.y + b.height + GRID_GAP <= a.y;
+                    prop_assert!(apart || empty, "{:?} {:?}", a, b);
+                }
+            }
         }
 
         #[test]
@@ -258,6 +387,97 @@ mod tests {
             // One side fills the area (up to rounding to at least one pixel).
             prop_assert!(r.width == aw || r.height == ah);
         }
+    }
+
+    #[test]
+    fn grid_shapes_use_the_window_best() {
+        let shape = |n, ww, wh, pw, ph| {
+            let g = grid_shape(n, ww, wh, pw, ph);
+            (g.cols, g.rows)
+        };
+        // Landscape windows (4:3 pictures in 4:3, 16:9 in 16:9): the table.
+        let table = [
+            (1, (1, 1)),
+            (2, (2, 1)),
+            (3, (2, 2)),
+            (4, (2, 2)),
+            (5, (3, 2)),
+            (6, (3, 2)),
+            (7, (3, 3)),
+            (8, (3, 3)),
+            (9, (3, 3)),
+            (16, (4, 4)),
+        ];
+        for (n, want) in table {
+            assert_eq!(shape(n, 640, 480, 320, 240), want, "{n} in 640x480");
+            assert_eq!(shape(n, 1280, 720, 640, 360), want, "{n} in 1280x720");
+        }
+        // A tall window stacks: 2 above each other, 6 as two columns of three.
+        assert_eq!(shape(2, 480, 640, 320, 240), (1, 2));
+        assert_eq!(shape(6, 480, 640, 320, 240), (2, 3));
+        // A very wide window puts three side by side.
+        assert_eq!(shape(3, 1600, 300, 320, 240), (3, 1));
+        // Nothing to show; more than the cap is laid out as the cap.
+        assert_eq!(shape(0, 640, 480, 320, 240), (0, 0));
+        assert_eq!(shape(40, 640, 480, 320, 240), (4, 4));
+    }
+
+    #[test]
+    fn grid_tiles_have_gaps_and_a_centred_last_row() {
+        let shape = grid_shape(3, 640, 480, 320, 240);
+        let tiles = grid_tiles(3, shape, 640, 480);
+        // Two tiles of (640 - 4) / 2 = 318 by (480 - 4) / 2 = 238 on top, one centred below.
+        let rect = |x, y| Rect {
+            x,
+            y,
+            width: 318,
+            height: 238,
+        };
+        assert_eq!(tiles, vec![rect(0, 0), rect(322, 0), rect(161, 242)]);
+        // One tile is the whole window, exactly.
+        let one = grid_tiles(1, grid_shape(1, 640, 480, 320, 240), 640, 480);
+        assert_eq!(one, vec![rect_of(640, 480)]);
+    }
+
+    fn rect_of(width: u32, height: u32) -> Rect {
+        Rect {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn grid_shows_each_picture_in_its_tile() {
+        let colours: [[i32; 3]; 3] = [[255, 0, 0], [0, 255, 0], [0, 0, 255]];
+        let frames: Vec<VideoFrame> = colours
+            .iter()
+            .map(|&[r, g, b]| VideoFrame::filled(64, 48, rgb_to_yuv(r as u8, g as u8, b as u8)))
+            .collect();
+        let refs: Vec<&VideoFrame> = frames.iter().collect();
+        let (w, h) = (640u32, 480u32);
+        let mut buffer = Vec::new();
+        compose_grid(&mut buffer, w, h, &refs, None);
+        let at = |x: u32, y: u32| channels(buffer[(y * w + x) as usize]);
+        let near =
+            |got: [i32; 3], want: [i32; 3]| got.iter().zip(want).all(|(g, w)| (g - w).abs() <= 3);
+        let tiles = grid_tiles(3, grid_shape(3, w, h, 64, 48), w, h);
+        for (tile, want) in tiles.iter().zip(colours) {
+            let centre = at(tile.x + tile.width / 2, tile.y + tile.height / 2);
+            assert!(near(centre, want), "{tile:?}: {centre:?} vs {want:?}");
+        }
+        // Between the top two tiles is the gap; beside the bottom one, background.
+        assert_eq!(buffer[(100 * w + 319) as usize], BACKGROUND);
+        assert_eq!(buffer[(360 * w + 20) as usize], BACKGROUND);
+        // One picture in the grid is drawn exactly as a 1:1 call's picture.
+        let mut single = Vec::new();
+        compose(&mut single, w, h, Some(&frames[0]), Some(&frames[1]));
+        compose_grid(&mut buffer, w, h, &refs[..1], Some(&frames[1]));
+        assert_eq!(buffer, single);
+        let whole = fit(64, 48, rect_of(w, h));
+        let corner = channels(buffer[(whole.y * w + whole.x) as usize]);
+        assert!(near(corner, colours[0]), "{corner:?}");
     }
 
     #[test]

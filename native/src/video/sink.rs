@@ -1,6 +1,7 @@
 //! Video sinks, where decoded I420 pictures end up (`--video-out`): a Y4M file, nothing (null),
 //! or a window with a small self-view. The receive pipeline pushes each decoded picture with
-//! [`VideoSink::show`]; no sink blocks on a display or paces the caller.
+//! [`VideoSink::show`] (a 1:1 call) or [`VideoSink::show_from`] (a room's call, one source per
+//! member: the window shows a grid); no sink blocks on a display or paces the caller.
 
 use std::path::Path;
 use std::time::Instant;
@@ -24,6 +25,9 @@ pub struct VideoSinkCounters {
     pub skipped: u64,
     /// Remote pictures scaled to the file's size because their size changed mid-stream.
     pub rescaled: u64,
+    /// Remote pictures dropped because the window already showed its most sources
+    /// ([`MAX_TILES`](crate::video::render::MAX_TILES)) and this one was not among them.
+    pub too_many_sources: u64,
 }
 
 /// A sink of decoded I420 pictures, pushed by the caller.
@@ -31,6 +35,23 @@ pub trait VideoSink: Send {
     /// Take one decoded remote picture. `now` is when the caller shows it (its clock); sinks
     /// show or store the picture at once and never wait for a display.
     fn show(&mut self, remote: &VideoFrame, now: Instant) -> Result<(), VideoError>;
+    /// Take one decoded picture of one of several remote sources (a room call's members, each
+    /// with its own stable key). A window shows each source in its own tile of a grid, in the
+    /// order of the keys; other sinks take it as [`VideoSink::show`].
+    fn show_from(
+        &mut self,
+        source: u64,
+        remote: &VideoFrame,
+        now: Instant,
+    ) -> Result<(), VideoError> {
+        let _ = source;
+        self.show(remote, now)
+    }
+    /// `source` is gone (the member left the call): a window drops its tile and lays the
+    /// others out again. Sinks without tiles ignore it.
+    fn forget(&mut self, source: u64) {
+        let _ = source;
+    }
     /// Take the local (camera or pattern) picture for the self-view; sinks without one ignore it.
     fn show_self_view(&mut self, local: &VideoFrame, now: Instant) -> Result<(), VideoError> {
         let _ = (local, now);
@@ -112,9 +133,12 @@ mod tests {
             sink.show(&frame, now).unwrap();
         }
         sink.show_self_view(&frame, now).unwrap();
+        // Pictures of a room call's members count as any other.
+        sink.show_from(9, &frame, now).unwrap();
+        sink.forget(9);
         sink.finish().unwrap();
         assert!(sink.is_open());
-        assert_eq!(sink.counters().shown, 3);
+        assert_eq!(sink.counters().shown, 4);
         for (w, h, fps) in [(0, 48, 30), (63, 48, 30), (64, 48, 0), (8192, 48, 30)] {
             let err = open_video_sink(&VideoOutSpec::Null, w, h, fps)
                 .err()

@@ -1,14 +1,20 @@
 //! The window sink (`--video-out window`): the remote picture fitted to a resizable window, with
-//! the local picture as a small self-view in the bottom-right corner. Drawn in software with
-//! minifb (X11); libX11 and libXcursor are loaded with dlopen only when a window is opened, so
-//! headless runs need no display library.
+//! the local picture as a small self-view in the bottom-right corner; in a room's call, one tile
+//! per member in a grid ([`VideoSink::show_from`], laid out by [`compose_grid`]). Drawn in
+//! software with minifb (X11); libX11 and libXcursor are loaded with dlopen only when a window
+//! is opened, so headless runs need no display library.
 //!
 //! The window lives on its own thread (minifb windows are not `Send`). [`WindowSink::show`] only
-//! puts the picture in a one-picture mailbox and wakes that thread: it never waits for the
-//! display. A picture not yet drawn when the next arrives is replaced (counted as skipped). The
-//! thread also pumps window events about 60 times a second; when the user closes the window
-//! (or presses Escape) it ends and [`VideoSink::is_open`] turns false.
+//! puts the picture in a mailbox holding the newest picture per source and wakes that thread: it
+//! never waits for the display. A picture not yet drawn when the next of its source arrives is
+//! replaced (counted as skipped). The mailbox holds at most [`MAX_TILES`] sources; pictures of
+//! further ones are dropped and counted ([`VideoSinkCounters::too_many_sources`]) until a
+//! source is forgotten. The thread draws at most about 60 times a second (a grid of several
+//! members would otherwise be drawn once per picture) and pumps window events as often; when
+//! the user closes the window (or presses Escape) it ends and [`VideoSink::is_open`] turns
+//! false.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -17,12 +23,23 @@ use std::time::{Duration, Instant};
 use minifb::{InputCallback, Key, Window, WindowOptions};
 
 use crate::error::VideoError;
-use crate::video::render::compose;
+use crate::video::render::{compose_grid, MAX_TILES};
 use crate::video::sink::{VideoSink, VideoSinkCounters};
 use crate::video::VideoFrame;
 
 /// How often the window thread pumps events when no picture arrives.
 const EVENT_INTERVAL: Duration = Duration::from_millis(16);
+/// Least time between two draws: a grid of several members at 30 pictures a second each would
+/// otherwise be composed once per picture; pictures arriving sooner wait in the mailbox, where
+/// each source's newest replaces the one before (counted as skipped).
+const MIN_DRAW_INTERVAL: Duration = Duration::from_millis(16);
+
+/// How long the window thread should hold off drawing `pending` news at `now`, having last
+/// drawn at `last_draw`: nothing when there is no news or the last draw was long enough ago.
+fn draw_hold(last_draw: Option<Instant>, now: Instant, pending: bool) -> Option<Duration> {
+    let next = last_draw? + MIN_DRAW_INTERVAL;
+    pending.then(|| next.checked_duration_since(now))?
+}
 
 /// Whether an X11 display is named. minifb's X11 backend opens `$DISPLAY` (a Wayland session
 /// provides one through Xwayland).
@@ -30,15 +47,80 @@ pub fn display_available(display: Option<&std::ffi::OsStr>) -> bool {
     display.is_some_and(|d| !d.is_empty())
 }
 
-/// The mailbox between the caller and the window thread.
+/// The source [`WindowSink::show`] puts its pictures under (a 1:1 call's one remote).
+const SINGLE_SOURCE: u64 = u64::MAX;
+
+/// The newest picture of one source, and whether the window thread has yet to take it.
+#[derive(Default)]
+struct Slot {
+    frame: Option<VideoFrame>,
+    new: bool,
+}
+
+/// The mailbox between the caller and the window thread. Its `sources` are the tiles the
+/// window shows (at most [`MAX_TILES`]); `changed` says a picture arrived or a source went.
 #[derive(Default)]
 struct Mailbox {
-    remote: Option<VideoFrame>,
-    remote_new: bool,
+    sources: BTreeMap<u64, Slot>,
+    changed: bool,
     local: Option<VideoFrame>,
     local_new: bool,
     quit: bool,
     counters: VideoSinkCounters,
+}
+
+impl Mailbox {
+    /// Keep `frame` as `source`'s newest picture (replacing one not yet drawn); a new source
+    /// past the cap is dropped and counted.
+    fn put(&mut self, source: u64, frame: &VideoFrame) {
+        if !self.sources.contains_key(&source) && self.sources.len() >= MAX_TILES {
+            self.counters.too_many_sources += 1;
+            return;
+        }
+        let slot = self.sources.entry(source).or_default();
+        if slot.new {
+            self.counters.skipped += 1;
+        }
+        match &mut slot.frame {
+            Some(kept) => kept.clone_from(frame),
+            None => slot.frame = Some(frame.clone()),
+        }
+        slot.new = true;
+        self.changed = true;
+    }
+
+    /// Drop `source`'s tile. Whether it had one.
+    fn forget(&mut self, source: u64) -> bool {
+        let had = self.sources.remove(&source).is_some();
+        self.changed |= had;
+        had
+    }
+
+    /// Bring the window thread's pictures (`shown`, by source) up to date: new pictures in,
+    /// forgotten sources out. Whether anything changed.
+    fn take_into(&mut self, shown: &mut BTreeMap<u64, VideoFrame>) -> bool {
+        if !std::mem::take(&mut self.changed) {
+            return false;
+        }
+        shown.retain(|source, _| self.sources.contains_key(source));
+        for (source, slot) in &mut self.sources {
+            if !std::mem::take(&mut slot.new) {
+                continue;
+            }
+            self.counters.shown += 1;
+            // Swap rather than clone: the mailbox keeps the old buffer for the next picture.
+            match (shown.get_mut(source), &mut slot.frame) {
+                (Some(drawn), Some(newest)) => std::mem::swap(drawn, newest),
+                (None, newest) => {
+                    if let Some(frame) = newest.take() {
+                        shown.insert(*source, frame);
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+        true
+    }
 }
 
 struct Shared {
@@ -161,14 +243,22 @@ impl InputCallback for EscapeWatch {
 fn run(window: &mut Window, shared: &Shared) {
     let escaped = std::rc::Rc::new(std::cell::Cell::new(false));
     window.set_input_callback(Box::new(EscapeWatch(std::rc::Rc::clone(&escaped))));
-    let mut remote: Option<VideoFrame> = None;
+    let mut remotes: BTreeMap<u64, VideoFrame> = BTreeMap::new();
     let mut local: Option<VideoFrame> = None;
     let mut buffer: Vec<u32> = Vec::new();
     let mut drawn_size = (0, 0);
+    let mut last_draw: Option<Instant> = None;
     loop {
+        let pending = {
+            let mailbox = shared.lock();
+            mailbox.changed || mailbox.local_new
+        };
+        if let Some(hold) = draw_hold(last_draw, Instant::now(), pending) {
+            std::thread::sleep(hold);
+        }
         let (new_remote, new_local) = {
             let mut mailbox = shared.lock();
-            if !(mailbox.remote_new || mailbox.local_new || mailbox.quit) {
+            if !(mailbox.changed || mailbox.local_new || mailbox.quit) {
                 mailbox = shared
                     .wake
                     .wait_timeout(mailbox, EVENT_INTERVAL)
@@ -178,13 +268,9 @@ fn run(window: &mut Window, shared: &Shared) {
             if mailbox.quit {
                 return;
             }
-            let new_remote = std::mem::take(&mut mailbox.remote_new);
+            let new_remote = mailbox.take_into(&mut remotes);
             let new_local = std::mem::take(&mut mailbox.local_new);
-            // Swap rather than clone: the mailbox keeps the old buffers for the next picture.
-            if new_remote {
-                std::mem::swap(&mut mailbox.remote, &mut remote);
-                mailbox.counters.shown += 1;
-            }
+            // Swap rather than clone: the mailbox keeps the old buffer for the next picture.
             if new_local {
                 std::mem::swap(&mut mailbox.local, &mut local);
             }
@@ -196,8 +282,11 @@ fn run(window: &mut Window, shared: &Shared) {
         let (w, h) = window.get_size();
         let size = (w as u32, h as u32);
         if new_remote || new_local || size != drawn_size {
-            compose(&mut buffer, size.0, size.1, remote.as_ref(), local.as_ref());
+            // In the order of the sources' keys, so tiles keep their places.
+            let tiles: Vec<&VideoFrame> = remotes.values().collect();
+            compose_grid(&mut buffer, size.0, size.1, &tiles, local.as_ref());
             drawn_size = size;
+            last_draw = Some(Instant::now());
             if let Err(e) = window.update_with_buffer(&buffer, w, h) {
                 tracing::warn!(error = %e, "drawing the video window");
             }
@@ -208,7 +297,17 @@ fn run(window: &mut Window, shared: &Shared) {
 }
 
 impl VideoSink for WindowSink {
-    fn show(&mut self, remote: &VideoFrame, _now: Instant) -> Result<(), VideoError> {
+    fn show(&mut self, remote: &VideoFrame, now: Instant) -> Result<(), VideoError> {
+        // One source fills the window: a 1:1 call looks as it always has.
+        self.show_from(SINGLE_SOURCE, remote, now)
+    }
+
+    fn show_from(
+        &mut self,
+        source: u64,
+        remote: &VideoFrame,
+        _now: Instant,
+    ) -> Result<(), VideoError> {
         let mut mailbox = self.shared.lock();
         mailbox.counters.received += 1;
         if self.thread.is_none() {
@@ -217,17 +316,16 @@ impl VideoSink for WindowSink {
         if !self.shared.open.load(Ordering::Relaxed) {
             return Ok(());
         }
-        if mailbox.remote_new {
-            mailbox.counters.skipped += 1;
-        }
-        match &mut mailbox.remote {
-            Some(slot) => slot.clone_from(remote),
-            None => mailbox.remote = Some(remote.clone()),
-        }
-        mailbox.remote_new = true;
+        mailbox.put(source, remote);
         drop(mailbox);
         self.shared.wake.notify_one();
         Ok(())
+    }
+
+    fn forget(&mut self, source: u64) {
+        if self.shared.lock().forget(source) {
+            self.shared.wake.notify_one();
+        }
     }
 
     fn show_self_view(&mut self, local: &VideoFrame, _now: Instant) -> Result<(), VideoError> {
@@ -272,6 +370,72 @@ impl Drop for WindowSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn picture(luma: u8) -> VideoFrame {
+        VideoFrame::filled(8, 6, [luma, 128, 128])
+    }
+
+    fn lumas(shown: &BTreeMap<u64, VideoFrame>) -> Vec<(u64, u8)> {
+        shown.iter().map(|(k, f)| (*k, f.y[0])).collect()
+    }
+
+    #[test]
+    fn mailbox_keeps_the_newest_picture_per_source() {
+        let mut mailbox = Mailbox::default();
+        let mut shown = BTreeMap::new();
+        assert!(!mailbox.take_into(&mut shown));
+        mailbox.put(7, &picture(70));
+        mailbox.put(3, &picture(30));
+        mailbox.put(7, &picture(71));
+        assert!(mailbox.take_into(&mut shown));
+        // In key order; source 7's first picture was replaced before it was drawn.
+        assert_eq!(lumas(&shown), vec![(3, 30), (7, 71)]);
+        assert_eq!((mailbox.counters.shown, mailbox.counters.skipped), (2, 1));
+        // Only the source with a new picture changes.
+        mailbox.put(3, &picture(31));
+        assert!(mailbox.take_into(&mut shown));
+        assert_eq!(lumas(&shown), vec![(3, 31), (7, 71)]);
+        // A forgotten source leaves the window; forgetting an unknown one changes nothing.
+        assert!(mailbox.forget(7));
+        assert!(!mailbox.forget(99));
+        assert!(mailbox.take_into(&mut shown));
+        assert_eq!(lumas(&shown), vec![(3, 31)]);
+        assert!(!mailbox.take_into(&mut shown));
+    }
+
+    #[test]
+    fn mailbox_holds_at_most_max_tiles_sources() {
+        let mut mailbox = Mailbox::default();
+        let mut shown = BTreeMap::new();
+        for source in 0..MAX_TILES as u64 + 3 {
+            mailbox.put(source, &picture(source as u8));
+        }
+        mailbox.take_into(&mut shown);
+        assert_eq!(shown.len(), MAX_TILES);
+        assert_eq!(mailbox.counters.too_many_sources, 3);
+        // Known sources still update; after one goes, a new one gets its place.
+        mailbox.put(0, &picture(200));
+        mailbox.forget(1);
+        mailbox.put(500, &picture(50));
+        mailbox.take_into(&mut shown);
+        assert_eq!(shown.len(), MAX_TILES);
+        assert_eq!(shown[&0].y[0], 200);
+        assert!(shown.contains_key(&500) && !shown.contains_key(&1));
+        assert_eq!(mailbox.counters.too_many_sources, 3);
+    }
+
+    #[test]
+    fn draws_are_held_to_the_least_interval() {
+        let t0 = Instant::now();
+        let soon = t0 + MIN_DRAW_INTERVAL / 4;
+        assert_eq!(draw_hold(None, t0, true), None);
+        assert_eq!(draw_hold(Some(t0), soon, false), None);
+        assert_eq!(
+            draw_hold(Some(t0), soon, true),
+            Some(MIN_DRAW_INTERVAL - MIN_DRAW_INTERVAL / 4)
+        );
+        assert_eq!(draw_hold(Some(t0), t0 + MIN_DRAW_INTERVAL * 2, true), None);
+    }
 
     #[test]
     fn display_detection() {

@@ -108,6 +108,15 @@ impl Conference {
     }
 }
 
+/// The key of `member`'s tile in a window showing the call as a grid (tiles are in key order):
+/// the first 4 bytes of its ID, so every member sees the others in the same order and a member
+/// who rejoins takes its old place among them, then its session's number, which keeps two
+/// members apart whose IDs begin alike.
+pub(crate) fn tile_source(member: &CallId, peer: PeerId) -> u64 {
+    let [a, b, c, d, ..] = *member.as_bytes();
+    (u64::from(u32::from_be_bytes([a, b, c, d])) << 32) | u64::from(peer.0)
+}
+
 /// The next pair outcome (pending forever outside a conference).
 pub(super) async fn next_outcome(conference: &mut Option<Box<Conference>>) -> PairOutcome {
     match conference {
@@ -290,6 +299,10 @@ impl Engine {
         };
         c.last_heard.remove(&peer);
         c.finish_member_sink(peer);
+        // With a window: its tile goes and the others share the window.
+        if let Some(sink) = self.video_sink.as_mut() {
+            sink.forget(tile_source(&member, peer));
+        }
         // The video rate was held down for the slowest member: it may rise now.
         let rate = self
             .congestion
@@ -631,5 +644,31 @@ impl Engine {
         c.tasks.clear();
         c.awaiting_answer.clear();
         self.apply(actions).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signaling::identity::Identity;
+
+    #[test]
+    fn tiles_follow_the_members_ids_and_never_collide() {
+        let mut ids: Vec<CallId> = (1..=5u8)
+            .map(|i| Identity::from_seed([i; 32]).call_id())
+            .collect();
+        ids.sort_by_key(|id| id.as_bytes()[..4].to_vec());
+        // Session numbers given in another order than the IDs': the tiles still follow the IDs.
+        let keys: Vec<u64> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| tile_source(id, PeerId(10 - i as u32)))
+            .collect();
+        assert!(keys.windows(2).all(|k| k[0] < k[1]), "{keys:x?}");
+        // The same member in two sessions (a rejoin) keeps its place; two sessions never share
+        // a tile.
+        let again = tile_source(&ids[0], PeerId(99));
+        assert_ne!(again, keys[0]);
+        assert!(again < keys[1]);
     }
 }

@@ -1,0 +1,2 @@
+//! Helpers shared by the window tests.
+pub mod xvfb;
