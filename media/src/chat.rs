@@ -34,8 +34,8 @@ const MAX_TYPE_NAME_BYTES: usize = 64;
 
 /// Frame types this version understands (the values of `t`).
 pub const KNOWN_TYPES: [&str; 5] = ["text", "ping", "pong", "bye", "room_msg"];
-/// Prefixes of frame types reserved for later versions (rooms, file transfer). A receiver that
-/// does not implement them ignores them like any unknown type.
+/// Prefixes of frame types reserved for later versions (room frames other than `room_msg`,
+/// file transfer). A receiver that does not implement them ignores them like any unknown type.
 pub const RESERVED_TYPE_PREFIXES: [&str; 2] = ["room_", "file_"];
 
 /// A message on the chat channel.

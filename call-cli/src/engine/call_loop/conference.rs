@@ -636,7 +636,7 @@ impl Engine {
         }
         if !self.signaling_open {
             return eprintln!(
-                "room message not sent to {} member(s) outside the call: the signaling connection is lost (it is in your history)",
+                "room message not sent to {} member(s) without an open channel in this call: the signaling connection is lost (the message is in your history)",
                 via_server.len()
             );
         }
