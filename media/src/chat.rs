@@ -6,14 +6,25 @@
 //! [`ChatFrame::parse`], which enforces the size limits before and after decoding, refuses
 //! duplicate members, and reports frame types it does not know as
 //! [`ChatError::UnknownType`] so the receiver can ignore (and count) them instead of treating
-//! the peer as broken: room and file frames will be added later under reserved names.
+//! the peer as broken: more room and file frames will be added later under reserved names.
+//!
+//! A room's call carries the room's messages in `room_msg` frames: the signed message of
+//! docs/protocol.md §21.4, nested as its exact JSON bytes ([`RoomPayload`]). This crate does
+//! not know rooms: it checks that the payload is a JSON object and leaves the signature, the
+//! sender and the room to the engine.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-/// Largest data-channel message we accept as a chat frame, in bytes.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// Largest data-channel message we accept as a chat frame, in bytes: a `room_msg` frame holding
+/// the largest signed room message (45 KiB, the envelope plaintext limit) fits, and it stays
+/// under what data channels carry without `a=max-message-size` (Chromium: 65,536 bytes;
+/// webrtc-rs reads messages into a 65,535-byte buffer).
+pub const MAX_FRAME_BYTES: usize = 48 * 1024;
+// Checked when compiling: a frame fits webrtc-rs's read buffer (and so Chromium's default).
+const _: () = assert!(MAX_FRAME_BYTES < u16::MAX as usize);
 /// Largest chat text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 8 * 1024;
 /// Largest `bye` reason, in bytes of UTF-8 (as a signaling hang-up reason).
@@ -22,9 +33,9 @@ pub const MAX_REASON_BYTES: usize = 256;
 const MAX_TYPE_NAME_BYTES: usize = 64;
 
 /// Frame types this version understands (the values of `t`).
-pub const KNOWN_TYPES: [&str; 4] = ["text", "ping", "pong", "bye"];
-/// Prefixes of frame types reserved for later versions (rooms, file transfer). A receiver that
-/// does not implement them ignores them like any unknown type.
+pub const KNOWN_TYPES: [&str; 5] = ["text", "ping", "pong", "bye", "room_msg"];
+/// Prefixes of frame types reserved for later versions (room frames other than `room_msg`,
+/// file transfer). A receiver that does not implement them ignores them like any unknown type.
 pub const RESERVED_TYPE_PREFIXES: [&str; 2] = ["room_", "file_"];
 
 /// A message on the chat channel.
@@ -55,6 +66,44 @@ pub enum ChatFrame {
         /// Why, for display.
         reason: String,
     },
+    /// A message to the room whose call this is, signed by its sender (who must be this peer).
+    /// Parsed by [`ChatFrame::parse`] through its own wire struct (a raw JSON value cannot be
+    /// read through the derived tagged-enum impl).
+    #[serde(skip_deserializing)]
+    RoomMsg {
+        /// The signed room message (§21.4), as a JSON object.
+        msg: RoomPayload,
+    },
+}
+
+/// The signed room message in a `room_msg` frame: a JSON object kept as its exact bytes, which
+/// the engine parses and verifies (its signature covers the message's fields, not this text).
+#[derive(Clone, Debug, Serialize)]
+#[serde(transparent)]
+pub struct RoomPayload(Box<RawValue>);
+
+impl RoomPayload {
+    /// The object's JSON bytes, as received (or as given to [`ChatFrame::room_msg`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.get().as_bytes()
+    }
+}
+
+impl PartialEq for RoomPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for RoomPayload {}
+
+/// A `room_msg` frame as read from the wire: exactly `t` and `msg`, each once.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoomMsgWire<'a> {
+    #[serde(borrow, rename = "t")]
+    _t: Cow<'a, str>,
+    msg: Box<RawValue>,
 }
 
 /// Why a chat frame was refused. Every case drops the one frame; none closes the channel.
@@ -103,6 +152,23 @@ impl ChatFrame {
         Ok(frame)
     }
 
+    /// Builds a `room_msg` frame around `msg`, the JSON of a signed room message; refuses what is
+    /// not a JSON object and a frame over [`MAX_FRAME_BYTES`] (the caller then sends the message
+    /// another way).
+    pub fn room_msg(msg: &[u8]) -> Result<ChatFrame, ChatError> {
+        let malformed = |e: serde_json::Error| ChatError::Malformed(e.to_string());
+        let raw: Box<RawValue> = serde_json::from_slice(msg).map_err(malformed)?;
+        let frame = ChatFrame::RoomMsg {
+            msg: RoomPayload(raw),
+        };
+        frame.check()?;
+        let size = frame.encode().len();
+        if size > MAX_FRAME_BYTES {
+            return Err(ChatError::FrameTooLarge(size));
+        }
+        Ok(frame)
+    }
+
     /// Parses a frame received from the peer.
     pub fn parse(bytes: &[u8]) -> Result<ChatFrame, ChatError> {
         if bytes.len() > MAX_FRAME_BYTES {
@@ -113,15 +179,22 @@ impl ChatFrame {
         if !KNOWN_TYPES.contains(&probe.t.as_ref()) {
             return Err(ChatError::UnknownType(truncate(&probe.t)));
         }
-        let frame: ChatFrame = serde_json::from_slice(bytes).map_err(malformed)?;
+        let frame = if probe.t == "room_msg" {
+            let wire: RoomMsgWire<'_> = serde_json::from_slice(bytes).map_err(malformed)?;
+            ChatFrame::RoomMsg {
+                msg: RoomPayload(wire.msg),
+            }
+        } else {
+            serde_json::from_slice(bytes).map_err(malformed)?
+        };
         frame.check()?;
         Ok(frame)
     }
 
     /// Encodes the frame for the data channel: compact JSON, `t` first, then the members in
-    /// the order of the spec.
+    /// the order of the spec (a `room_msg`'s `msg` as the bytes it was built from).
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising a plain enum of strings and integers cannot fail.
+        // Serialising strings, integers and already-valid raw JSON cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -138,6 +211,15 @@ impl ChatFrame {
                     return Err(ChatError::ReasonTooLarge(reason.len()));
                 }
                 reason
+            }
+            ChatFrame::RoomMsg { msg } => {
+                // What is inside is the engine's to check; the frame only promises an object.
+                if !msg.0.get().starts_with('{') {
+                    return Err(ChatError::Malformed(
+                        "the msg of a room_msg frame is not a JSON object".into(),
+                    ));
+                }
+                return Ok(());
             }
             ChatFrame::Ping { .. } | ChatFrame::Pong { .. } => return Ok(()),
         };

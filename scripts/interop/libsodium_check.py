@@ -1,4 +1,4 @@
-"""Independent check of docs/protocol.md §9 and §21.6 with libsodium (ctypes) + Python stdlib."""
+"""Independent check of docs/protocol.md §9, §21.7 and the §19.5 room_msg frame with libsodium (ctypes) + Python stdlib."""
 import base64, ctypes, ctypes.util, hashlib, json, re, sys
 
 so = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
@@ -111,6 +111,9 @@ checks.update({
     "room message json": json.dumps({"room": room_id, "sender": call_id(b_pk), "seq": 1, "ts_ms": 1700000002000,
                                      "text": "hi", "sig": b64(rsig)}, separators=(",", ":")),
     "room message id": hashlib.sha256(rmsg + rsig).digest()[:16].hex(),
+    # §19.5: the same message in a room_msg frame on a call's data channel
+    "room_msg frame": '{"t":"room_msg","msg":' + json.dumps({"room": room_id, "sender": call_id(b_pk), "seq": 1,
+        "ts_ms": 1700000002000, "text": "hi", "sig": b64(rsig)}, separators=(",", ":")) + '}',
     # §21.5: the pair token (the smaller key first) and a join announcement
     "pair token": hashlib.sha256(b"call-room-pair/v1" + room + b"".join(
         pk + s for pk, s in sorted([(a_pk, bytes([0x11]) * 16), (b_pk, bytes([0x22]) * 16)]))).digest()[:16].hex(),

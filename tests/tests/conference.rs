@@ -1,7 +1,8 @@
 //! Room calls through the engine library: several members in one process, over the real
 //! signaling server on loopback, each sending a sine of its own frequency. Each member's mix
 //! holds every other member's tone and not its own; members that leave or die are dropped from
-//! the others within 5 s while the rest carry on; a stranger's offer is refused.
+//! the others within 5 s while the rest carry on; a stranger's offer is refused; room chat goes
+//! on the data channels (once per member, also without the server).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -52,17 +53,19 @@ fn now_unix_ms() -> u64 {
 /// `n` identities and their room books: the first created the room and invited the others;
 /// every book holds the same current state.
 fn room_of(n: usize) -> (Vec<Arc<Identity>>, RoomId, Vec<RoomBook>) {
+    room_in(n, |_| RoomStore::open_in_memory().unwrap())
+}
+
+/// [`room_of`] with member `i`'s book over `store(i)`.
+fn room_in(
+    n: usize,
+    store: impl Fn(usize) -> RoomStore,
+) -> (Vec<Arc<Identity>>, RoomId, Vec<RoomBook>) {
     let ids: Vec<Arc<Identity>> = (0..n).map(|_| Arc::new(Identity::generate())).collect();
     let mut books: Vec<RoomBook> = ids
         .iter()
-        .map(|id| {
-            RoomBook::open(
-                Arc::clone(id),
-                RoomStore::open_in_memory().unwrap(),
-                Instant::now(),
-            )
-            .unwrap()
-        })
+        .enumerate()
+        .map(|(i, id)| RoomBook::open(Arc::clone(id), store(i), Instant::now()).unwrap())
         .collect();
     let room = books[0].create("standup", "m0", now_unix_ms()).unwrap();
     let admin = ids[0].call_id();
@@ -472,6 +475,91 @@ async fn room_chat_reaches_every_member_once_and_a_removed_member_is_dropped() {
         m.call.finished().await.unwrap();
     }
     server.shutdown().await;
+}
+
+/// Room chat in a call travels on the members' data channels: a message that also comes
+/// through the server is shown and stored once, and with the signaling server gone a typed
+/// message still reaches every member once and lands in its history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_chat_goes_over_the_data_channels_and_survives_the_server() {
+    let _places = places(3).await;
+    let server = Server::start(ServerConfig::local()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = |i: usize| dir.path().join(format!("m{i}.db"));
+    let (ids, room, books) = room_in(3, |i| RoomStore::open(&db(i)).unwrap());
+    let mut members = join_these(&server, dir.path(), &ids, room, books).await;
+
+    // Member 0's message, then the very same signed message through the server as member 0
+    // (this login replaces its call's signaling connection; the call goes on without it),
+    // then a marker on that connection: once the marker is in, the copy before it was taken.
+    members[0].call.send_chat("both ways");
+    for m in &mut members[1..] {
+        let texts = room_texts(&mut m.events, Duration::from_secs(2)).await;
+        assert_eq!(texts, ["both ways"]);
+    }
+    let sent = RoomStore::open(&db(0)).unwrap().history(&room, 10).unwrap();
+    assert_eq!(sent.len(), 1);
+    let marker = signaling::room::RoomMessage {
+        room,
+        sender: ids[0].call_id(),
+        seq: sent[0].message.msg.seq + 1,
+        ts_ms: now_unix_ms(),
+        reply_to: None,
+        text: "marker".into(),
+    }
+    .sign(&ids[0])
+    .unwrap();
+    let client = Client::connect(&server.url(), Arc::clone(&ids[0]), ClientOptions::default())
+        .await
+        .unwrap();
+    for m in &members[1..] {
+        for body in [sent[0].message.to_json(), marker.to_json()] {
+            client
+                .send(&m.id, EnvelopeKind::RoomMessage, &body)
+                .await
+                .unwrap();
+        }
+    }
+    for m in &mut members[1..] {
+        let texts = room_texts(&mut m.events, Duration::from_secs(2)).await;
+        assert_eq!(texts, ["marker"], "the copy through the server is dropped");
+    }
+    client.close().await;
+
+    // No server: member 1 types; the data channels carry it.
+    server.shutdown().await;
+    members[1].call.send_chat("no server");
+    for i in [0, 2] {
+        let texts = room_texts(&mut members[i].events, Duration::from_secs(3)).await;
+        assert_eq!(
+            texts,
+            ["no server"],
+            "member {i} gets it once without the server"
+        );
+    }
+    for m in &members {
+        m.call.hang_up();
+    }
+    for m in members {
+        m.call.finished().await.expect("ends normally");
+    }
+    let history = |i: usize| -> Vec<String> {
+        RoomStore::open(&db(i))
+            .unwrap()
+            .history(&room, 100)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.message.msg.text)
+            .collect()
+    };
+    assert_eq!(history(0), ["both ways", "no server"]);
+    for i in [1, 2] {
+        assert_eq!(
+            history(i),
+            ["both ways", "marker", "no server"],
+            "member {i}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

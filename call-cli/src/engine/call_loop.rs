@@ -35,6 +35,7 @@ use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, En
 use crate::terminal_text::escape;
 
 mod conference;
+mod room_frame;
 use conference::tile_source;
 pub(crate) use conference::Conference;
 
@@ -555,6 +556,7 @@ impl Engine {
                 }
             }
             Ok(ChatFrame::Bye { .. }) => return self.peer_hung_up(id).await,
+            Ok(ChatFrame::RoomMsg { msg }) => return self.on_room_frame(id, msg.as_bytes()).await,
             Err(ChatError::UnknownType(t)) => {
                 self.stats.chat_frames_ignored += 1;
                 tracing::debug!(frame_type = ?t, "ignored a chat frame of unknown type");
@@ -616,7 +618,8 @@ impl Engine {
     }
 
     async fn on_chat_line(&mut self, line: Option<String>) -> Option<EndReason> {
-        // A room's text goes through the server: it need not wait for a data channel.
+        // A room's text need not wait for a data channel: members without one get it through
+        // the server.
         let chat_open = self.conference.is_some() || self.peers.values().any(|p| p.chat_open);
         match line {
             Some(text) if text.trim().is_empty() => None,

@@ -3,12 +3,14 @@
 //! through the signaling server, one verified session per pair set up by a
 //! [`pair_setup`](super::super::pair_setup) task, members added while the call runs and removed
 //! when they leave, are removed from the room, or go silent; the received audio mixed into one
-//! frame for the sink. The rest of the call (send pipelines, video, chat, stats) is the 1:1
-//! engine's, shared.
+//! frame for the sink; the room's messages sent on the members' data channels (`room_msg`
+//! frames) and through the server only to those without one. The rest of the call (send
+//! pipelines, video, chat, stats) is the 1:1 engine's, shared.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use media::chat::ChatFrame;
 use media::session::SessionConfig;
 use native::video::VideoSink;
 use signaling::client::{ClientError, Incoming};
@@ -23,6 +25,7 @@ use super::super::call::CallEvent;
 use super::super::mix::{Mixer, Speakers};
 use super::super::pair_setup::{self, PairContext, PairOutcome};
 use super::super::peer::PeerId;
+use super::room_frame::{self, RoomFrameRefused};
 use super::Engine;
 use crate::call::{client_error_code, now_unix, now_unix_ms, verified_offer, EndReason, VideoFlow};
 use crate::rooms::book::{RoomBook, RoomEvent};
@@ -591,23 +594,96 @@ impl Engine {
         self.conference.as_ref().map(|c| c.room)
     }
 
-    /// Typed text in a room's call goes to the room (signed, stored, sent to every member
-    /// through the server, whose mailbox keeps it for those offline).
+    /// Typed text in a room's call goes to the room: signed and stored, then a `room_msg` frame
+    /// on the data channel of every member connected in the call (no server needed, and the
+    /// shortest path), and an envelope through the server to the others (its mailbox keeps it
+    /// for those offline) and to any member whose channel refused the frame.
     pub(super) async fn send_room_text(&mut self, text: &str) {
         let Some(c) = self.conference.as_mut() else {
             return;
         };
         let room = c.room;
-        match c.book.send(&room, text, None, now_unix_ms()) {
-            Ok((_, out)) => {
-                if let Err(e) = crate::rooms::net::send_all(&self.client, &out).await {
-                    eprintln!("room message not sent to everyone: {e}");
+        let (msg, out) = match c.book.send(&room, text, None, now_unix_ms()) {
+            Ok(sent) => sent,
+            Err(e) => {
+                return eprintln!(
+                    "room message not sent: {}",
+                    crate::terminal_text::escape(&e.to_string())
+                )
+            }
+        };
+        let frame = match ChatFrame::room_msg(&msg.to_json()) {
+            Ok(frame) => Some(bytes::Bytes::from(frame.encode())),
+            Err(e) => {
+                tracing::warn!(error = %e, "room message too large for a frame: through the server");
+                None
+            }
+        };
+        let mut via_server = Vec::new();
+        for o in out {
+            let channel = c
+                .members
+                .get(&o.to)
+                .and_then(|p| self.peers.get(p))
+                .filter(|p| p.chat_open);
+            if let (Some(peer), Some(bytes)) = (channel, &frame) {
+                match peer.session.send_chat(bytes.clone()).await {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        tracing::debug!(to = %o.to, error = %e, "room_msg not sent: through the server")
+                    }
                 }
             }
-            Err(e) => eprintln!(
-                "room message not sent: {}",
-                crate::terminal_text::escape(&e.to_string())
-            ),
+            via_server.push(o);
+        }
+        if via_server.is_empty() {
+            return;
+        }
+        if !self.signaling_open {
+            return eprintln!(
+                "room message not sent to {} member(s) without an open channel in this call: the signaling connection is lost (the message is in your history)",
+                via_server.len()
+            );
+        }
+        if let Err(e) = crate::rooms::net::send_all(&self.client, &via_server).await {
+            eprintln!("room message not sent to everyone: {e}");
+        }
+    }
+
+    /// A `room_msg` frame on `peer`'s chat channel: checked (this room's call, signed by that
+    /// very member), then taken as that member's room message (membership, duplicates that
+    /// came through the server, the sender's order, the history).
+    pub(super) async fn on_room_frame(&mut self, peer: PeerId, msg: &[u8]) -> Option<EndReason> {
+        let carrier = self.peers.get(&peer)?.id;
+        let checked = match self.conference.as_ref() {
+            Some(c) if c.members.get(&carrier) != Some(&peer) => {
+                tracing::warn!(from = %carrier, "room message from a peer not connected as a member refused");
+                return None;
+            }
+            c => room_frame::check(c.map(|c| c.room), carrier, msg),
+        };
+        let signed = match checked {
+            Ok(signed) => signed,
+            Err(RoomFrameRefused::NotInRoomCall) => {
+                self.stats.chat_frames_ignored += 1;
+                tracing::debug!("ignored a room_msg frame outside a room's call");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(from = %carrier, error = %e, "room message on the data channel refused");
+                return None;
+            }
+        };
+        let c = self.conference.as_mut()?;
+        match c
+            .book
+            .receive_message(signed, Instant::now(), now_unix_ms())
+        {
+            Ok(events) => self.on_room_events(events).await,
+            Err(e) => {
+                tracing::warn!(from = %carrier, error = %e, "room message on the data channel refused");
+                None
+            }
         }
     }
 
