@@ -12,17 +12,6 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn room(dir: &Path, server: &str, args: &[&str], what: &str) -> Output {
-    let mut cmd = call_in(dir);
-    cmd.arg("room").args(args);
-    if !matches!(args[0], "new") {
-        cmd.args(["--server", server]);
-    }
-    let out = run(&mut cmd, what);
-    out.assert_success(what);
-    out
-}
-
 /// Power at `freq` Hz (Goertzel).
 fn power(samples: &[i16], freq: f64) -> f64 {
     let w = 2.0 * std::f64::consts::PI * freq / 48_000.0;

@@ -12,7 +12,7 @@ mod xvfb;
 use std::path::Path;
 
 use support::*;
-use xvfb::{installed, near, start_xvfb, until_shown, Screenshot};
+use xvfb::{near, start_xvfb, until_shown, xvfb_or_skip, Screenshot};
 
 /// The pattern's coloured bars (white and black left out: they are not told from the
 /// background and the gaps).
@@ -24,17 +24,6 @@ const BARS: [[i32; 3]; 6] = [
     [255, 0, 0],
     [0, 0, 255],
 ];
-
-fn room(dir: &Path, server: &str, args: &[&str], what: &str) -> Output {
-    let mut cmd = call_in(dir);
-    cmd.arg("room").args(args);
-    if args[0] != "new" {
-        cmd.args(["--server", server]);
-    }
-    let out = run(&mut cmd, what);
-    out.assert_success(what);
-    out
-}
 
 /// Longest run on row `y` between `x0` and `x1` of pixels near `rgb`.
 fn run_between(shot: &Screenshot, y: u32, x0: u32, x1: u32, rgb: [i32; 3]) -> u32 {
@@ -80,11 +69,7 @@ fn size(shot: &Screenshot) -> Result<(), String> {
 
 #[test]
 fn a_room_call_window_shows_a_tile_per_member_under_xvfb() {
-    if !installed("Xvfb") || !installed("xwd") {
-        eprintln!(
-            "SKIPPED a_room_call_window_shows_a_tile_per_member_under_xvfb: Xvfb or xwd is not \
-             installed (run scripts/install-system-deps.sh: packages xvfb and x11-apps)"
-        );
+    if !xvfb_or_skip("a_room_call_window_shows_a_tile_per_member_under_xvfb") {
         return;
     }
     let (_x, display) = start_xvfb();

@@ -7,17 +7,6 @@ mod support;
 
 use support::*;
 
-fn room(dir: &std::path::Path, server: &str, args: &[&str], what: &str) -> Output {
-    let mut cmd = call_in(dir);
-    cmd.arg("room").args(args);
-    if !matches!(args[0], "new" | "list" | "show" | "history") {
-        cmd.args(["--server", server]);
-    }
-    let out = run(&mut cmd, what);
-    out.assert_success(what);
-    out
-}
-
 fn texts(history_json: &str) -> Vec<String> {
     let v: serde_json::Value = serde_json::from_str(history_json).expect("history --json is JSON");
     v.as_array()

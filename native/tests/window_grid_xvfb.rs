@@ -14,7 +14,7 @@ use std::time::Instant;
 use native::video::rgb_to_yuv;
 use native::{open_video_sink, VideoFrame, VideoOutSpec};
 
-use support::xvfb::{installed, near, start_xvfb, until_shown, Screenshot};
+use support::xvfb::{near, start_xvfb, until_shown, xvfb_or_skip, Screenshot};
 
 const RED: [i32; 3] = [255, 0, 0];
 const GREEN: [i32; 3] = [0, 255, 0];
@@ -41,11 +41,7 @@ fn expect(shot: &Screenshot, points: &[((u32, u32), [i32; 3])]) -> Result<(), St
 
 #[test]
 fn window_grid_shows_each_source_in_its_tile_under_xvfb() {
-    if !installed("Xvfb") || !installed("xwd") {
-        eprintln!(
-            "SKIPPED window_grid_shows_each_source_in_its_tile_under_xvfb: Xvfb or xwd is not \
-             installed (run scripts/install-system-deps.sh: packages xvfb and x11-apps)"
-        );
+    if !xvfb_or_skip("window_grid_shows_each_source_in_its_tile_under_xvfb") {
         return;
     }
     let (_server, display) = start_xvfb();

@@ -17,7 +17,7 @@ use media::codec::h264::{H264Config, H264Decoder, H264Encoder, I420Frame};
 use media::codec::pattern::TestPattern;
 use native::{open_video_sink, VideoFrame, VideoOutSpec};
 
-use support::xvfb::{installed, start_xvfb, until_shown, Screenshot, TITLE};
+use support::xvfb::{installed, start_xvfb, until_shown, xvfb_or_skip, Screenshot, TITLE};
 
 fn to_video_frame(f: &I420Frame) -> VideoFrame {
     VideoFrame {
@@ -76,11 +76,7 @@ fn window_sink_shows_the_pattern_under_xvfb() {
     );
     std::env::remove_var("DISPLAY");
 
-    if !installed("Xvfb") || !installed("xwd") {
-        eprintln!(
-            "SKIPPED window_sink_shows_the_pattern_under_xvfb: Xvfb or xwd is not installed \
-             (run scripts/install-system-deps.sh: packages xvfb and x11-apps)"
-        );
+    if !xvfb_or_skip("window_sink_shows_the_pattern_under_xvfb") {
         return;
     }
     let (_server, display) = start_xvfb();

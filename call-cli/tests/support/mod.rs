@@ -506,3 +506,16 @@ pub fn assert_no_raw_controls(what: &str, text: &str) {
         );
     }
 }
+
+/// `call room ARGS…` in `dir`, which must succeed; commands that talk to the server get
+/// `--server`.
+pub fn room(dir: &Path, server: &str, args: &[&str], what: &str) -> Output {
+    let mut cmd = call_in(dir);
+    cmd.arg("room").args(args);
+    if !matches!(args[0], "new" | "list" | "show" | "history") {
+        cmd.args(["--server", server]);
+    }
+    let out = run(&mut cmd, what);
+    out.assert_success(what);
+    out
+}

@@ -25,6 +25,19 @@ pub fn installed(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
+/// Whether Xvfb and xwd are installed; when not, prints the one line that says `test` was
+/// skipped and why.
+pub fn xvfb_or_skip(test: &str) -> bool {
+    let ok = installed("Xvfb") && installed("xwd");
+    if !ok {
+        eprintln!(
+            "SKIPPED {test}: Xvfb or xwd is not installed \
+             (run scripts/install-system-deps.sh: packages xvfb and x11-apps)"
+        );
+    }
+    ok
+}
+
 /// Start Xvfb on a free display; returns the server and its display name (`:N`).
 pub fn start_xvfb() -> (Xvfb, String) {
     // -displayfd 1: Xvfb picks a free display number and writes it to stdout once it accepts
