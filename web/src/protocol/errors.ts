@@ -1,0 +1,100 @@
+/**
+ * Typed protocol errors. Every refusal carries the stable code of docs/protocol.md (§6, §13,
+ * §19.4, §21.6) so that logs and the page name the same thing as `call` does, and a human
+ * message that says what went wrong. Messages never contain key material or plaintext.
+ */
+
+/** Call ID and room ID text-form errors (§2.2, §2.3, §21.1). */
+export type IdCode =
+  | "id_bad_length"
+  | "id_bad_character"
+  | "id_bad_checksum"
+  | "id_invalid_key"
+  | "id_weak_key"
+  | "id_torsion_key"
+  | "room_id_bad_length"
+  | "room_id_bad_character"
+  | "room_id_bad_checksum";
+
+/** Envelope receiving and sealing errors (§4.5, §6). */
+export type EnvelopeCode =
+  | "too_large"
+  | "malformed"
+  | "bad_id"
+  | "unsupported_version"
+  | "unknown_kind"
+  | "wrong_recipient"
+  | "stale"
+  | "from_future"
+  | "bad_signature"
+  | "replayed"
+  | "replay_cache_full"
+  | "decrypt_failed"
+  | "encrypt_failed";
+
+/** Envelope body and signed SDP errors (§5, §6). */
+export type BodyCode =
+  | "sdp_bad_signature"
+  | "sdp_wrong_signer"
+  | "sdp_wrong_recipient"
+  | "sdp_wrong_role"
+  | "sdp_wrong_call"
+  | "sdp_expired"
+  | "sdp_expires_too_late"
+  | "body_unprintable_reason"
+  | "sdp_fingerprint_mismatch"
+  | "sdp_no_fingerprint"
+  | "sdp_multiple_fingerprints"
+  | "sdp_unsupported_fingerprint_hash"
+  | "body_malformed"
+  | "body_too_large";
+
+/** Client/server frame errors as the client sees them (§11, §12, §13). */
+export type FrameCode = "bad_frame" | "frame_too_large" | "auth_wrong_server";
+
+/** Chat data-channel frame refusals (§19.4). */
+export type ChatCode =
+  | "frame_too_large"
+  | "malformed"
+  | "text_too_large"
+  | "reason_too_large"
+  | "control_characters";
+
+/** Room errors (§21.6). */
+export type RoomCode =
+  | "room_malformed"
+  | "room_too_large"
+  | "room_invalid"
+  | "room_bad_signature"
+  | "room_wrong_room"
+  | "room_stale"
+  | "room_not_admin"
+  | "room_not_a_member";
+
+/** Local key file errors (§7). */
+export type KeyFileCode = "key_file_malformed";
+
+/** Every code a protocol function can refuse with. */
+export type ProtocolCode = IdCode | EnvelopeCode | BodyCode | FrameCode | ChatCode | RoomCode | KeyFileCode;
+
+/** A refusal with its stable code (`err.code`) and a message for humans. */
+export class ProtocolError<C extends ProtocolCode = ProtocolCode> extends Error {
+  /** The stable error code of docs/protocol.md. */
+  readonly code: C;
+
+  constructor(code: C, message: string) {
+    super(`${code}: ${message}`);
+    this.name = "ProtocolError";
+    this.code = code;
+  }
+}
+
+/** Throws a {@link ProtocolError}; a helper so that parsers read as a list of rules. */
+export function fail<C extends ProtocolCode>(code: C, message: string): never {
+  throw new ProtocolError(code, message);
+}
+
+/** `true` when `e` is a {@link ProtocolError} with one of `codes` (any code if none given). */
+export function isProtocolError(e: unknown, ...codes: ProtocolCode[]): e is ProtocolError {
+  return e instanceof ProtocolError && (codes.length === 0 || codes.includes(e.code));
+}
