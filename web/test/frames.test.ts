@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import { base64Encode, hexEncode } from "../src/protocol/encoding.ts";
+import { isProtocolError } from "../src/protocol/errors.ts";
+import { answerChallenge, authSignedBytes, expectedServerName, MAX_FRAME_BYTES, parseServerFrame, sendFrame } from "../src/protocol/frames.ts";
+import { Identity } from "../src/protocol/identity.ts";
+import { openEnvelope, sealEnvelope } from "../src/protocol/envelope.ts";
+import { ReplayCache } from "../src/protocol/replay.ts";
+import { blockAfter, range, section } from "./doc.ts";
+
+const s17 = section("## 17. Worked example");
+const alice = Identity.fromSeed(range(0, 32));
+const bob = Identity.fromSeed(range(0x20, 32));
+
+function codeOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    if (isProtocolError(e)) return e.code;
+    throw e;
+  }
+  return "ok";
+}
+
+describe("§17 login vector", () => {
+  const challengeText = blockAfter(s17, "Challenge:");
+
+  it("parses the challenge and signs exactly the document's bytes and answer", () => {
+    const frame = parseServerFrame(challengeText);
+    if (frame.type !== "challenge") throw new Error("not a challenge");
+    expect(frame.server).toBe("call-signaling");
+    expect(frame.nonce).toEqual(range(0x60, 32));
+    expect(frame.ts).toBe(1_700_000_000n);
+    expect(hexEncode(authSignedBytes(frame.server, frame.nonce, frame.ts))).toBe(blockAfter(s17, "Signed bytes, hex"));
+    expect(answerChallenge(alice, frame, "call-signaling")).toBe(blockAfter(s17, "Answer:"));
+  });
+
+  it("refuses a challenge naming another server, and empty or over-long names", () => {
+    const frame = { server: "evil.example", nonce: range(0x60, 32), ts: 1n };
+    expect(codeOf(() => answerChallenge(alice, frame, "call.example.com"))).toBe("auth_wrong_server");
+    expect(codeOf(() => answerChallenge(alice, { ...frame, server: "" }, ""))).toBe("auth_wrong_server");
+    const long = "a".repeat(256);
+    expect(codeOf(() => answerChallenge(alice, { ...frame, server: long }, long))).toBe("auth_wrong_server");
+    expect(codeOf(() => answerChallenge(alice, { ...frame, server: "CALL.Example.com" }, "call.example.com"))).toBe("ok");
+  });
+
+  it("takes the dialed host as the expected name, loopback names as one", () => {
+    expect(expectedServerName("ws://[0:0::1]:8443/ws")).toBe("::1");
+    expect(expectedServerName("wss://Call.Example.COM/ws")).toBe("call.example.com");
+    const frame = { server: "127.0.0.1", nonce: range(0x60, 32), ts: 1n };
+    expect(codeOf(() => answerChallenge(alice, frame, expectedServerName("ws://localhost:8443/ws")))).toBe("ok");
+    expect(codeOf(() => answerChallenge(alice, frame, "localhost", false))).toBe("auth_wrong_server");
+  });
+
+  it("parses the TURN credentials vector", () => {
+    const frame = parseServerFrame(blockAfter(s17, "TURN credentials for Alice"));
+    expect(frame).toMatchObject({ type: "turn_credentials", password: "QYGAgRz+f8wrRrGm2zWLGnyuH90=", ttl: 600n });
+  });
+});
+
+describe("§10, §12 frames", () => {
+  it("ignores unknown members, reports unknown types, refuses duplicates and bad types", () => {
+    expect(parseServerFrame('{"type":"welcome","id":"x","future":[1,2]}')).toEqual({ type: "welcome", id: "x", kept: 0n });
+    expect(parseServerFrame('{"type":"welcome","id":"x","kept":3}')).toEqual({ type: "welcome", id: "x", kept: 3n });
+    expect(parseServerFrame('{"type":"news"}')).toEqual({ type: "unknown", name: "news" });
+    expect(codeOf(() => parseServerFrame('{"type":"welcome","type":"welcome","id":"x"}'))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame('{"type":"error","code":"x","message":"m","z":{"a":1,"a":1}}'))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame('{"type":1}'))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame("{}"))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame("hello"))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame('{"type":"challenge","server":"s","nonce":"AA==","ts":1}'))).toBe("bad_frame");
+    expect(codeOf(() => parseServerFrame(`{"type":"x","pad":"${"a".repeat(MAX_FRAME_BYTES)}"}`))).toBe("frame_too_large");
+  });
+
+  it("delivers an envelope through a deliver frame that Bob opens", () => {
+    const { text } = sealEnvelope(alice, bob.id, "hangup", new TextEncoder().encode("{}"), 1_700_000_000n);
+    expect(sendFrame(text)).toBe(`{"type":"send","envelope":${text}}`);
+    const frame = parseServerFrame(`{"type":"deliver","envelope":${text}}`);
+    if (frame.type !== "deliver") throw new Error("not deliver");
+    const opened = openEnvelope(frame.envelope, bob, 1_700_000_000n, new ReplayCache());
+    expect(base64Encode(opened.plaintext)).toBe(base64Encode(new TextEncoder().encode("{}")));
+  });
+});
