@@ -6,8 +6,8 @@
 //! bounded buffers) → `connection` (one task per socket: timers, write timeout, its
 //! [`outbox`]) → [`session`] (sans-IO protocol state: [`auth`] challenge, [`limits`] token
 //! bucket, frame checks) → [`routing`] (in-memory presence table, fair byte-bounded queues).
-//! [`turn`] runs the embedded TURN server whose relays obey [`peer_policy`]. Nothing is written
-//! to disk ([`secret_file`] only reads the TURN secret).
+//! [`turn`] runs the embedded TURN server whose relays obey [`peer_policy`]. [`web`] serves the
+//! browser client at `/`. Nothing is written to disk ([`secret_file`] only reads the TURN secret).
 
 pub mod auth;
 mod connection;
@@ -28,6 +28,7 @@ pub mod turn_nonce;
 pub mod turn_quota;
 pub mod turn_rate;
 pub mod turn_retransmit;
+pub mod web;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -373,6 +374,7 @@ impl Server {
         });
         let router = Router::new()
             .route(WS_PATH, get(ws_handler))
+            .merge(web::routes())
             .with_state(shared.clone());
         let scheme = if tls.is_some() { "wss" } else { "ws" };
         let url = format!("{scheme}://{}{WS_PATH}", url_authority(&server_name, addr));
