@@ -11,6 +11,9 @@
 #                    when a window is opened; nothing is needed to build or to run headless)
 #   xvfb, x11-apps, xdotool -> the window sink's test: a virtual X server, `xwd` for its
 #                    screenshot, `xdotool` to press Escape in it (tests only)
+# Node >= 20 and npm (the web client's unit tests and bundle build) are expected on the machine
+# and not installed here: Debian 12 ships Node 18. Without them scripts/test.sh says in one line
+# that it skipped the web tests; the server embeds the committed web/dist and needs no Node.
 set -euo pipefail
 pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3 tmux
   libx11-6 libxcursor1 xvfb x11-apps xdotool)

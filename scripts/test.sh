@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 # Installs what it needs (system packages, pinned cargo-audit), then: format, lints, advisory
-# check, sans-IO check, and every test of the workspace.
+# check, the web client's unit tests (Node), sans-IO check, and every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -24,6 +24,14 @@ echo "== cargo audit"
 
 echo "== protocol.md checked by an independent implementation (libsodium via Python)"
 python3 scripts/interop/libsodium_check.py docs/protocol.md
+
+echo "== web client (web/): type check, bundle freshness, unit tests"
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+  && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && NO_COLOR=1 npm test --silent)
+else
+  echo "web client tests skipped: Node >= 20 with npm not found (the served bundle web/dist is committed, so the server still builds)"
+fi
 
 echo "== sans-IO check"
 ./scripts/check-sans-io.sh
