@@ -28,7 +28,13 @@ python3 scripts/interop/libsodium_check.py docs/protocol.md
 echo "== web client (web/): type check, bundle freshness, unit tests"
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
   && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check && NO_COLOR=1 npm test --silent)
+  # The interop tests drive the real call-signaling (loopback) with the TypeScript client.
+  cargo build -q -p signaling --bin call-signaling
+  target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+  node_options="${NODE_OPTIONS:-}"
+  node -e 'process.exit(typeof WebSocket === "function" ? 0 : 1)' || node_options="$node_options --experimental-websocket"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run --silent check \
+    && CALL_SIGNALING_BIN="$target_dir/debug/call-signaling" NODE_OPTIONS="$node_options" NO_COLOR=1 npm test --silent)
 else
   echo "web client tests skipped: Node >= 20 with npm not found (the served bundle web/dist is committed, so the server still builds)"
 fi

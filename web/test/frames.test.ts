@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { base64Encode, hexEncode } from "../src/protocol/encoding.ts";
+import { hmac } from "@noble/hashes/hmac.js";
+import { sha1 } from "@noble/hashes/legacy.js";
+import { base64Encode, hexEncode, utf8 } from "../src/protocol/encoding.ts";
 import { isProtocolError } from "../src/protocol/errors.ts";
 import { answerChallenge, authSignedBytes, expectedServerName, MAX_FRAME_BYTES, parseServerFrame, sendFrame } from "../src/protocol/frames.ts";
 import { Identity } from "../src/protocol/identity.ts";
@@ -51,9 +53,13 @@ describe("§17 login vector", () => {
     expect(codeOf(() => answerChallenge(alice, frame, "localhost", false))).toBe("auth_wrong_server");
   });
 
-  it("parses the TURN credentials vector", () => {
+  it("parses the TURN credentials vector and re-derives its password (§14)", () => {
     const frame = parseServerFrame(blockAfter(s17, "TURN credentials for Alice"));
-    expect(frame).toMatchObject({ type: "turn_credentials", password: "QYGAgRz+f8wrRrGm2zWLGnyuH90=", ttl: 600n });
+    if (frame.type !== "turn_credentials") throw new Error("not turn_credentials");
+    expect(frame.username).toBe(`${1_700_000_000 + 600}:${alice.id.text}`);
+    expect(frame.ttl).toBe(600n);
+    // password = base64(HMAC-SHA1(secret, username)) with the secret `north` of §17.
+    expect(base64Encode(hmac(sha1, utf8("north"), utf8(frame.username)))).toBe(frame.password);
   });
 });
 
