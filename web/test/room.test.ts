@@ -68,6 +68,8 @@ describe("§21.7 room vectors", () => {
     expect(takeState(next, p2)).toBe(next); // same hash: nothing changes
     expect(codeOf(() => takeState(next, p1))).toBe("room_stale"); // no rollback
     expect(codeOf(() => takeFirstState(p1, bob.id))).toBe("room_not_a_member");
+    expect(codeOf(() => takeFirstState(p2, bob.id, bob.id))).toBe("room_not_admin"); // relayed by someone else
+    expect(takeFirstState(p2, bob.id, alice.id).current).toBe(p2);
   });
 
   it("Bob's message: JSON and ID, parsed and verified", () => {

@@ -201,10 +201,14 @@ function canMake(authority: RoomState, s: RoomState): boolean {
   return rest.length === s.members.length && rest.every((m, i) => sameMember(m, s.members[i]));
 }
 
-/** A first state (invitation or creation): lists `me`, signed by one of its own admins. */
-export function takeFirstState(s: RoomState, me: CallId): HeldRoom {
+/**
+ * A first state (invitation or creation): lists `me`, signed by one of its own admins, and
+ * (for an invitation) by the envelope's authenticated sender `from`.
+ */
+export function takeFirstState(s: RoomState, me: CallId, from?: CallId): HeldRoom {
   if (roleOf(s, me) === undefined) fail("room_not_a_member", "this room state does not list you");
   if (roleOf(s, s.signer) !== "admin") fail("room_not_admin", "an invitation must be signed by an admin of the room");
+  if (from && !from.equals(s.signer)) fail("room_not_admin", "an invitation must come from the admin who signed it");
   return { current: s };
 }
 
