@@ -65,6 +65,9 @@ impl Conn {
     }
 
     async fn send_frame(&mut self, frame: &ServerFrame) -> bool {
+        if let ServerFrame::Error { code, .. } = frame {
+            self.shared.metrics.error_frames.get(*code).inc();
+        }
         match frame {
             // Expected under load, possibly thousands a second from a flooder: debug only.
             ServerFrame::Error {
@@ -145,6 +148,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
                     Flow::Stop
                 }
                 _ = tokio::time::sleep_until(auth_deadline), if session.id().is_none() => {
+                    shared.metrics.logins.timeout.inc();
                     conn.close_with(ErrorCode::AuthTimeout, "no valid auth frame within the auth timeout").await;
                     Flow::Stop
                 }
@@ -185,7 +189,8 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
         }
     }
 
-    outbox.close();
+    let unsent = outbox.close();
+    shared.metrics.queue_drops.unsent.inc_by(unsent as u64);
     if let Some(id) = session.id() {
         shared.registry.unregister(&id, conn_id);
         tracing::info!(conn = conn_id, %id, "client disconnected");
@@ -235,14 +240,24 @@ async fn run_action(
     let ok = match action {
         Action::Nothing => true,
         Action::Reply(frame) => conn.send_frame(&frame).await,
+        Action::Refused(frame) => {
+            if let ServerFrame::Error { code, .. } = &frame {
+                conn.shared.metrics.rejected.get(*code).inc();
+            }
+            conn.send_frame(&frame).await
+        }
         Action::Close(frame) => {
             if let ServerFrame::Error { code, message } = &frame {
+                if *code == ErrorCode::AuthFailed {
+                    conn.shared.metrics.logins.failed.inc();
+                }
                 conn.close_with(*code, message).await;
             }
             return Flow::Stop;
         }
         Action::Authenticated(id) => {
             session.set_authenticated(id);
+            conn.shared.metrics.logins.ok.inc();
             let kept = conn.shared.registry.register(
                 id,
                 ConnHandle {
@@ -266,14 +281,25 @@ async fn run_action(
             .route(from, &to, kind, frame, unix_now())
         {
             Ok(Routed::Delivered) => {
+                conn.shared.metrics.delivered.inc();
                 tracing::debug!(%from, %to, %kind, "routed");
                 true
             }
             Ok(Routed::Kept) => {
+                conn.shared.metrics.kept.inc();
                 tracing::debug!(%from, %to, %kind, "recipient offline; kept in the mailbox");
                 true
             }
             Err(err) => {
+                let drops = &conn.shared.metrics.queue_drops;
+                match err {
+                    RouteError::SenderShareFull => drops.sender_share.inc(),
+                    RouteError::RecipientFull => drops.recipient_full.inc(),
+                    RouteError::ServerFull => drops.server_full.inc(),
+                    RouteError::NotOnline
+                    | RouteError::MailboxFull
+                    | RouteError::MailboxServerFull => 0,
+                };
                 let (code, message) = match err {
                     RouteError::NotOnline => (ErrorCode::NotOnline, format!("{to} is not connected")),
                     RouteError::SenderShareFull => (
@@ -298,6 +324,7 @@ async fn run_action(
                     ),
                 };
                 tracing::debug!(%from, %to, %kind, ?err, "envelope not routed");
+                conn.shared.metrics.rejected.get(code).inc();
                 conn.send_frame(&ServerFrame::error(code, message)).await
             }
         },
