@@ -387,3 +387,62 @@ async fn main() -> ExitCode {
     server.shutdown().await;
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/call-signaling.toml.example"
+    );
+
+    /// The example file's values, as the binary reads them without flags (a `CALL_*` variable
+    /// in the test's environment would override one, as it does for the binary).
+    fn example_config() -> ServerConfig {
+        let cmd = Args::command();
+        let first = cmd
+            .clone()
+            .try_get_matches_from(["call-signaling"])
+            .unwrap();
+        let extra = file_args(&cmd, &first, std::path::Path::new(EXAMPLE)).unwrap();
+        let mut argv: Vec<OsString> = vec!["call-signaling".into()];
+        argv.extend(extra);
+        let matches = Args::command().try_get_matches_from(argv).unwrap();
+        let mut args = Args::from_arg_matches(&matches).unwrap();
+        // The example names a secret file that does not exist here.
+        args.turn_secret_file = None;
+        args.into_config().unwrap()
+    }
+
+    #[test]
+    fn the_example_file_parses_into_its_values() {
+        let cfg = example_config();
+        assert_eq!(cfg.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(cfg.server_name.as_deref(), Some("call.example.org"));
+        assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let turn = cfg.turn.expect("TURN runs");
+        assert_eq!(turn.public_ip, Some("203.0.113.10".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_example_file_names_every_flag() {
+        let text = std::fs::read_to_string(EXAMPLE).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim_start_matches(['#', ' ']))
+            .filter_map(|l| l.split_once(" =").map(|(k, _)| k))
+            .collect();
+        for arg in Args::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "config" {
+                continue;
+            }
+            assert!(
+                keys.contains(&long),
+                "deploy/call-signaling.toml.example does not mention `{long}`: add a line \
+                 `# {long} = …` so the example documents every flag"
+            );
+        }
+    }
+}

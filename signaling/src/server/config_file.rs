@@ -57,8 +57,8 @@ pub enum ConfigFileError {
     },
     /// A key that is no flag of the server.
     #[error(
-        "unknown key `{key}` in the config file {path}{hint}: keys are the long flag names \
-         without `--` (see call-signaling --help)"
+        "unknown key `{key}` in the config file {path}: keys are the long flag names without \
+         `--` (see call-signaling --help){hint}"
     )]
     UnknownKey {
         /// The file.
