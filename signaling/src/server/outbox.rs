@@ -369,8 +369,9 @@ mod tests {
         assert_eq!(budget.used(), 200);
         drop(out);
         assert_eq!(budget.used(), 100);
-        b.close();
+        assert_eq!(b.close(), 1, "the one unsent frame is reported");
         assert_eq!(budget.used(), 0);
+        assert_eq!(b.close(), 0);
         assert_eq!(b.push(id(2), frame(0, 1)), Err(Refused::Closed));
         a.push(id(1), frame(0, 50)).unwrap();
         drop(a);

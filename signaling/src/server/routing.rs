@@ -251,7 +251,14 @@ mod tests {
             .unwrap();
         assert_eq!(next(&out1), "a");
         let (h2, out2, _kick2) = handle(2, 100);
+        reg.route(from, &id, EnvelopeKind::Offer, "lost".into(), 0)
+            .unwrap();
         reg.register(id, h2, 0);
+        assert_eq!(
+            reg.drops.unsent.get(),
+            1,
+            "the replaced connection's queue is counted as dropped"
+        );
         assert_eq!(*kick1.borrow(), Some(ErrorCode::Replaced));
         reg.route(from, &id, EnvelopeKind::Offer, "b".into(), 0)
             .unwrap();
