@@ -271,33 +271,45 @@ impl Args {
 /// The parsed flags: the command line over the environment over the `--config` file (if any)
 /// over the defaults. Exits (status 2) with one clear line when the file is refused.
 fn parse_flags() -> ArgMatches {
-    let matches = Args::command().get_matches();
-    if matches.value_source("turn_secret") == Some(ValueSource::CommandLine) {
+    // First only to learn which flags the command line and the environment set, and where the
+    // file is: lenient, since a flag may need another (`--tls-cert` needs `--tls-key`) that
+    // only the file gives. The second parse, with the file's values, checks everything.
+    let first = match Args::command()
+        .ignore_errors(true)
+        .try_get_matches_from(std::env::args_os())
+    {
+        Ok(matches) => matches,
+        Err(err) => err.exit(),
+    };
+    if first.value_source("turn_secret") == Some(ValueSource::CommandLine) {
         tracing::warn!(
             "--turn-secret on the command line is visible to other local users (ps, /proc); \
              use --turn-secret-file PATH or CALL_TURN_SECRET instead"
         );
     }
-    let Some(path) = matches.get_one::<PathBuf>("config") else {
-        return matches;
-    };
-    let extra = match file_args(&Args::command(), &matches, path) {
-        Ok(extra) => extra,
-        Err(err) => {
-            eprintln!("call-signaling: {err}");
-            std::process::exit(2);
-        }
-    };
     let mut argv: Vec<OsString> = std::env::args_os().collect();
-    let at = argv.len().min(1);
-    argv.splice(at..at, extra);
+    let path = first.get_one::<PathBuf>("config").cloned();
+    if let Some(path) = &path {
+        match file_args(&Args::command(), &first, path) {
+            Ok(extra) => {
+                let at = argv.len().min(1);
+                argv.splice(at..at, extra);
+            }
+            Err(err) => {
+                eprintln!("call-signaling: {err}");
+                std::process::exit(2);
+            }
+        }
+    }
     match Args::command().try_get_matches_from(argv) {
         Ok(matches) => matches,
         Err(err) => {
-            eprintln!(
-                "call-signaling: with the values of the config file {}:",
-                path.display()
-            );
+            if let Some(path) = path.filter(|_| err.use_stderr()) {
+                eprintln!(
+                    "call-signaling: with the values of the config file {}:",
+                    path.display()
+                );
+            }
             err.exit()
         }
     }

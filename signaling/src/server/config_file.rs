@@ -281,6 +281,8 @@ mod tests {
                     .long("turn-secret-file")
                     .conflicts_with("turn_secret"),
             )
+            .arg(Arg::new("cert").long("tls-cert").requires("key"))
+            .arg(Arg::new("key").long("tls-key").requires("cert"))
     }
 
     fn file(text: &str, mode: u32) -> tempfile::NamedTempFile {
@@ -297,7 +299,11 @@ mod tests {
     /// Parses `argv` with the file's arguments in front, as the binary does.
     fn parse(text: &str, mode: u32, argv: &[&str]) -> Result<ArgMatches, String> {
         let f = file(text, mode);
-        let first = command().try_get_matches_from(argv).unwrap();
+        // Lenient, as in the binary: the file may complete what the command line started.
+        let first = command()
+            .ignore_errors(true)
+            .try_get_matches_from(argv)
+            .unwrap();
         let extra = file_args(&command(), &first, f.path()).map_err(|e| e.to_string())?;
         let mut full: Vec<OsString> = argv.iter().map(OsString::from).collect();
         full.splice(1..1, extra);
@@ -328,6 +334,11 @@ mod tests {
 
         let m = parse("no-turn = false\n", 0o644, &["t"]).unwrap();
         assert!(!m.get_flag("no_turn"));
+
+        // A flag that needs another one the file gives.
+        let m = parse("tls-key = \"k\"\n", 0o644, &["t", "--tls-cert", "c"]).unwrap();
+        assert_eq!(one(&m, "key"), "k");
+        assert!(parse("", 0o644, &["t", "--tls-cert", "c"]).is_err());
     }
 
     #[test]
