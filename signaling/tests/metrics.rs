@@ -17,16 +17,21 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket};
 use webrtc_util::Conn;
 
-/// `GET path` over plain HTTP/1.1; returns the status code and the body.
+/// `GET path` over plain HTTP/1.1; returns the status code (0 when the connection was closed
+/// or reset without an answer) and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.expect("connects");
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return (0, String::new());
+    }
     let mut response = String::new();
-    tokio::time::timeout(SOON, stream.read_to_string(&mut response))
+    let read = tokio::time::timeout(SOON, stream.read_to_string(&mut response))
         .await
-        .expect("the response arrives")
-        .expect("reads");
+        .expect("the response (or the close) arrives");
+    if read.is_err() {
+        return (0, String::new());
+    }
     let status = response
         .split(' ')
         .nth(1)
@@ -280,5 +285,40 @@ async fn metrics_are_off_by_default_and_only_on_their_own_listener() {
     );
     assert_eq!(other.metrics().logins.ok.get(), 1);
     other.shutdown().await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_connections_to_the_metrics_port_are_bounded_and_reaped() {
+    init_tracing();
+    let mut cfg = config();
+    // Long enough that the test opens all its connections within it on a loaded machine.
+    cfg.limits.header_read_timeout = std::time::Duration::from_secs(2);
+    let server = start(cfg).await;
+    let addr = server.metrics_addr().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // All 8 slots are held by connections that send nothing: a ninth is closed unanswered.
+    let (status, _) = http_get(addr, METRICS_PATH).await;
+    assert_eq!(status, 0, "a ninth connection was served");
+    // The idle ones are closed after the header timeout; then scrapes work again.
+    for mut stream in idle {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(SOON, stream.read(&mut buf))
+            .await
+            .expect("an idle connection is closed by the server")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "an idle connection got an answer");
+    }
+    let deadline = tokio::time::Instant::now() + SOON;
+    while http_get(addr, METRICS_PATH).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no scrape after the idle ones left"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     server.shutdown().await;
 }

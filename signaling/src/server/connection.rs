@@ -58,6 +58,7 @@ impl Conn {
                 false
             }
             Err(_) => {
+                self.shared.metrics.write_timeouts.inc();
                 tracing::info!(conn = self.conn_id, peer = %self.peer, "write timed out; closing a client that does not read");
                 false
             }

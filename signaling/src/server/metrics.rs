@@ -189,6 +189,8 @@ pub struct Metrics {
     pub queue_drops: QueueDrops,
     /// Connections refused before being served.
     pub refused: RefusedConnections,
+    /// Clients disconnected because their socket took no frame within the send timeout.
+    pub write_timeouts: Counter,
     /// The embedded TURN server's counters.
     pub turn: TurnCounters,
 }
@@ -234,6 +236,12 @@ impl Metrics {
             "connections_refused",
             "Connections refused before being served, by reason",
             refused.clone(),
+        );
+        let write_timeouts = Counter::default();
+        registry.register(
+            "write_timeouts",
+            "Clients disconnected because their socket took no frame within the send timeout",
+            write_timeouts.clone(),
         );
         let turn = TurnCounters::default();
         registry.register(
@@ -287,6 +295,7 @@ impl Metrics {
                 per_address: one(&refused, "reason", "per_address"),
                 origin: one(&refused, "reason", "origin"),
             },
+            write_timeouts,
             turn,
             registry,
             snapshot,
