@@ -293,14 +293,17 @@ async fn run_action(
             }
             Err(err) => {
                 let drops = &conn.shared.metrics.queue_drops;
-                match err {
-                    RouteError::SenderShareFull => drops.sender_share.inc(),
-                    RouteError::RecipientFull => drops.recipient_full.inc(),
-                    RouteError::ServerFull => drops.server_full.inc(),
+                let dropped = match err {
+                    RouteError::SenderShareFull => Some(&drops.sender_share),
+                    RouteError::RecipientFull => Some(&drops.recipient_full),
+                    RouteError::ServerFull => Some(&drops.server_full),
                     RouteError::NotOnline
                     | RouteError::MailboxFull
-                    | RouteError::MailboxServerFull => 0,
+                    | RouteError::MailboxServerFull => None,
                 };
+                if let Some(counter) = dropped {
+                    counter.inc();
+                }
                 let (code, message) = match err {
                     RouteError::NotOnline => (ErrorCode::NotOnline, format!("{to} is not connected")),
                     RouteError::SenderShareFull => (
