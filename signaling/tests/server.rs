@@ -783,6 +783,16 @@ async fn a_receiver_that_does_not_read_is_disconnected_not_buffered() {
     assert!(closed);
     assert_eq!(server.connected_clients(), 1);
     assert_eq!(server.queued_bytes(), 0, "its queue was freed");
+    // And the metrics tell the operator.
+    let m = server.metrics();
+    assert_eq!(m.write_timeouts.get(), 1);
+    let refused = m.rejected.get(ErrorCode::RecipientBusy).get();
+    assert!(refused >= busy as u64, "{refused} < {busy}");
+    let drops = &m.queue_drops;
+    assert_eq!(
+        drops.sender_share.get() + drops.recipient_full.get() + drops.server_full.get(),
+        refused
+    );
     server.shutdown().await;
 }
 
@@ -802,6 +812,7 @@ async fn connection_cap_refuses_extra_websockets() {
     .await
     .unwrap_err();
     assert!(matches!(err, ClientError::Connect(_)), "{err}");
+    assert_eq!(server.metrics().refused.limit.get(), 1);
     drop(_a);
     // The slot is released once the first connection has closed.
     let mut ok = false;

@@ -651,8 +651,10 @@ async fn with_video_each_member_gets_a_file_per_other_member() {
     for (_, call, _) in &members {
         call.hang_up();
     }
+    let mut sent = Vec::new();
     for (_, call, _) in members {
-        call.finished().await.unwrap();
+        let report = call.finished().await.unwrap();
+        sent.push(report.stats.video_sent.expect("video was sent"));
     }
     for (i, out) in outs.iter().enumerate() {
         for (j, id) in ids.iter().enumerate() {
@@ -663,12 +665,40 @@ async fn with_video_each_member_gets_a_file_per_other_member() {
             }
             let bytes = std::fs::read(&file)
                 .unwrap_or_else(|e| panic!("member {i} has no file of member {j}: {e}"));
-            let frames = bytes.windows(6).filter(|w| w == b"FRAME\n").count();
+            let frames = bytes.windows(6).filter(|w| w == b"FRAME\n").count() as u64;
             assert!(
                 frames >= 5,
                 "member {i} got {frames} pictures of member {j}"
             );
+            // Pictures come from member j's one encoder, shared by both its peers.
+            assert!(
+                frames <= sent[j].frames_encoded,
+                "member {i} got {frames} pictures of member {j}, which encoded {}",
+                sent[j].frames_encoded
+            );
         }
+    }
+    for (j, s) in sent.iter().enumerate() {
+        // Encoded once for both peers: one encoded frame per captured one at the most (an
+        // encoder per peer would encode each picture twice), and the keyframes that the
+        // peers' requests brought are shared (one per request at the most, not one per peer).
+        assert!(
+            s.frames_encoded <= s.frames_captured,
+            "member {j} encoded {} frames from {} captured",
+            s.frames_encoded,
+            s.frames_captured
+        );
+        // The first picture, one per peer that connected (2), one per request.
+        let asked = 1 + 2 + s.pli_count + s.fir_count;
+        assert!(
+            s.key_frames_encoded <= asked,
+            "member {j} encoded {} keyframes for {asked} reasons",
+            s.key_frames_encoded
+        );
+        eprintln!(
+            "member {j}: {} captured, {} encoded, {} keyframes for {} PLI + {} FIR",
+            s.frames_captured, s.frames_encoded, s.key_frames_encoded, s.pli_count, s.fir_count
+        );
     }
     server.shutdown().await;
 }

@@ -2,8 +2,10 @@
 //!
 //! Prints exactly one line on stdout, the WebSocket URL, once it accepts connections
 //! (e.g. `ws://127.0.0.1:8443/ws`); logs go to stderr (`RUST_LOG`, default `info`).
-//! Stops gracefully on SIGINT or SIGTERM.
+//! Stops gracefully on SIGINT or SIGTERM. Every flag can also come from a TOML file
+//! (`--config FILE`, keys are the long flag names), below the environment and the command line.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,7 +13,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{CommandFactory as _, FromArgMatches as _};
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _};
+use signaling::server::config_file::file_args;
 use signaling::server::mailbox::MailboxLimits;
 use signaling::server::secret_file::read_turn_secret_file;
 use signaling::server::{
@@ -23,6 +26,16 @@ use signaling::turn_credentials::{TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS, DEFAU
 #[derive(Debug, clap::Parser)]
 #[command(name = "call-signaling", version)]
 struct Args {
+    /// TOML file setting any of these flags (keys: the long flag names without `--`, e.g.
+    /// `listen = "0.0.0.0:8443"`); the environment and the command line override it.
+    #[arg(long, env = "CALL_SIGNALING_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// TCP address to serve Prometheus metrics on (GET /metrics, plain HTTP); off by default.
+    /// Keep it on loopback or a private network: it is not the public port.
+    #[arg(long, env = "CALL_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
+
     /// TCP address to serve WebSockets on (path /ws). Port 0 picks a free port.
     #[arg(long, env = "CALL_SIGNALING_LISTEN", default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
@@ -250,7 +263,55 @@ impl Args {
                 _ => None,
             },
             limits,
+            metrics_listen: self.metrics_listen,
         })
+    }
+}
+
+/// The parsed flags: the command line over the environment over the `--config` file (if any)
+/// over the defaults. Exits (status 2) with one clear line when the file is refused.
+fn parse_flags() -> ArgMatches {
+    // First only to learn which flags the command line and the environment set, and where the
+    // file is: lenient, since a flag may need another (`--tls-cert` needs `--tls-key`) that
+    // only the file gives. The second parse, with the file's values, checks everything.
+    let first = match Args::command()
+        .ignore_errors(true)
+        .try_get_matches_from(std::env::args_os())
+    {
+        Ok(matches) => matches,
+        Err(err) => err.exit(),
+    };
+    if first.value_source("turn_secret") == Some(ValueSource::CommandLine) {
+        tracing::warn!(
+            "--turn-secret on the command line is visible to other local users (ps, /proc); \
+             use --turn-secret-file PATH or CALL_TURN_SECRET instead"
+        );
+    }
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    let path = first.get_one::<PathBuf>("config").cloned();
+    if let Some(path) = &path {
+        match file_args(&Args::command(), &first, path) {
+            Ok(extra) => {
+                let at = argv.len().min(1);
+                argv.splice(at..at, extra);
+            }
+            Err(err) => {
+                eprintln!("call-signaling: {err}");
+                std::process::exit(2);
+            }
+        }
+    }
+    match Args::command().try_get_matches_from(argv) {
+        Ok(matches) => matches,
+        Err(err) => {
+            if let Some(path) = path.filter(|_| err.use_stderr()) {
+                eprintln!(
+                    "call-signaling: with the values of the config file {}:",
+                    path.display()
+                );
+            }
+            err.exit()
+        }
     }
 }
 
@@ -307,13 +368,7 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let matches = Args::command().get_matches();
-    if matches.value_source("turn_secret") == Some(ValueSource::CommandLine) {
-        tracing::warn!(
-            "--turn-secret on the command line is visible to other local users (ps, /proc); \
-             use --turn-secret-file PATH or CALL_TURN_SECRET instead"
-        );
-    }
+    let matches = parse_flags();
     let args = match Args::from_arg_matches(&matches) {
         Ok(args) => args,
         Err(err) => err.exit(),
@@ -343,4 +398,63 @@ async fn main() -> ExitCode {
     }
     server.shutdown().await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/call-signaling.toml.example"
+    );
+
+    /// The example file's values, as the binary reads them without flags (a `CALL_*` variable
+    /// in the test's environment would override one, as it does for the binary).
+    fn example_config() -> ServerConfig {
+        let cmd = Args::command();
+        let first = cmd
+            .clone()
+            .try_get_matches_from(["call-signaling"])
+            .unwrap();
+        let extra = file_args(&cmd, &first, std::path::Path::new(EXAMPLE)).unwrap();
+        let mut argv: Vec<OsString> = vec!["call-signaling".into()];
+        argv.extend(extra);
+        let matches = Args::command().try_get_matches_from(argv).unwrap();
+        let mut args = Args::from_arg_matches(&matches).unwrap();
+        // The example names a secret file that does not exist here.
+        args.turn_secret_file = None;
+        args.into_config().unwrap()
+    }
+
+    #[test]
+    fn the_example_file_parses_into_its_values() {
+        let cfg = example_config();
+        assert_eq!(cfg.listen, "0.0.0.0:8443".parse().unwrap());
+        assert_eq!(cfg.server_name.as_deref(), Some("call.example.org"));
+        assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let turn = cfg.turn.expect("TURN runs");
+        assert_eq!(turn.public_ip, Some("203.0.113.10".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_example_file_names_every_flag() {
+        let text = std::fs::read_to_string(EXAMPLE).unwrap();
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.trim_start_matches(['#', ' ']))
+            .filter_map(|l| l.split_once(" =").map(|(k, _)| k))
+            .collect();
+        for arg in Args::command().get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "config" {
+                continue;
+            }
+            assert!(
+                keys.contains(&long),
+                "deploy/call-signaling.toml.example does not mention `{long}`: add a line \
+                 `# {long} = …` so the example documents every flag"
+            );
+        }
+    }
 }

@@ -58,6 +58,7 @@ impl Conn {
                 false
             }
             Err(_) => {
+                self.shared.metrics.write_timeouts.inc();
                 tracing::info!(conn = self.conn_id, peer = %self.peer, "write timed out; closing a client that does not read");
                 false
             }
@@ -65,6 +66,9 @@ impl Conn {
     }
 
     async fn send_frame(&mut self, frame: &ServerFrame) -> bool {
+        if let ServerFrame::Error { code, .. } = frame {
+            self.shared.metrics.error_frames.get(*code).inc();
+        }
         match frame {
             // Expected under load, possibly thousands a second from a flooder: debug only.
             ServerFrame::Error {
@@ -145,6 +149,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
                     Flow::Stop
                 }
                 _ = tokio::time::sleep_until(auth_deadline), if session.id().is_none() => {
+                    shared.metrics.logins.timeout.inc();
                     conn.close_with(ErrorCode::AuthTimeout, "no valid auth frame within the auth timeout").await;
                     Flow::Stop
                 }
@@ -185,7 +190,8 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
         }
     }
 
-    outbox.close();
+    let unsent = outbox.close();
+    shared.metrics.queue_drops.unsent.inc_by(unsent as u64);
     if let Some(id) = session.id() {
         shared.registry.unregister(&id, conn_id);
         tracing::info!(conn = conn_id, %id, "client disconnected");
@@ -235,14 +241,24 @@ async fn run_action(
     let ok = match action {
         Action::Nothing => true,
         Action::Reply(frame) => conn.send_frame(&frame).await,
+        Action::Refused(frame) => {
+            if let ServerFrame::Error { code, .. } = &frame {
+                conn.shared.metrics.rejected.get(*code).inc();
+            }
+            conn.send_frame(&frame).await
+        }
         Action::Close(frame) => {
             if let ServerFrame::Error { code, message } = &frame {
+                if *code == ErrorCode::AuthFailed {
+                    conn.shared.metrics.logins.failed.inc();
+                }
                 conn.close_with(*code, message).await;
             }
             return Flow::Stop;
         }
         Action::Authenticated(id) => {
             session.set_authenticated(id);
+            conn.shared.metrics.logins.ok.inc();
             let kept = conn.shared.registry.register(
                 id,
                 ConnHandle {
@@ -266,14 +282,28 @@ async fn run_action(
             .route(from, &to, kind, frame, unix_now())
         {
             Ok(Routed::Delivered) => {
+                conn.shared.metrics.delivered.inc();
                 tracing::debug!(%from, %to, %kind, "routed");
                 true
             }
             Ok(Routed::Kept) => {
+                conn.shared.metrics.kept.inc();
                 tracing::debug!(%from, %to, %kind, "recipient offline; kept in the mailbox");
                 true
             }
             Err(err) => {
+                let drops = &conn.shared.metrics.queue_drops;
+                let dropped = match err {
+                    RouteError::SenderShareFull => Some(&drops.sender_share),
+                    RouteError::RecipientFull => Some(&drops.recipient_full),
+                    RouteError::ServerFull => Some(&drops.server_full),
+                    RouteError::NotOnline
+                    | RouteError::MailboxFull
+                    | RouteError::MailboxServerFull => None,
+                };
+                if let Some(counter) = dropped {
+                    counter.inc();
+                }
                 let (code, message) = match err {
                     RouteError::NotOnline => (ErrorCode::NotOnline, format!("{to} is not connected")),
                     RouteError::SenderShareFull => (
@@ -298,6 +328,7 @@ async fn run_action(
                     ),
                 };
                 tracing::debug!(%from, %to, %kind, ?err, "envelope not routed");
+                conn.shared.metrics.rejected.get(code).inc();
                 conn.send_frame(&ServerFrame::error(code, message)).await
             }
         },

@@ -61,12 +61,14 @@ pub(crate) async fn accept_loop(
         let slot = ConnSlot(shared.clone());
         if open >= shared.limits.max_connections {
             tracing::warn!(%peer, open, "connection limit reached; refusing");
+            shared.metrics.refused.limit.inc();
             drop(stream);
             drop(slot);
             continue;
         }
         let Some(ip_slot) = shared.per_ip.try_acquire(peer.ip(), Kind::Handshake) else {
             tracing::info!(%peer, "per-address handshake limit reached; refusing");
+            shared.metrics.refused.per_address.inc();
             drop(stream);
             continue;
         };

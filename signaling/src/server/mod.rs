@@ -7,14 +7,19 @@
 //! [`outbox`]) → [`session`] (sans-IO protocol state: [`auth`] challenge, [`limits`] token
 //! bucket, frame checks) → [`routing`] (in-memory presence table, fair byte-bounded queues).
 //! [`turn`] runs the embedded TURN server whose relays obey [`peer_policy`]. [`web`] serves the
-//! browser client at `/`. Nothing is written to disk ([`secret_file`] only reads the TURN secret).
+//! browser client at `/`. Nothing is written to disk ([`secret_file`] only reads the TURN
+//! secret). [`metrics`] counts what happens and is served on a listener of its own
+//! (`metrics_http`) when one is configured.
 
 pub mod auth;
+pub mod config_file;
 mod connection;
 mod http;
 pub mod ip_limits;
 pub mod limits;
 pub mod mailbox;
+pub mod metrics;
+mod metrics_http;
 pub mod origin;
 pub mod outbox;
 pub mod peer_policy;
@@ -52,6 +57,8 @@ use crate::turn_credentials::{
 };
 
 pub use limits::RateLimit;
+pub use metrics::Metrics;
+pub use metrics_http::METRICS_PATH;
 pub use origin::{OriginError, OriginPolicy};
 pub use tls::{TlsError, TlsPaths};
 pub use turn::{TurnConfig, TurnLimits, TurnServerError, TurnStats};
@@ -162,6 +169,9 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Timeouts and bounds.
     pub limits: Limits,
+    /// Serve Prometheus metrics on `GET /metrics` at this TCP address (port 0 picks a free
+    /// one); `None` serves none. A listener of its own: never the public WebSocket port.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -180,6 +190,7 @@ impl ServerConfig {
             tls: None,
             allowed_origins: Vec::new(),
             limits: Limits::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -216,6 +227,14 @@ pub enum ServerError {
     /// An allowed origin is malformed.
     #[error(transparent)]
     Origin(#[from] OriginError),
+    /// The metrics listener could not be bound.
+    #[error("cannot listen for metrics on {addr}: {source} (is the port in use? --metrics-listen 127.0.0.1:0 picks a free one)")]
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 /// State shared by all connections of one server.
@@ -233,6 +252,7 @@ pub(crate) struct Shared {
     next_conn: AtomicU64,
     open_connections: AtomicUsize,
     open_websockets: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 impl Shared {
@@ -271,12 +291,14 @@ async fn ws_handler(
     let origin = headers.get(header::ORIGIN);
     if !shared.origins.allows(origin.map(|o| o.as_bytes())) {
         tracing::info!(%peer, ?origin, "refusing WebSocket: origin not allowed (--allow-origin)");
+        shared.metrics.refused.origin.inc();
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let open = shared.open_websockets.fetch_add(1, Ordering::AcqRel);
     let slot = WsSlot(shared.clone());
     if open >= shared.limits.max_connections || shared.shutdown.is_cancelled() {
         tracing::warn!(%peer, open, "refusing WebSocket: connection limit or shutting down");
+        shared.metrics.refused.limit.inc();
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     }
     let Some(ip_slot) = shared
@@ -284,6 +306,7 @@ async fn ws_handler(
         .try_acquire(peer.ip(), ip_limits::Kind::Connection)
     else {
         tracing::info!(%peer, "refusing WebSocket: per-address connection limit reached");
+        shared.metrics.refused.per_address.inc();
         return (
             StatusCode::TOO_MANY_REQUESTS,
             "too many connections from your address",
@@ -342,10 +365,24 @@ impl Server {
             addr: cfg.listen,
             source,
         })?;
+        let metrics_listener = match cfg.metrics_listen {
+            Some(addr) => Some(
+                metrics_http::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::MetricsBind { addr, source })?,
+            ),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
         let turn = match &cfg.turn {
             Some(turn_cfg) => Some(Arc::new(
-                turn::EmbeddedTurn::start(turn_cfg, policy.clone(), cfg.allow_loopback_peers)
-                    .await?,
+                turn::EmbeddedTurn::start(
+                    turn_cfg,
+                    policy.clone(),
+                    cfg.allow_loopback_peers,
+                    metrics.turn.clone(),
+                )
+                .await?,
             )),
             None => None,
         };
@@ -358,7 +395,8 @@ impl Server {
             server_name: server_name.clone(),
             origins,
             limits: cfg.limits.clone(),
-            registry: routing::Registry::new(cfg.limits.mailbox),
+            registry: routing::Registry::new(cfg.limits.mailbox)
+                .with_drops(metrics.queue_drops.clone()),
             queue_budget: Arc::new(outbox::ByteBudget::new(cfg.limits.global_queue_bytes)),
             per_ip: ip_limits::PerSourceLimits::new(
                 cfg.limits.max_handshakes_per_ip,
@@ -371,6 +409,7 @@ impl Server {
             next_conn: AtomicU64::new(1),
             open_connections: AtomicUsize::new(0),
             open_websockets: AtomicUsize::new(0),
+            metrics,
         });
         let router = Router::new()
             .route(WS_PATH, get(ws_handler))
@@ -386,6 +425,11 @@ impl Server {
             shared.clone(),
             tracker.clone(),
         ));
+        let metrics_addr = metrics_listener.map(|(listener, bound)| {
+            tracker.spawn(metrics_http::serve(listener, shared.clone(), turn.clone()));
+            tracing::info!(addr = %bound, path = METRICS_PATH, "serving metrics");
+            bound
+        });
         let turn_server = turn.clone();
         let turn_task = turn.map(|turn| {
             let token = shutdown.clone();
@@ -406,6 +450,7 @@ impl Server {
             turn_addr: turn_task.as_ref().map(|t| t.0),
             turn_task: turn_task.map(|t| t.1),
             turn: turn_server,
+            metrics_addr,
         })
     }
 }
@@ -482,6 +527,7 @@ pub struct RunningServer {
     turn_addr: Option<SocketAddr>,
     turn_task: Option<tokio::task::JoinHandle<()>>,
     turn: Option<Arc<turn::EmbeddedTurn>>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for RunningServer {
@@ -509,6 +555,16 @@ impl RunningServer {
     /// The embedded TURN server's UDP address, if it runs.
     pub fn turn_addr(&self) -> Option<SocketAddr> {
         self.turn_addr
+    }
+
+    /// The bound address of the metrics listener (`GET /metrics`), if one was configured.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// This server's metrics (what `/metrics` serves, also without a metrics listener).
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     /// Cancelling this token shuts the server down (as [`RunningServer::shutdown`] does,

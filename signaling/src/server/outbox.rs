@@ -155,11 +155,12 @@ impl OutboxQueue {
         Some(frame)
     }
 
-    /// Drops everything; returns the bytes freed.
-    fn clear(&mut self) -> usize {
+    /// Drops everything; returns the bytes freed and the number of frames dropped.
+    fn clear(&mut self) -> (usize, usize) {
+        let frames = self.senders.values().map(|s| s.frames.len()).sum();
         self.senders.clear();
         self.order.clear();
-        std::mem::take(&mut self.bytes)
+        (std::mem::take(&mut self.bytes), frames)
     }
 }
 
@@ -250,13 +251,15 @@ impl Outbox {
         }
     }
 
-    /// Refuses further frames and frees the queued ones (the connection is closing).
-    pub fn close(&self) {
+    /// Refuses further frames and frees the queued ones (the connection is closing); returns
+    /// how many frames were dropped unsent.
+    pub fn close(&self) -> usize {
         let mut state = self.lock();
         state.closed = true;
-        let freed = state.queue.clear();
+        let (freed, frames) = state.queue.clear();
         drop(state);
         self.budget.release(freed);
+        frames
     }
 
     /// Bytes queued (not counting a frame being written).
@@ -267,7 +270,7 @@ impl Outbox {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        let freed = self.lock().queue.clear();
+        let (freed, _) = self.lock().queue.clear();
         self.budget.release(freed);
     }
 }
@@ -366,8 +369,9 @@ mod tests {
         assert_eq!(budget.used(), 200);
         drop(out);
         assert_eq!(budget.used(), 100);
-        b.close();
+        assert_eq!(b.close(), 1, "the one unsent frame is reported");
         assert_eq!(budget.used(), 0);
+        assert_eq!(b.close(), 0);
         assert_eq!(b.push(id(2), frame(0, 1)), Err(Refused::Closed));
         a.push(id(1), frame(0, 50)).unwrap();
         drop(a);

@@ -21,6 +21,7 @@ use crate::identity::CallId;
 use crate::protocol::ErrorCode;
 
 use super::mailbox::{Mailbox, MailboxLimits, MailboxRefused, MailboxStats};
+use super::metrics::QueueDrops;
 use super::outbox::{Outbox, Refused};
 
 /// How to reach one connection.
@@ -67,6 +68,8 @@ pub struct Registry {
     /// drain and a send to the same ID cannot interleave: nothing is left behind in the
     /// mailbox of a connected ID, and kept envelopes arrive before later live ones.
     mailbox: Mutex<Mailbox>,
+    /// Frames lost at a login: kept ones that no longer fit, and a replaced connection's queue.
+    drops: QueueDrops,
 }
 
 impl Default for Registry {
@@ -89,7 +92,14 @@ impl Registry {
         Registry {
             conns: Mutex::new(HashMap::new()),
             mailbox: Mutex::new(Mailbox::new(mailbox)),
+            drops: QueueDrops::default(),
         }
+    }
+
+    /// Counts the frames lost at logins in `drops` (by default in counters nobody reads).
+    pub fn with_drops(mut self, drops: QueueDrops) -> Self {
+        self.drops = drops;
+        self
     }
 
     fn lock_mailbox(&self) -> std::sync::MutexGuard<'_, Mailbox> {
@@ -125,11 +135,13 @@ impl Registry {
             }
         }
         if lost > 0 {
+            self.drops.mailbox_handover.inc_by(lost);
             tracing::warn!(%id, lost, "mailbox envelopes dropped at login: the server's queues are full");
         }
         if let Some(old) = conns.insert(id, handle) {
             tracing::info!(%id, old_conn = old.conn_id, "call ID reconnected; replacing the old connection");
-            old.outbox.close();
+            let unsent = old.outbox.close();
+            self.drops.unsent.inc_by(unsent as u64);
             let _ = old.kick.send(Some(ErrorCode::Replaced));
         }
         handed
@@ -239,7 +251,14 @@ mod tests {
             .unwrap();
         assert_eq!(next(&out1), "a");
         let (h2, out2, _kick2) = handle(2, 100);
+        reg.route(from, &id, EnvelopeKind::Offer, "lost".into(), 0)
+            .unwrap();
         reg.register(id, h2, 0);
+        assert_eq!(
+            reg.drops.unsent.get(),
+            1,
+            "the replaced connection's queue is counted as dropped"
+        );
         assert_eq!(*kick1.borrow(), Some(ErrorCode::Replaced));
         reg.route(from, &id, EnvelopeKind::Offer, "b".into(), 0)
             .unwrap();

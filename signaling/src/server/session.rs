@@ -22,6 +22,9 @@ pub enum Action {
     Nothing,
     /// Send this frame to the client; the connection stays open.
     Reply(ServerFrame),
+    /// The envelope of a `send` frame was refused: send this error frame to the client; the
+    /// connection stays open. Apart from [`Action::Reply`] so the shell can count refusals.
+    Refused(ServerFrame),
     /// Send this error frame, then close the connection.
     Close(ServerFrame),
     /// The client proved `id`: register the connection, then send `welcome`.
@@ -165,14 +168,14 @@ impl Session {
                 let envelope = match envelope::parse_value(&envelope) {
                     Ok(env) => env,
                     Err(err) => {
-                        return Action::Reply(ServerFrame::error(
+                        return Action::Refused(ServerFrame::error(
                             ErrorCode::BadEnvelope,
                             format!("{} ({})", err, err.code()),
                         ))
                     }
                 };
                 if envelope.from != *me {
-                    return Action::Reply(ServerFrame::error(
+                    return Action::Refused(ServerFrame::error(
                         ErrorCode::SpoofedFrom,
                         "envelope `from` is not the ID this connection authenticated as",
                     ));
@@ -184,7 +187,7 @@ impl Session {
                         EnvelopeError::Stale { .. } | EnvelopeError::FromFuture { .. } => ErrorCode::Stale,
                         _ => ErrorCode::RateLimited,
                     };
-                    return Action::Reply(ServerFrame::error(code, err.to_string()));
+                    return Action::Refused(ServerFrame::error(code, err.to_string()));
                 }
                 let (from, to, kind) = (envelope.from, envelope.to, envelope.kind);
                 match deliver_frame(envelope, MAX_FRAME_BYTES) {
@@ -194,7 +197,7 @@ impl Session {
                         kind,
                         frame,
                     },
-                    Err(size) => Action::Reply(ServerFrame::error(
+                    Err(size) => Action::Refused(ServerFrame::error(
                         ErrorCode::TooLarge,
                         format!(
                             "the deliver frame for this envelope would be {size} bytes, over the \
@@ -241,6 +244,7 @@ mod tests {
     fn code(action: &Action) -> Option<ErrorCode> {
         match action {
             Action::Reply(ServerFrame::Error { code, .. })
+            | Action::Refused(ServerFrame::Error { code, .. })
             | Action::Close(ServerFrame::Error { code, .. }) => Some(*code),
             _ => None,
         }
@@ -447,7 +451,7 @@ mod tests {
             "{action:?}"
         );
         assert!(
-            matches!(action, Action::Reply(_)),
+            matches!(action, Action::Refused(_)),
             "the sender stays connected"
         );
     }

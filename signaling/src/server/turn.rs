@@ -25,6 +25,7 @@ use turn::relay::RelayAddressGenerator;
 use turn::server::request::Request;
 use webrtc_util::Conn;
 
+use super::metrics::TurnCounters;
 use super::peer_policy::PeerPolicy;
 use super::turn_gate::{AllocationState, Gate, GateSizes, Screen};
 use super::turn_quota::ByteBudget;
@@ -134,11 +135,13 @@ struct Shell {
 }
 
 impl EmbeddedTurn {
-    /// Binds the TURN socket and starts serving.
+    /// Binds the TURN socket and starts serving; allocations and relayed bytes are added to
+    /// `counters`.
     pub async fn start(
         cfg: &TurnConfig,
         policy: Arc<CredentialPolicy>,
         allow_loopback_peers: bool,
+        counters: TurnCounters,
     ) -> Result<Self, TurnServerError> {
         let advertised_ip = cfg
             .advertised_ip()
@@ -165,6 +168,7 @@ impl EmbeddedTurn {
                 relay_ip: advertised_ip,
                 peers: peers.clone(),
                 bandwidth: cfg.limits.bandwidth_per_allocation,
+                counters,
             }),
             alloc_close_notify: None,
         }));
@@ -412,6 +416,7 @@ struct FilteringRelayGenerator {
     relay_ip: IpAddr,
     peers: Arc<PeerPolicy>,
     bandwidth: Option<u64>,
+    counters: TurnCounters,
 }
 
 #[async_trait]
@@ -435,7 +440,11 @@ impl RelayAddressGenerator for FilteringRelayGenerator {
             .local_addr()
             .map_err(|e| turn::Error::Other(format!("relay socket address: {e}")))?;
         relay_addr.set_ip(self.relay_ip);
-        let conn = PeerFilterConn::new(Arc::new(socket), self.peers.clone(), self.bandwidth);
+        let conn = PeerFilterConn::new(Arc::new(socket), self.peers.clone(), self.bandwidth)
+            .with_counters(self.counters.clone());
+        // The crate asks for a relay socket only once the request passed every check, and
+        // fails the allocation only if this function does.
+        self.counters.allocations.inc();
         Ok((Arc::new(conn), relay_addr))
     }
 }
@@ -447,6 +456,8 @@ pub struct PeerFilterConn {
     peers: Arc<PeerPolicy>,
     /// (to peers, from peers) budgets when a cap is set.
     budgets: Option<Mutex<(ByteBudget, ByteBudget)>>,
+    /// Relayed and capped bytes are added here.
+    counters: TurnCounters,
 }
 
 impl PeerFilterConn {
@@ -462,7 +473,14 @@ impl PeerFilterConn {
             peers,
             budgets: bandwidth
                 .map(|b| Mutex::new((ByteBudget::new(b, now), ByteBudget::new(b, now)))),
+            counters: TurnCounters::default(),
         }
+    }
+
+    /// Counts relayed and capped bytes in `counters` (by default in counters nobody reads).
+    pub fn with_counters(mut self, counters: TurnCounters) -> Self {
+        self.counters = counters;
+        self
     }
 
     fn allowed(&self, peer: SocketAddr) -> bool {
@@ -478,7 +496,11 @@ impl PeerFilterConn {
             return true;
         };
         let budget = if outbound { &mut b.0 } else { &mut b.1 };
-        budget.try_spend(len, Instant::now())
+        let within = budget.try_spend(len, Instant::now());
+        if !within {
+            self.counters.capped.inc_by(len as u64);
+        }
+        within
     }
 
     fn denied_error(&self, peer: SocketAddr) -> webrtc_util::Error {
@@ -508,6 +530,7 @@ impl Conn for PeerFilterConn {
             if !self.allowed(from) {
                 tracing::debug!(%from, "dropped relay packet from a denied peer");
             } else if self.within_cap(n, false) {
+                self.counters.relayed_from_peers.inc_by(n as u64);
                 return Ok((n, from));
             }
         }
@@ -516,7 +539,11 @@ impl Conn for PeerFilterConn {
     async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
         match self.inner.remote_addr() {
             Some(peer) if !self.allowed(peer) => Err(self.denied_error(peer)),
-            _ => self.inner.send(buf).await,
+            _ => {
+                let sent = self.inner.send(buf).await?;
+                self.counters.relayed_to_peers.inc_by(sent as u64);
+                Ok(sent)
+            }
         }
     }
 
@@ -529,7 +556,9 @@ impl Conn for PeerFilterConn {
             // Dropped like a congested link drops; the crate treats a short write as an error.
             return Ok(buf.len());
         }
-        self.inner.send_to(buf, target).await
+        let sent = self.inner.send_to(buf, target).await?;
+        self.counters.relayed_to_peers.inc_by(sent as u64);
+        Ok(sent)
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
@@ -563,9 +592,17 @@ mod tests {
         let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let peer_addr = peer.local_addr().unwrap();
         // 100 B/s: the second 100-byte datagram would need a second to pass.
-        let capped = PeerFilterConn::new(relay, policy(true), Some(100));
+        let counters = TurnCounters::default();
+        let capped =
+            PeerFilterConn::new(relay, policy(true), Some(100)).with_counters(counters.clone());
         assert_eq!(capped.send_to(&[1u8; 100], peer_addr).await.unwrap(), 100);
         assert_eq!(capped.send_to(&[2u8; 100], peer_addr).await.unwrap(), 100);
+        assert_eq!(
+            counters.relayed_to_peers.get(),
+            100,
+            "only what was sent is counted"
+        );
+        assert_eq!(counters.capped.get(), 100);
         let mut buf = [0u8; 200];
         let (n, _) = peer.recv_from(&mut buf).await.unwrap();
         assert_eq!(&buf[..n], &[1u8; 100][..]);
