@@ -35,6 +35,12 @@ use crate::call::{now_unix_ms, CallError, CallOptions, CallReport, ChatInput, En
 use crate::terminal_text::escape;
 
 mod conference;
+
+/// How long a hang-up that came through signaling waits for the peer's data channel. The
+/// peer sends its last chat lines and `bye` on the channel and the hang-up through the server
+/// at once; the server's path can be the faster, and ending at once would drop lines still
+/// in flight on the channel.
+const HANGUP_GRACE: Duration = Duration::from_millis(500);
 mod room_frame;
 use conference::tile_source;
 pub(crate) use conference::Conference;
@@ -80,6 +86,9 @@ pub(crate) struct Engine {
     /// Once the signaling connection is gone `client.recv()` returns `None` at once, every time:
     /// stop polling it, or the loop spins.
     signaling_open: bool,
+    /// A signed hang-up came through signaling while the peer's chat channel was open: the
+    /// call ends at the channel's `bye` or close, or at this deadline (see [`HANGUP_GRACE`]).
+    hangup_grace: Option<(PeerId, tokio::time::Instant)>,
     peers: BTreeMap<PeerId, Peer>,
     next_peer: u32,
     audio: Option<LocalAudio>,
@@ -144,6 +153,7 @@ impl Engine {
             opts,
             client,
             signaling_open: true,
+            hangup_grace: None,
             peers: BTreeMap::new(),
             next_peer: 0,
             audio,
@@ -257,6 +267,7 @@ impl Engine {
             let video_wake = self.video_deadline();
             let mesh_wake = self.conference_deadline();
             let book_wake = self.book_deadline();
+            let grace_end = self.hangup_grace.map(|(_, at)| at);
             let step = tokio::select! {
                 biased;
                 _ = sleep_until(deadline) => Some(EndReason::DurationElapsed),
@@ -266,6 +277,7 @@ impl Engine {
                     Some(CallCommand::HangUp) | None => Some(EndReason::LocalHangup),
                 },
                 _ = stats_tick.tick() => { self.on_stats_tick().await; None }
+                _ = sleep_until(grace_end) => self.on_hangup_grace_over().await,
                 _ = sleep_until(mesh_wake) => self.on_mesh_timer().await,
                 _ = sleep_until(book_wake) => self.on_book_timer().await,
                 outcome = conference::next_outcome(&mut self.conference) => self.on_pair_outcome(outcome).await,
@@ -578,6 +590,12 @@ impl Engine {
         Some(EndReason::RemoteHangup)
     }
 
+    /// The peer hung up through signaling and its data channel said nothing more in time.
+    async fn on_hangup_grace_over(&mut self) -> Option<EndReason> {
+        let (id, _) = self.hangup_grace.take()?;
+        self.peer_hung_up(id).await
+    }
+
     async fn on_signaling(
         &mut self,
         incoming: Option<Result<signaling::client::Incoming, signaling::client::ClientError>>,
@@ -592,6 +610,10 @@ impl Engine {
                     return None;
                 };
                 match HangupBody::parse(&m.plaintext) {
+                    Ok(h) if h.call_id == peer.token && peer.chat_open => {
+                        let at = tokio::time::Instant::now() + HANGUP_GRACE;
+                        self.hangup_grace.get_or_insert((id, at));
+                    }
                     Ok(h) if h.call_id == peer.token => return self.peer_hung_up(id).await,
                     Ok(h) => tracing::debug!(call = %h.call_id, "hang-up for another call ignored"),
                     Err(e) => {
