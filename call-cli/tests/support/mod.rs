@@ -31,6 +31,7 @@ pub const CALL_ENV: &[&str] = &[
     "CALL_VIDEO_OUT",
     "CALL_VIDEO_SIZE",
     "CALL_FPS",
+    "CALL_ICE_SERVERS",
     // Without a display the default video sink is null: tests never open a window.
     "DISPLAY",
     "RUST_LOG",
