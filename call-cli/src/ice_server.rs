@@ -12,7 +12,8 @@
 //! `HOST` is a DNS name, an IPv4 address or a bracketed IPv6 address; the port defaults to 3478
 //! (5349 for `turns:`). Everything before the *last* `:` of the part before the last `@` is the
 //! username, so TURN REST usernames (`expiry:name`) go in as they are; the password cannot hold
-//! a raw `:`, `@` or `?`, and either part may be percent-encoded (`%3A`, `%40`, `%3F`, `%25`).
+//! a raw `:`, `@`, `?` or `,` (the flag splits on commas), and either part may be
+//! percent-encoded (`%3A`, `%40`, `%3F`, `%2C`, `%25`).
 //! The credential never appears in an error message, a log line or `Debug` output.
 //!
 //! The media stack (webrtc-rs 0.17) relays over UDP only: `turns:` and `?transport=tcp` parse,
