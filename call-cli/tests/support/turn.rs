@@ -377,6 +377,11 @@ pub fn tone_call(sig: &mut Signaling, caller: Side<'_>, callee: Side<'_>) -> Cal
     let json: serde_json::Value =
         serde_json::from_slice(&fs::read(&stats).expect("stats.json")).expect("stats.json is JSON");
     assert_tone(&heard, 440.0);
+    // For the record (run with --nocapture): how long the relayed call took to carry audio.
+    eprintln!(
+        "first audio after {} ms over a {} pair, rtt {} ms",
+        json["first_audio_ms"], json["candidate_type"], json["rtt_ms"]
+    );
     CallOutcome {
         dialer,
         listener,
