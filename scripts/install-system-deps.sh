@@ -11,12 +11,17 @@
 #                    when a window is opened; nothing is needed to build or to run headless)
 #   xvfb, x11-apps, xdotool -> the window sink's test: a virtual X server, `xwd` for its
 #                    screenshot, `xdotool` to press Escape in it (tests only)
+#   coturn         -> `turnserver` for the relay-only calls through a real coturn started
+#                    from deploy/coturn/turnserver.conf (tests only; the package's own
+#                    service is not started where policy-rc.d forbids it, and the tests never
+#                    use it)
+#   iproute2       -> `ip netns` for the calls across network namespaces (tests only)
 # Node >= 20 and npm (the web client's unit tests and bundle build) are expected on the machine
 # and not installed here: Debian 12 ships Node 18. Without them scripts/test.sh says in one line
 # that it skipped the web tests; the server embeds the committed web/dist and needs no Node.
 set -euo pipefail
 pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3 tmux
-  libx11-6 libxcursor1 xvfb x11-apps xdotool)
+  libx11-6 libxcursor1 xvfb x11-apps xdotool coturn iproute2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,6 +10,7 @@ use native::{VideoInSpec, VideoOutSpec};
 
 use crate::call::{CallOptions, VideoOptions};
 use crate::config::DEFAULT_SERVER;
+use crate::ice_server::{IceServerError, IceServerSpec};
 
 /// End-to-end verified voice and video calls and chat, from a terminal or a script.
 #[derive(Debug, Parser)]
@@ -88,6 +89,17 @@ pub struct ConnArgs {
     /// Which local addresses to offer as ICE candidates; `auto` = loopback only when the server is on loopback.
     #[arg(long, value_enum, default_value_t = IceScope::Auto)]
     pub ice_scope: IceScope,
+    /// Extra STUN/TURN server, added to those the signaling server hands out (repeatable):
+    /// stun:HOST:PORT or turn:USER:PASSWORD@HOST:PORT?transport=udp (credentials visible in
+    /// `ps`: prefer CALL_ICE_SERVERS, comma-separated).
+    #[arg(
+        long = "ice-server",
+        env = "CALL_ICE_SERVERS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub ice_servers: Vec<IceServerArg>,
     /// Hang up after this many seconds of connected call.
     #[arg(long)]
     pub duration: Option<f64>,
@@ -103,6 +115,42 @@ pub struct ConnArgs {
     /// Record the arrival trace of received audio packets to this file (for jitter replay).
     #[arg(long)]
     pub record_trace: Option<PathBuf>,
+}
+
+/// One `--ice-server` value as typed, parsed in [`ConnArgs::options`] so that a bad one is
+/// reported by our own message (clap would echo the value, credential and all).
+#[derive(Clone)]
+pub struct IceServerArg(String);
+
+impl std::str::FromStr for IceServerArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(IceServerArg(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for IceServerArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // It may hold a TURN password.
+        f.write_str("IceServerArg(<redacted>)")
+    }
+}
+
+/// Connection flags that do not make sense.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnArgsError {
+    /// A bad duration.
+    #[error(transparent)]
+    Duration(#[from] BadDuration),
+    /// A bad `--ice-server` (counted from 1; the value is not echoed, it may hold a password).
+    #[error("--ice-server #{index}: {error}")]
+    IceServer {
+        /// Which `--ice-server`, counted from 1.
+        index: usize,
+        /// What is wrong with it.
+        error: IceServerError,
+    },
 }
 
 /// A duration flag that is not a positive number of seconds.
@@ -121,7 +169,7 @@ pub fn secs(v: f64) -> Result<Duration, BadDuration> {
 impl ConnArgs {
     /// Call options for these connection flags: the server, certificate, timeouts, candidates,
     /// stats, `--say` and the trace (media and chat input are the caller's to set).
-    pub fn options(&self) -> Result<CallOptions, BadDuration> {
+    pub fn options(&self) -> Result<CallOptions, ConnArgsError> {
         let mut opts = CallOptions::scripted(&self.server);
         opts.ca_cert = self.ca_cert.clone();
         opts.duration = self.duration.map(secs).transpose()?;
@@ -137,6 +185,13 @@ impl ConnArgs {
         opts.say = self.say.clone();
         opts.print_chat = true;
         opts.record_trace = self.record_trace.clone();
+        for (i, arg) in self.ice_servers.iter().enumerate() {
+            let spec = IceServerSpec::parse(&arg.0).map_err(|error| ConnArgsError::IceServer {
+                index: i + 1,
+                error,
+            })?;
+            opts.extra_ice_servers.push(spec.to_ice_server());
+        }
         Ok(opts)
     }
 }
@@ -353,6 +408,57 @@ mod tests {
                 format!("durations must be positive numbers of seconds, got {bad}")
             );
         }
+    }
+
+    #[test]
+    fn ice_servers_are_added_in_order_and_a_bad_one_is_named_by_position() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["call", "dial", "x"];
+            argv.extend_from_slice(extra);
+            let Command::Dial(args) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("dial");
+            };
+            args.conn.options()
+        };
+        let opts = parse(&[
+            "--ice-server",
+            "stun:stun.example.org:3478",
+            "--ice-server",
+            "turn:1700000000:me:pw@turn.example.org?transport=udp",
+        ])
+        .unwrap();
+        let urls: Vec<_> = opts
+            .extra_ice_servers
+            .iter()
+            .map(|s| s.urls[0].as_str())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "stun:stun.example.org:3478",
+                "turn:turn.example.org:3478?transport=udp"
+            ]
+        );
+        assert_eq!(opts.extra_ice_servers[1].username, "1700000000:me");
+        assert_eq!(opts.extra_ice_servers[1].credential, "pw");
+        // A comma separates several in one value (as in CALL_ICE_SERVERS).
+        let opts = parse(&["--ice-server", "stun:a.test,stun:b.test"]).unwrap();
+        assert_eq!(opts.extra_ice_servers.len(), 2);
+
+        let err = parse(&[
+            "--ice-server",
+            "stun:a.test",
+            "--ice-server",
+            "turn:u:topsecret@h:0",
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(
+            text,
+            "--ice-server #2: \"0\" is not a port number (1 to 65535)"
+        );
+        assert!(!format!("{err:?}").contains("topsecret"));
+        assert!(parse(&[]).unwrap().extra_ice_servers.is_empty());
     }
 
     use super::*;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod ice_server;
 pub mod id;
 pub mod rooms;
 pub mod terminal_text;

@@ -279,17 +279,32 @@ pub(crate) async fn session_config(
     audio: bool,
     video: Option<VideoConfig>,
 ) -> SessionConfig {
+    // `--ice-server`s first: the user's own choice, and there even when the server has none.
     let mut ice_servers = opts.extra_ice_servers.clone();
     match client.turn_credentials().await {
-        Ok(creds) => ice_servers.push(IceServer {
-            urls: opts.turn_override.clone().unwrap_or(creds.urls),
-            username: creds.username,
-            credential: creds.password,
-        }),
-        Err(e) => {
+        Ok(creds) => {
+            let urls = opts.turn_override.clone().unwrap_or(creds.urls);
+            if !urls.is_empty() {
+                ice_servers.push(IceServer {
+                    urls,
+                    username: creds.username,
+                    credential: creds.password,
+                });
+            }
+        }
+        Err(e) if opts.extra_ice_servers.is_empty() => {
             tracing::warn!(error = %e, "no TURN credentials from the server; relay candidates unavailable")
         }
+        Err(e) => {
+            tracing::info!(error = %e, "no TURN credentials from the server; using --ice-server only")
+        }
     }
+    // URLs only: the credentials stay out of the logs.
+    let urls: Vec<&str> = ice_servers
+        .iter()
+        .flat_map(|s| s.urls.iter().map(String::as_str))
+        .collect();
+    tracing::info!(?urls, "ICE servers");
     let candidate_scope = opts.candidate_scope.unwrap_or_else(|| {
         if server_is_loopback(&opts.server) {
             CandidateScope::LoopbackOnly

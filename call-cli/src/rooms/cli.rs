@@ -111,7 +111,7 @@ pub enum RoomAction {
         limit: usize,
     },
     /// Join the room's conference call (same as `call join`).
-    Join(super::join::JoinArgs),
+    Join(Box<super::join::JoinArgs>),
     /// Chat in a room (no call): lines you type are sent; `/reply ID TEXT` answers a message;
     /// Ctrl-D leaves the chat.
     Chat {
@@ -236,7 +236,7 @@ pub async fn run(
                 }
             }
         }
-        RoomAction::Join(args) => super::join::run(dir, me, args, stdin_lines()).await?,
+        RoomAction::Join(args) => super::join::run(dir, me, *args, stdin_lines()).await?,
         RoomAction::Chat { room, conn } => {
             let room = resolve_room(&book, &room)?;
             let client = connect(&conn, &me).await?;

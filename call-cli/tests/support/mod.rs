@@ -15,6 +15,7 @@ use signaling::identity::CallId;
 use signaling::server::{RunningServer, Server, ServerConfig};
 
 pub mod tmux;
+pub mod turn;
 
 /// Longest any single `call` process may run before the test fails as hung.
 pub const PROCESS_LIMIT: Duration = Duration::from_secs(20);
@@ -31,6 +32,7 @@ pub const CALL_ENV: &[&str] = &[
     "CALL_VIDEO_OUT",
     "CALL_VIDEO_SIZE",
     "CALL_FPS",
+    "CALL_ICE_SERVERS",
     // Without a display the default video sink is null: tests never open a window.
     "DISPLAY",
     "RUST_LOG",
@@ -120,6 +122,8 @@ pub struct Running {
     pub stderr: Option<JoinHandle<String>>,
     /// Stderr as it arrives, for waiting on a line while the process runs.
     pub stderr_live: Arc<Mutex<Vec<u8>>>,
+    /// Stdout as it arrives (e.g. the URL `call-signaling` prints once it is ready).
+    pub stdout_live: Arc<Mutex<Vec<u8>>>,
     pub what: String,
 }
 
@@ -153,9 +157,10 @@ impl Running {
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {what}: {e}"));
         let stderr_live = Arc::new(Mutex::new(Vec::new()));
+        let stdout_live = Arc::new(Mutex::new(Vec::new()));
         let stdout = drain(
             child.stdout.take().expect("stdout is piped"),
-            Arc::new(Mutex::new(Vec::new())),
+            Arc::clone(&stdout_live),
         );
         let stderr = drain(
             child.stderr.take().expect("stderr is piped"),
@@ -166,6 +171,7 @@ impl Running {
             stdout: Some(stdout),
             stderr: Some(stderr),
             stderr_live,
+            stdout_live,
             what: what.to_owned(),
         }
     }

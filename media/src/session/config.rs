@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-/// A STUN or TURN server for ICE.
-#[derive(Clone, Debug, Default)]
+/// A STUN or TURN server for ICE. Its `Debug` output hides the credential.
+#[derive(Clone, Default)]
 pub struct IceServer {
     /// URLs such as `turn:127.0.0.1:3478?transport=udp`.
     pub urls: Vec<String>,
@@ -11,6 +11,16 @@ pub struct IceServer {
     pub username: String,
     /// TURN password.
     pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Which local addresses become ICE host candidates.
