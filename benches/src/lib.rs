@@ -6,4 +6,5 @@ pub mod burst;
 pub mod deep_plc;
 pub mod fixed_delay;
 pub mod proc_cpu;
+pub mod room_scale;
 pub mod vowels;
