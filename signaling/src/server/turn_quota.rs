@@ -38,9 +38,10 @@ pub struct TurnLimits {
 
 impl Default for TurnLimits {
     /// 10 allocations per user (a mesh call of 8 needs 7), 1000 in all, 64 peers per
-    /// allocation, no bandwidth cap, 20 challenge answers/s (burst 50: a client needs one or two
-    /// per allocation, and a NAT or loopback puts many clients behind one address) and 1
-    /// replay/s (burst 8) per address.
+    /// allocation, no bandwidth cap, 20 challenge answers/s (burst 200: a session needs two, a
+    /// Binding and the first Allocate, and a NAT or loopback puts many behind one address: a
+    /// room call of 10 there sets up 90 sessions at once; with a burst of 50 rooms of 6 or
+    /// more waited 5 s for ICE to retry) and 1 replay/s (burst 8) per address.
     fn default() -> Self {
         Self {
             allocations_per_user: 10,
@@ -49,7 +50,7 @@ impl Default for TurnLimits {
             bandwidth_per_allocation: None,
             unauthenticated_rate: RateLimit {
                 per_second: 20.0,
-                burst: 50,
+                burst: 200,
             },
             replay_rate: RateLimit {
                 per_second: 1.0,
@@ -207,7 +208,17 @@ impl ByteBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use proptest::prelude::*;
+
+    #[test]
+    fn the_answer_budget_covers_a_ten_member_room_behind_one_address() {
+        // A room call of 10 behind one NAT sets up 10 × 9 sessions at once, each needing a
+        // Binding answer and a 401 challenge before it can send its offer or answer; with a
+        // burst of 50, rooms of 6 waited 5 s for ICE to give up (docs/performance.md).
+        let sessions = 10 * 9;
+        assert!(TurnLimits::default().unauthenticated_rate.burst >= 2 * sessions);
+    }
 
     #[test]
     fn quota_user_is_the_call_id() {
