@@ -7,4 +7,5 @@ pub mod deep_plc;
 pub mod fixed_delay;
 pub mod proc_cpu;
 pub mod room_scale;
+pub mod tool;
 pub mod vowels;

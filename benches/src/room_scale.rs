@@ -78,15 +78,7 @@ pub fn uplink_kbps(line: &str) -> Option<f64> {
 
 /// Power of `samples` (48 kHz) at `freq` Hz (Goertzel), as the conference tests measure it.
 pub fn tone_power(samples: &[i16], freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / 48_000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
+    media::codec::pcm::tone_power(samples, 48_000.0, freq)
 }
 
 /// Whether a mix whose tone powers are `powers` (one per member, in member order) holds every

@@ -12,17 +12,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-/// Power at `freq` Hz (Goertzel).
+/// Power at `freq` Hz of 48 kHz samples (Goertzel).
 fn power(samples: &[i16], freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / 48_000.0;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
+    media::codec::pcm::tone_power(samples, 48_000.0, freq)
 }
 
 fn samples(path: &Path) -> Vec<i16> {

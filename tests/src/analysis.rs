@@ -12,17 +12,7 @@ pub fn read_wav(path: &Path) -> Vec<i16> {
 }
 
 /// Power at `freq` Hz (Goertzel).
-pub fn goertzel_power(samples: &[i16], rate: f64, freq: f64) -> f64 {
-    let w = 2.0 * std::f64::consts::PI * freq / rate;
-    let coeff = 2.0 * w.cos();
-    let (mut s1, mut s2) = (0.0f64, 0.0f64);
-    for &x in samples {
-        let s0 = f64::from(x) + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    s1 * s1 + s2 * s2 - coeff * s1 * s2
-}
+pub use media::codec::pcm::tone_power as goertzel_power;
 
 /// The strongest frequency between 50 Hz and 4 kHz, in 10 Hz steps.
 pub fn dominant_frequency(samples: &[i16], rate: f64) -> f64 {

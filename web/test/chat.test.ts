@@ -1,20 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { encodeChatFrame, encodeRoomMsgFrame, MAX_CHAT_FRAME_BYTES, parseChatFrame } from "../src/protocol/chat.ts";
 import { hexEncode, utf8 } from "../src/protocol/encoding.ts";
-import { isProtocolError } from "../src/protocol/errors.ts";
 import { blockAfter, section } from "./doc.ts";
+import { codeOf } from "./fixtures.ts";
 
 const s195 = section("### 19.5 Test vectors");
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (isProtocolError(e)) return e.code;
-    throw e;
-  }
-  return "ok";
-}
 
 /** The bytes column of the §19.5 table row whose first cell starts with `label`. */
 function frameRow(label: string): string {

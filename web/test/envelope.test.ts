@@ -10,28 +10,16 @@ import {
   parseEnvelope,
   sealEnvelope,
 } from "../src/protocol/envelope.ts";
-import { isProtocolError } from "../src/protocol/errors.ts";
 import { Identity } from "../src/protocol/identity.ts";
 import { ReplayCache } from "../src/protocol/replay.ts";
 import { blockAfter, range, section } from "./doc.ts";
+import { alice, bob, codeOf } from "./fixtures.ts";
 
 const s9 = section("## 9. Worked example");
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
 const carol = Identity.fromSeed(range(0x40, 32));
 const TS = 1_700_000_000n;
 const docPlaintext = blockAfter(s9, "and the plaintext");
 const docEnvelope = blockAfter(s9, "The envelope as sent");
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (isProtocolError(e)) return e.code;
-    throw e;
-  }
-  return "ok";
-}
 
 describe("§9 envelope vector", () => {
   const { envelope, text } = sealEnvelope(alice, bob.id, "hangup", utf8(docPlaintext), TS, range(0x40, 24));

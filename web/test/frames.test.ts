@@ -2,26 +2,13 @@ import { describe, expect, it } from "vitest";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha1 } from "@noble/hashes/legacy.js";
 import { base64Encode, hexEncode, utf8 } from "../src/protocol/encoding.ts";
-import { isProtocolError } from "../src/protocol/errors.ts";
 import { answerChallenge, authSignedBytes, expectedServerName, MAX_FRAME_BYTES, parseServerFrame, sendFrame } from "../src/protocol/frames.ts";
-import { Identity } from "../src/protocol/identity.ts";
 import { openEnvelope, sealEnvelope } from "../src/protocol/envelope.ts";
 import { ReplayCache } from "../src/protocol/replay.ts";
 import { blockAfter, range, section } from "./doc.ts";
+import { alice, bob, codeOf } from "./fixtures.ts";
 
 const s17 = section("## 17. Worked example");
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (isProtocolError(e)) return e.code;
-    throw e;
-  }
-  return "ok";
-}
 
 describe("§17 login vector", () => {
   const challengeText = blockAfter(s17, "Challenge:");

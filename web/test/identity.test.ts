@@ -2,24 +2,12 @@ import { describe, expect, it } from "vitest";
 import { CallId } from "../src/protocol/callid.ts";
 import { keyProblem, x25519PublicFromEd25519, x25519SecretFromSeed } from "../src/protocol/ed25519.ts";
 import { hexEncode } from "../src/protocol/encoding.ts";
-import { isProtocolError } from "../src/protocol/errors.ts";
 import { Identity } from "../src/protocol/identity.ts";
 import { safetyHalf, safetyNumber } from "../src/protocol/safety.ts";
-import { backtickAfter, hex, range, section, tableValue } from "./doc.ts";
+import { backtickAfter, hex, section, tableValue } from "./doc.ts";
+import { alice, bob, codeOf } from "./fixtures.ts";
 
 const s9 = section("## 9. Worked example");
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (isProtocolError(e)) return e.code;
-    throw e;
-  }
-  return "ok";
-}
 
 describe("§9 keys", () => {
   it("derives Alice's and Bob's keys, IDs and X25519 keys as the document says", () => {

@@ -3,9 +3,9 @@ import { Identity } from "../src/protocol/identity.ts";
 import { RoomInbox } from "../src/protocol/inbox.ts";
 import { RoomId, signRoomMessage, type RoomMessage } from "../src/protocol/room.ts";
 import { range } from "./doc.ts";
+import { bob } from "./fixtures.ts";
 
 const ROOM = RoomId.fromBytes(range(0xa0, 16));
-const bob = Identity.fromSeed(range(0x20, 32));
 const carol = Identity.fromSeed(range(0x40, 32));
 const msg = (who: Identity, seq: number): RoomMessage => signRoomMessage(who, { room: ROOM, seq: BigInt(seq), tsMs: 0n, text: `m${seq}` });
 

@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { isProtocolError } from "../src/protocol/errors.ts";
-import { Identity } from "../src/protocol/identity.ts";
 import { exportKeyFile, importKeyFile } from "../src/protocol/keyfile.ts";
-import { range, section } from "./doc.ts";
+import { section } from "./doc.ts";
+import { alice } from "./fixtures.ts";
 
 describe("§7 identity.key", () => {
-  const alice = Identity.fromSeed(range(0, 32));
-  const s7 = section("## 7. Local files");
+    const s7 = section("## 7. Local files");
 
   it("writes exactly the 17 + 45 bytes the document describes", () => {
     const file = exportKeyFile(alice);

@@ -4,14 +4,14 @@ import { Identity } from "../src/protocol/identity.ts";
 import { exportKeyFile, importKeyFile } from "../src/protocol/keyfile.ts";
 import { KeyStore } from "../src/store/keystore.ts";
 import { range } from "./doc.ts";
+import { alice, bob } from "./fixtures.ts";
 
 describe("IndexedDB key store", () => {
   it("is empty at first, keeps an identity across re-opening, and forgets it on clear", async () => {
     const factory = new IDBFactory();
     const store = await KeyStore.open(factory);
     expect(await store.load()).toBeNull();
-    const alice = Identity.fromSeed(range(0, 32));
-    await store.save(alice);
+        await store.save(alice);
     store.close();
     const again = await KeyStore.open(factory);
     expect((await again.load())?.id.text).toBe(alice.id.text);
@@ -32,8 +32,7 @@ describe("IndexedDB key store", () => {
     const factory = new IDBFactory();
     const store = await KeyStore.open(factory);
     await store.save(Identity.fromSeed(range(0, 32)));
-    const bob = Identity.fromSeed(range(0x20, 32));
-    await store.save(bob);
+        await store.save(bob);
     expect((await store.load())?.id.text).toBe(bob.id.text);
     // A record written by something else (wrong shape) reads as "no identity", never throws.
     const db = await new Promise<IDBDatabase>((resolve) => {

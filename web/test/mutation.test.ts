@@ -10,12 +10,12 @@ import { utf8 } from "../src/protocol/encoding.ts";
 import { openEnvelope, sealEnvelope } from "../src/protocol/envelope.ts";
 import { ProtocolError } from "../src/protocol/errors.ts";
 import { parseServerFrame } from "../src/protocol/frames.ts";
-import { Identity } from "../src/protocol/identity.ts";
 import { importKeyFile } from "../src/protocol/keyfile.ts";
 import { ReplayCache } from "../src/protocol/replay.ts";
 import { parseRoomCall, parseRoomMessage, parseRoomState } from "../src/protocol/room.ts";
 import { parseSignedSdp } from "../src/protocol/sdp.ts";
-import { blockAfter, range, section } from "./doc.ts";
+import { blockAfter, section } from "./doc.ts";
+import { alice, bob } from "./fixtures.ts";
 
 function rng(seed: number): () => number {
   return () => {
@@ -42,8 +42,6 @@ function mutate(text: string, r: () => number): string {
   return chars.join("");
 }
 
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
 const s9 = section("## 9. Worked example");
 const s217 = section("### 21.7 Worked example");
 const envelope = sealEnvelope(alice, bob.id, "hangup", utf8("{}"), 1_700_000_000n).text;

@@ -22,22 +22,11 @@ import {
   type RoomState,
 } from "../src/protocol/room.ts";
 import { backtickAfter, blockAfter, range, section } from "./doc.ts";
+import { alice, bob, codeOf } from "./fixtures.ts";
 
 const s217 = section("### 21.7 Worked example");
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
 const carol = Identity.fromSeed(range(0x40, 32));
 const ROOM = RoomId.fromBytes(range(0xa0, 16));
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (isProtocolError(e)) return e.code;
-    throw e;
-  }
-  return "ok";
-}
 
 const v1 = signRoomState(alice, { room: ROOM, version: 1n, prev: new Uint8Array(32), tsMs: 1_700_000_000_000n, name: "Book club", members: [{ id: alice.id, name: "Alice", role: "admin" }] });
 const v2 = signRoomState(alice, {

@@ -2,7 +2,6 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { describe, expect, it } from "vitest";
 import { encodeCandidate, encodeHangup, parseCandidate, parseHangup } from "../src/protocol/callbody.ts";
 import { hexEncode, utf8 } from "../src/protocol/encoding.ts";
-import { isProtocolError } from "../src/protocol/errors.ts";
 import { Identity } from "../src/protocol/identity.ts";
 import {
   encodeSignedSdp,
@@ -15,24 +14,13 @@ import {
   type SignedSdp,
 } from "../src/protocol/sdp.ts";
 import { backtickAfter, blockAfter, hex, range, section } from "./doc.ts";
+import { alice, bob, codeOf } from "./fixtures.ts";
 
 const s9 = section("## 9. Worked example");
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
 const carol = Identity.fromSeed(range(0x40, 32));
 const TOKEN = hex("00112233445566778899aabbccddeeff");
 const docSdp = blockAfter(s9, "with the SDP (CRLF line ends)").split("\n").join("\r\n") + "\r\n";
 const docJson = blockAfter(s9, "The plaintext of the `offer` envelope");
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    if (isProtocolError(e)) return e.code;
-    throw e;
-  }
-  return "ok";
-}
 
 const bobExpects = (over: Partial<SdpExpectation> = {}): SdpExpectation => ({
   signer: alice.id,

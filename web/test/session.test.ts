@@ -1,13 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { utf8 } from "../src/protocol/encoding.ts";
 import { sealEnvelope } from "../src/protocol/envelope.ts";
-import { Identity } from "../src/protocol/identity.ts";
 import { SignalingSession, type SessionOutput } from "../src/protocol/session.ts";
-import { blockAfter, range, section } from "./doc.ts";
+import { blockAfter, section } from "./doc.ts";
+import { alice, bob } from "./fixtures.ts";
 
 const s17 = section("## 17. Worked example");
-const alice = Identity.fromSeed(range(0, 32));
-const bob = Identity.fromSeed(range(0x20, 32));
 const NOW = 1_700_000_000n;
 
 function drain(s: SignalingSession): SessionOutput[] {

@@ -66,7 +66,7 @@ fn args() -> Result<Args> {
         seconds: 20.0,
         warmup: 2.0,
         runs: 1,
-        call: default_call_bin(),
+        call: benches::tool::default_call_bin(),
         keep: false,
     };
     let mut it = std::env::args().skip(1);
@@ -102,35 +102,15 @@ fn args() -> Result<Args> {
     if video {
         out.video = Some(VideoArgs { size, fps });
     }
-    if !out.call.is_file() {
-        bail!(
-            "no `call` binary at {}; build it with `cargo build --release -p call-cli` or pass --call PATH",
-            out.call.display()
-        );
+    if let Some(why) = benches::tool::missing_call_bin(&out.call) {
+        bail!(why);
     }
     Ok(out)
 }
 
-/// `$CALL_BIN`, else `call` next to this executable (both are in `target/release`).
-fn default_call_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CALL_BIN") {
-        return PathBuf::from(p);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("call")))
-        .unwrap_or_else(|| PathBuf::from("call"))
-}
-
 fn main() -> Result<()> {
     let args = args()?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    benches::tool::quiet_logs();
     let rt = tokio::runtime::Runtime::new()?;
     let server = rt.block_on(Server::start(ServerConfig::local()))?;
     let ticks = proc_cpu::ticks_per_second();

@@ -24,14 +24,7 @@ fn main() -> Result<()> {
         .transpose()
         .context("--calls takes a number")?
         .unwrap_or(20);
-    // Off unless RUST_LOG asks, so the table stays readable.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    benches::tool::quiet_logs();
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
         let server = Server::start(ServerConfig::local()).await?;

@@ -119,14 +119,7 @@ fn args() -> Result<Args> {
 
 fn main() -> Result<()> {
     let args = args()?;
-    // Off unless RUST_LOG asks, so the table stays readable.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    benches::tool::quiet_logs();
     // The same runtime `call` itself uses.
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(run(args))

@@ -141,7 +141,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args> {
         warmup: 2.0,
         video: None,
         fps: None,
-        call: default_call_bin(),
+        call: benches::tool::default_call_bin(),
         no_turn: false,
     };
     let mut video = false;
@@ -203,32 +203,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args> {
     Ok(out)
 }
 
-/// `$CALL_BIN`, else `call` next to this executable (both are in `target/release`).
-fn default_call_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("CALL_BIN") {
-        return PathBuf::from(p);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("call")))
-        .unwrap_or_else(|| PathBuf::from("call"))
-}
-
 fn main() -> Result<()> {
     let args = parse_args(std::env::args().skip(1))?;
-    if !args.call.is_file() {
-        bail!(
-            "no `call` binary at {}; build it with `cargo build --release -p call-cli` or pass --call PATH",
-            args.call.display()
-        );
+    if let Some(why) = benches::tool::missing_call_bin(&args.call) {
+        bail!(why);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    benches::tool::quiet_logs();
     let rt = tokio::runtime::Runtime::new()?;
     rt.spawn(kill_children_on_signal());
     let mut config = ServerConfig::local();

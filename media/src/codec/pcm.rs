@@ -1,4 +1,5 @@
-//! Sample-format helpers for 16-bit PCM: audio level for the stats line and level meters.
+//! Sample-format helpers for 16-bit PCM: audio level for the stats line and level meters, and
+//! the power at one frequency (how tests, benches and the mix checks find a member's tone).
 
 /// The level of a PCM buffer in dBFS (0 dBFS is a full-scale square wave; a full-scale sine is
 /// about -3 dBFS). Silence and empty buffers give [`SILENCE_DBFS`].
@@ -17,8 +18,38 @@ pub fn rms_dbfs(pcm: &[i16]) -> f32 {
 /// The floor reported by [`rms_dbfs`] for digital silence.
 pub const SILENCE_DBFS: f32 = -120.0;
 
+/// The power of `samples` (at `sample_rate` Hz) at `freq` Hz, by the Goertzel algorithm: one
+/// bin of a DFT, in arbitrary units; compare it with other frequencies' of the same samples.
+pub fn tone_power(samples: &[i16], sample_rate: f64, freq: f64) -> f64 {
+    let w = std::f64::consts::TAU * freq / sample_rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    s1 * s1 + s2 * s2 - coeff * s1 * s2
+}
+
 #[cfg(test)]
 mod tests {
+    use super::tone_power;
+
+    #[test]
+    fn tone_power_finds_the_tone_and_not_its_neighbours() {
+        let sine: Vec<i16> = (0..48_000)
+            .map(|n| {
+                let t = f64::from(n) / 48_000.0;
+                (8000.0 * (std::f64::consts::TAU * 700.0 * t).sin()) as i16
+            })
+            .collect();
+        let at = tone_power(&sine, 48_000.0, 700.0);
+        for other in [400.0, 650.0, 750.0, 1000.0] {
+            assert!(tone_power(&sine, 48_000.0, other) < at * 1e-4, "{other} Hz");
+        }
+    }
+
     use super::*;
 
     #[test]
