@@ -99,15 +99,7 @@ mod tests {
 
     /// Power at `hz` by the Goertzel algorithm.
     fn goertzel(samples: &[i16], hz: f64) -> f64 {
-        let w = std::f64::consts::TAU * hz / f64::from(SAMPLE_RATE);
-        let coeff = 2.0 * w.cos();
-        let (mut s1, mut s2) = (0.0f64, 0.0f64);
-        for &x in samples {
-            let s0 = f64::from(x) + coeff * s1 - s2;
-            s2 = s1;
-            s1 = s0;
-        }
-        s1 * s1 + s2 * s2 - coeff * s1 * s2
+        media::codec::pcm::tone_power(samples, f64::from(SAMPLE_RATE), hz)
     }
 
     fn frames(source: &mut dyn AudioSource, n: usize) -> Vec<i16> {

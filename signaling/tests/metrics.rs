@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use common::*;
 use signaling::client::{Client, ClientError, ClientOptions};
@@ -80,21 +79,7 @@ async fn allocate(
     username: &str,
     password: &str,
 ) -> (turn::client::Client, impl Conn) {
-    let conn = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let client = turn::client::Client::new(turn::client::ClientConfig {
-        stun_serv_addr: turn_addr.to_string(),
-        turn_serv_addr: turn_addr.to_string(),
-        username: username.to_owned(),
-        password: password.to_owned(),
-        realm: "call".to_owned(),
-        software: String::new(),
-        rto_in_ms: 0,
-        conn: Arc::new(conn),
-        vnet: None,
-    })
-    .await
-    .unwrap();
-    client.listen().await.unwrap();
+    let client = turn_client(turn_addr, username, password).await;
     let relay = tokio::time::timeout(SOON, client.allocate())
         .await
         .expect("the allocation answers")

@@ -3,7 +3,6 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -30,25 +29,6 @@ fn config(allow_loopback_peers: bool) -> ServerConfig {
         allow_loopback_peers,
         ..test_config()
     }
-}
-
-async fn turn_client(server: SocketAddr, username: &str, password: &str) -> turn::client::Client {
-    let conn = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let client = turn::client::Client::new(turn::client::ClientConfig {
-        stun_serv_addr: server.to_string(),
-        turn_serv_addr: server.to_string(),
-        username: username.to_owned(),
-        password: password.to_owned(),
-        realm: "call".to_owned(),
-        software: String::new(),
-        rto_in_ms: 0,
-        conn: Arc::new(conn),
-        vnet: None,
-    })
-    .await
-    .unwrap();
-    client.listen().await.unwrap();
-    client
 }
 
 /// Allocates with the given credentials; `Ok(relay)` or the error text.

@@ -185,3 +185,27 @@ impl Raw {
         frames
     }
 }
+
+/// A TURN client of `server` with these credentials, listening (not yet allocated).
+pub async fn turn_client(
+    server: std::net::SocketAddr,
+    username: &str,
+    password: &str,
+) -> turn::client::Client {
+    let conn = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let client = turn::client::Client::new(turn::client::ClientConfig {
+        stun_serv_addr: server.to_string(),
+        turn_serv_addr: server.to_string(),
+        username: username.to_owned(),
+        password: password.to_owned(),
+        realm: "call".to_owned(),
+        software: String::new(),
+        rto_in_ms: 0,
+        conn: std::sync::Arc::new(conn),
+        vnet: None,
+    })
+    .await
+    .unwrap();
+    client.listen().await.unwrap();
+    client
+}
