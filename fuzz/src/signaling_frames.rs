@@ -64,7 +64,20 @@ pub fn client_frame(data: &[u8]) {
             // Numbers such as `1E5` re-encode longer (`100000.0`); only frames that still fit
             // the limit can come back.
             if json.len() <= MAX_FRAME_BYTES {
-                assert_eq!(ClientFrame::parse(&json).as_ref(), Ok(&frame));
+                let again = ClientFrame::parse(&json).expect("own JSON parses");
+                match (&frame, &again) {
+                    // serde_json reads long decimals to the nearest double only within an ulp
+                    // (no `float_roundtrip`), so a float in the envelope value may move when
+                    // parsed again (regressions/client_frame/float_*). Harmless: a valid
+                    // envelope holds integers and strings only; what the server does with the
+                    // value, `parse_value`, must come out the same.
+                    (ClientFrame::Send { envelope: a }, ClientFrame::Send { envelope: b })
+                        if has_float(a) =>
+                    {
+                        assert_eq!(envelope::parse_value(a), envelope::parse_value(b));
+                    }
+                    _ => assert_eq!(again, frame),
+                }
             }
             match &frame {
                 ClientFrame::Send { envelope } => {
@@ -81,6 +94,16 @@ pub fn client_frame(data: &[u8]) {
             let _ = err.code();
             assert!(err.to_string().len() < 1024);
         }
+    }
+}
+
+/// Whether a JSON value holds a number that is not an integer.
+fn has_float(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) => n.is_f64(),
+        serde_json::Value::Array(items) => items.iter().any(has_float),
+        serde_json::Value::Object(members) => members.values().any(has_float),
+        _ => false,
     }
 }
 
