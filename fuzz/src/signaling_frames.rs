@@ -74,7 +74,9 @@ pub fn client_frame(data: &[u8]) {
                     (ClientFrame::Send { envelope: a }, ClientFrame::Send { envelope: b })
                         if has_float(a) =>
                     {
-                        assert_eq!(envelope::parse_value(a), envelope::parse_value(b));
+                        // Errors are compared by code: their text names columns, which move.
+                        let outcome = |v| envelope::parse_value(v).map_err(|e| e.code());
+                        assert_eq!(outcome(a), outcome(b));
                     }
                     _ => assert_eq!(again, frame),
                 }
