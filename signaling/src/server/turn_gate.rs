@@ -147,6 +147,12 @@ impl Gate {
         if datagram.first().is_some_and(|b| b & 0xC0 == 0x40) {
             return Screen::Forward;
         }
+        // Every STUN message starts with two zero bits (RFC 5389 §6); the `stun` crate does not
+        // check them, so without this a datagram starting 10/11 was answered as a request
+        // (found by the `turn_gate` fuzz target).
+        if datagram.first().is_some_and(|b| b & 0xC0 != 0) {
+            return Screen::Drop;
+        }
         let mut m = Message {
             raw: datagram.to_vec(),
             ..Message::default()
@@ -546,6 +552,18 @@ mod tests {
             Screen::Forward
         ));
         assert!(matches!(g.screen(b"\0not stun", src(), t0), Screen::Drop));
+    }
+
+    #[test]
+    fn a_request_without_the_two_leading_zero_bits_is_not_stun_and_gets_no_answer() {
+        let t0 = Instant::now();
+        let mut g = gate(TurnLimits::default(), t0);
+        let mut raw = request(METHOD_ALLOCATE, transport()).raw;
+        assert!(matches!(g.screen(&raw, src(), t0), Screen::Reply(_)));
+        for top in [0x80, 0xC0] {
+            raw[0] |= top;
+            assert!(matches!(g.screen(&raw, src(), t0), Screen::Drop));
+        }
     }
 
     #[test]
