@@ -68,6 +68,10 @@ struct Args {
     /// Run the server inside this process (RSS and CPU then include the clients).
     #[arg(long, global = true)]
     in_process: bool,
+    /// An extra `call-signaling` flag, e.g. `--server-arg=--ws-read-buffer-kib=4` (repeatable;
+    /// not with `--in-process`).
+    #[arg(long = "server-arg", global = true, allow_hyphen_values = true)]
+    server_args: Vec<String>,
     #[command(subcommand)]
     what: What,
 }
@@ -204,6 +208,7 @@ async fn start_server(args: &Args, raised: &Raised) -> Result<ServerUnderLoad> {
     let mut child = Command::new(&bin)
         .args(["--listen", "127.0.0.1:0", "--no-turn"])
         .args(raised.flags())
+        .args(&args.server_args)
         .env(
             "RUST_LOG",
             std::env::var("CALL_LOAD_SERVER_LOG").unwrap_or_else(|_| "error".into()),
