@@ -5,6 +5,7 @@ pub mod burst;
 #[cfg(feature = "deep-plc")]
 pub mod deep_plc;
 pub mod fixed_delay;
+pub mod load;
 pub mod proc_cpu;
 pub mod room_scale;
 pub mod tool;

@@ -183,6 +183,11 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().send_timeout.as_secs())]
     send_timeout: u64,
 
+    /// Envelopes one connection may send within 60 s: each is remembered that long to refuse
+    /// resends, so this also caps a connection's sustained rate (256 / 60 s ≈ 4 per second).
+    #[arg(long, default_value_t = Limits::default().replay_capacity)]
+    replay_capacity: usize,
+
     /// Seconds a room envelope waits in memory for an offline recipient (at most 86400:
     /// receivers refuse older ones).
     #[arg(long, default_value_t = MailboxLimits::default().ttl_secs, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -223,6 +228,7 @@ impl Args {
             recipient_queue_bytes: self.recipient_queue_kib.saturating_mul(1024),
             global_queue_bytes: self.global_queue_mib.saturating_mul(1024 * 1024),
             send_timeout: Duration::from_secs(self.send_timeout.max(1)),
+            replay_capacity: self.replay_capacity.max(1),
             tcp_send_buffer: self.tcp_send_buffer_kib.map(|k| k.saturating_mul(1024)),
             http_max_request_head: self.http_max_request_head_kib.saturating_mul(1024),
             ws_read_buffer: self.ws_read_buffer_kib.saturating_mul(1024),

@@ -99,7 +99,9 @@ pub struct Limits {
     /// Largest HTTP request head (request line and headers) read before the upgrade, bytes
     /// (at least 8192; hyper's own default would be about 400 KiB per connection).
     pub http_max_request_head: usize,
-    /// Bytes the WebSocket layer reads from the socket at a time (its read buffer).
+    /// Bytes the WebSocket layer reads from the socket at a time (its read buffer, allocated
+    /// whole for every connection, idle or not). A frame larger than it is read in several
+    /// pieces, so it does not bound the frame size (`MAX_FRAME_BYTES` does).
     pub ws_read_buffer: usize,
     /// Most bytes the WebSocket layer may hold unwritten (at least one largest frame plus a
     /// close frame; a connection that would exceed it is closed).
@@ -129,7 +131,9 @@ impl Default for Limits {
             max_connections_per_ip: 64,
             max_handshakes_per_ip: 32,
             http_max_request_head: 16 * 1024,
-            ws_read_buffer: 16 * 1024,
+            // 4 KiB: most frames fit (an offer is 2-4 KiB); 16 KiB cost 12 KiB more per idle
+            // connection (docs/performance.md, "Signaling under load").
+            ws_read_buffer: 4 * 1024,
             ws_max_write_buffer: MAX_FRAME_BYTES + 4096,
             tcp_send_buffer: None,
             replay_capacity: 256,
