@@ -460,6 +460,29 @@ impl Client {
         drop(self.sender);
         self.receiver.close().await;
     }
+
+    /// Closes the connection as [`Client::close`] does and returns every envelope (and error)
+    /// that arrived before the server's close reply and was not read yet. The server counts an
+    /// envelope written to this connection as delivered, so a short-lived client that drops
+    /// them loses them for good (a room message sent while `call room send` was connected).
+    pub async fn close_and_take(self) -> Vec<Result<Incoming, ClientError>> {
+        let _ = tokio::time::timeout(
+            self.sender.request_timeout,
+            self.sender.cmd.send(Command::Close),
+        )
+        .await;
+        drop(self.sender);
+        let mut receiver = self.receiver;
+        let mut left = Vec::new();
+        if !receiver.wait_for_task().await {
+            return left;
+        }
+        // The task has ended and closed the inbox: `recv` drains it, then says `None`.
+        while let Some(event) = receiver.recv().await {
+            left.push(event);
+        }
+        left
+    }
 }
 
 impl ClientSender {
@@ -580,14 +603,21 @@ impl ClientReceiver {
 
     /// Waits for the background task to end (it ends once every sender is dropped or closed).
     pub async fn close(mut self) {
+        self.wait_for_task().await;
+    }
+
+    /// Whether the task has stopped (at once if it had already).
+    async fn wait_for_task(&mut self) -> bool {
         if let Some(task) = self.task.take() {
             if tokio::time::timeout(Duration::from_secs(5), task)
                 .await
                 .is_err()
             {
                 tracing::warn!("signaling client task did not stop within 5 s");
+                return false;
             }
         }
+        true
     }
 }
 

@@ -1451,3 +1451,37 @@ async fn read_stderr(child: &mut tokio::process::Child) -> String {
         .expect("stderr is readable");
     stderr
 }
+
+/// Envelopes the server wrote to a connection are the client's even if it never read them:
+/// `close_and_take` hands them over (a one-shot `call room send` once lost a member's message
+/// that arrived while it was connected: the server had counted it delivered).
+#[tokio::test]
+async fn closing_hands_over_what_arrived_unread() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let url = server.url();
+    let a = client(&url).await;
+    let b = client(&url).await;
+    for text in [&b"one"[..], b"two", b"three"] {
+        a.send(&b.id(), EnvelopeKind::RoomMessage, text)
+            .await
+            .unwrap();
+    }
+    // Wait until the server has queued all three on b's connection.
+    let deadline = tokio::time::Instant::now() + SOON;
+    while server.metrics().delivered.get() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the server never delivered the three envelopes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let left: Vec<Vec<u8>> = b
+        .close_and_take()
+        .await
+        .into_iter()
+        .map(|m| m.expect("accepted").plaintext)
+        .collect();
+    assert_eq!(left, [&b"one"[..], b"two", b"three"]);
+    a.close().await;
+}

@@ -72,7 +72,8 @@ pub async fn run(
             }
         }
     }
-    client.close().await;
+    let late = super::net::finish(client, book).await;
+    print_events(book, &me, &late.events);
     Ok(())
 }
 

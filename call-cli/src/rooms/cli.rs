@@ -154,7 +154,8 @@ pub async fn run(
             let out = book.invite(&room, id, &name, admin, now_unix_ms())?;
             net::send_all(&client, &out).await?;
             eprintln!("invited {id}; {} member(s) told", out.len());
-            client.close().await;
+            let late = net::finish(client, &mut book).await;
+            print_events(&book, &me.call_id(), &late.events);
         }
         RoomAction::Remove { room, id, conn } => {
             let room = resolve_room(&book, &room)?;
@@ -164,7 +165,8 @@ pub async fn run(
             let out = book.remove(&room, id, now_unix_ms())?;
             net::send_all(&client, &out).await?;
             eprintln!("removed {id}");
-            client.close().await;
+            let late = net::finish(client, &mut book).await;
+            print_events(&book, &me.call_id(), &late.events);
         }
         RoomAction::Leave { room, conn } => {
             let room = resolve_room(&book, &room)?;
@@ -173,7 +175,8 @@ pub async fn run(
             let out = book.leave(&room, now_unix_ms())?;
             net::send_all(&client, &out).await?;
             eprintln!("left room {room}");
-            client.close().await;
+            let late = net::finish(client, &mut book).await;
+            print_events(&book, &me.call_id(), &late.events);
         }
         RoomAction::List => {
             let rooms = book.store().rooms()?;
@@ -207,7 +210,8 @@ pub async fn run(
             net::send_all(&client, &out).await?;
             eprintln!("sent to {} member(s)", out.len());
             println!("{}", msg.id());
-            client.close().await;
+            let late = net::finish(client, &mut book).await;
+            print_events(&book, &me.call_id(), &late.events);
         }
         RoomAction::Sync { conn } => {
             let mut client = connect(&conn, &me).await?;
@@ -218,7 +222,8 @@ pub async fn run(
                 taken.events.len(),
                 taken.refused
             );
-            client.close().await;
+            let late = net::finish(client, &mut book).await;
+            print_events(&book, &me.call_id(), &late.events);
         }
         RoomAction::History { room, json, limit } => {
             let room = resolve_room(&book, &room)?;

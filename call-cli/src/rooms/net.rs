@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signaling::client::{Client, ClientError, ClientOptions};
+use signaling::client::{Client, ClientError, ClientOptions, Incoming};
 use signaling::identity::Identity;
 
 use super::book::{Outgoing, RoomBook, RoomEvent};
@@ -55,13 +55,7 @@ pub async fn take_kept(client: &mut Client, book: &mut RoomBook) -> Taken {
         match incoming {
             Ok(m) if m.kind.is_mailbox() => {
                 remaining -= 1;
-                match book.receive(m.from, m.kind, &m.plaintext, Instant::now(), now_unix_ms()) {
-                    Ok(events) => taken.events.extend(events),
-                    Err(e) => {
-                        taken.refused += 1;
-                        tracing::warn!(from = %m.from, error = %e, "room envelope refused");
-                    }
-                }
+                taken.apply(book, &m);
             }
             Ok(m) => {
                 tracing::debug!(from = %m.from, kind = ?m.kind, "not a room envelope; ignored")
@@ -79,15 +73,51 @@ pub async fn take_kept(client: &mut Client, book: &mut RoomBook) -> Taken {
     }
     // A sender's first message waits a moment for an earlier one; let that wait run out
     // (at most GAP_WAIT) so a one-shot command shows everything the mailbox had.
-    while let Some(at) = book.poll_timeout() {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
-        match book.poll(Instant::now()) {
-            Ok(events) => taken.events.extend(events),
+    taken.release_waiting(book).await;
+    taken
+}
+
+/// Closes a one-shot command's connection, keeping the room envelopes that arrived while it
+/// was open (a member's message sent meanwhile was delivered to this connection: dropping it
+/// would lose it, the server counts it delivered) and releasing what waits for an earlier one.
+pub async fn finish(client: Client, book: &mut RoomBook) -> Taken {
+    let mut taken = Taken::default();
+    for incoming in client.close_and_take().await {
+        match incoming {
+            Ok(m) if m.kind.is_mailbox() => taken.apply(book, &m),
+            Ok(m) => {
+                tracing::debug!(from = %m.from, kind = ?m.kind, "not a room envelope; ignored")
+            }
+            Err(e) => tracing::debug!(error = %e, "signaling message at close ignored"),
+        }
+    }
+    taken.release_waiting(book).await;
+    taken
+}
+
+impl Taken {
+    /// A room envelope into `book`; what it changed is added, a refusal counted and logged.
+    fn apply(&mut self, book: &mut RoomBook, m: &Incoming) {
+        match book.receive(m.from, m.kind, &m.plaintext, Instant::now(), now_unix_ms()) {
+            Ok(events) => self.events.extend(events),
             Err(e) => {
-                tracing::warn!(error = %e, "room store");
-                break;
+                self.refused += 1;
+                tracing::warn!(from = %m.from, error = %e, "room envelope refused");
             }
         }
     }
-    taken
+
+    /// Waits until nothing in `book` waits for an earlier message (at most GAP_WAIT).
+    async fn release_waiting(&mut self, book: &mut RoomBook) {
+        while let Some(at) = book.poll_timeout() {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            match book.poll(Instant::now()) {
+                Ok(events) => self.events.extend(events),
+                Err(e) => {
+                    tracing::warn!(error = %e, "room store");
+                    break;
+                }
+            }
+        }
+    }
 }
