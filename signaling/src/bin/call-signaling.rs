@@ -321,26 +321,58 @@ fn parse_flags() -> ArgMatches {
     }
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened for from before the URL is printed: a supervisor or a test that
+/// reads the URL and stops the server at once must find the handlers there (registered later,
+/// a loaded machine could deliver SIGTERM first and kill the server without a clean stop).
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot listen for {name}");
+                    None
                 }
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot listen for SIGTERM; only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+            };
+            StopSignals {
+                term: listen(SignalKind::terminate(), "SIGTERM"),
+                int: listen(SignalKind::interrupt(), "SIGINT"),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Until one of them arrives.
+    async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.term) => {}
+                _ = next(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -387,6 +419,7 @@ async fn main() -> ExitCode {
         }
     };
     raise_open_file_limit(&cfg);
+    let mut stop = StopSignals::listen();
     let server = match Server::start(cfg).await {
         Ok(server) => server,
         Err(err) => {
@@ -399,7 +432,7 @@ async fn main() -> ExitCode {
     let _ = stdout.flush();
     let token = server.shutdown_token();
     tokio::select! {
-        _ = wait_for_signal() => tracing::info!("signal received; shutting down"),
+        _ = stop.wait() => tracing::info!("signal received; shutting down"),
         _ = token.cancelled() => {}
     }
     server.shutdown().await;
