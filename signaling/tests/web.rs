@@ -5,7 +5,10 @@
 mod common;
 
 use common::*;
+use signaling::identity::Identity;
+use signaling::protocol::{answer_challenge, decode_nonce, ServerFrame};
 use signaling::server::web::{ASSETS, CONTENT_SECURITY_POLICY};
+use signaling::server::ServerConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct HttpResponse {
@@ -167,4 +170,125 @@ fn the_page_loads_only_its_own_files_and_has_no_inline_code() {
     let js = std::str::from_utf8(ASSETS[1].bytes).unwrap();
     assert!(!js.contains("http://") && !js.contains("https://") && !js.contains("//cdn"));
     assert!(!js.contains("eval(") && !js.contains("new Function"));
+}
+
+/// A WebSocket upgrade to `addr` with these `Origin` and `Host` headers: `Ok` when upgraded,
+/// else the HTTP status.
+async fn upgrade(addr: std::net::SocketAddr, origin: &str, host: &str) -> Result<(), u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+    req.headers_mut().insert("origin", origin.parse().unwrap());
+    req.headers_mut().insert("host", host.parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => Ok(()),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_servers_own_page_may_log_in_without_flags() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let addr = server.local_addr();
+    let port = addr.port();
+    for own in [format!("http://{addr}"), format!("http://localhost:{port}")] {
+        assert_eq!(
+            upgrade(addr, &own, &addr.to_string()).await,
+            Ok(()),
+            "{own}"
+        );
+        // The Host header plays no part: a proxy may rewrite it.
+        assert_eq!(
+            upgrade(addr, &own, "elsewhere.example").await,
+            Ok(()),
+            "{own}"
+        );
+    }
+    // The page really logs in from its origin (a full challenge-response).
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = server.url().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "origin",
+        format!("http://localhost:{port}").parse().unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut raw = Raw { ws };
+    let Some(ServerFrame::Challenge {
+        server: name,
+        nonce,
+        ts,
+    }) = raw.next_frame().await
+    else {
+        panic!("expected a challenge");
+    };
+    let identity = Identity::generate();
+    let nonce = decode_nonce(&nonce).unwrap();
+    raw.send_text(answer_challenge(&identity, &name, &nonce, ts).to_json())
+        .await;
+    match raw.next_frame().await {
+        Some(ServerFrame::Welcome { id, .. }) => assert_eq!(id, identity.call_id()),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dns_rebinding_origin_is_refused() {
+    init_tracing();
+    let server = start(test_config()).await;
+    let addr = server.local_addr();
+    let port = addr.port();
+    // evil.example now resolves to 127.0.0.1: its page's Origin and Host agree, and neither
+    // is anything the operator configured.
+    let evil = format!("evil.example:{port}");
+    assert_eq!(
+        upgrade(addr, &format!("http://{evil}"), &evil).await,
+        Err(403)
+    );
+    for other in [
+        format!("https://{addr}"),
+        format!("http://127.0.0.1:{}", port.wrapping_add(1)),
+        format!("http://localhost.evil.example:{port}"),
+        "null".to_owned(),
+    ] {
+        assert_eq!(
+            upgrade(addr, &other, &addr.to_string()).await,
+            Err(403),
+            "{other}"
+        );
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn listed_origins_and_the_public_url_are_allowed_too() {
+    init_tracing();
+    let server = start(ServerConfig {
+        allowed_origins: vec!["https://app.example.com".into()],
+        public_url: Some("https://Call.Example.org/web/".into()),
+        ..test_config()
+    })
+    .await;
+    let addr = server.local_addr();
+    let host = addr.to_string();
+    for allowed in [
+        "https://app.example.com".to_owned(),
+        "https://call.example.org".to_owned(),
+        format!("http://{addr}"),
+    ] {
+        assert_eq!(upgrade(addr, &allowed, &host).await, Ok(()), "{allowed}");
+    }
+    for refused in ["http://call.example.org", "https://call.example.org:8443"] {
+        assert_eq!(upgrade(addr, refused, &host).await, Err(403), "{refused}");
+    }
+    server.shutdown().await;
+
+    let err = signaling::server::Server::start(ServerConfig {
+        public_url: Some("call.example.org".into()),
+        ..test_config()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("http(s)://host"), "{err}");
 }

@@ -123,6 +123,12 @@ struct Args {
     )]
     allow_origins: Vec<String>,
 
+    /// The URL people open to reach this server's page when it is not the listen address, e.g.
+    /// https://call.example.org/ behind a reverse proxy: its origin may open /ws. The page at
+    /// the listen address (and localhost on loopback) and at the server name is always allowed.
+    #[arg(long, env = "CALL_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
     /// Seconds a connection has to authenticate.
     #[arg(long, default_value_t = 10)]
     auth_timeout: u64,
@@ -264,6 +270,7 @@ impl Args {
             max_ttl: self.turn_max_ttl,
             allow_loopback_peers: self.allow_loopback_peers,
             allowed_origins: self.allow_origins,
+            public_url: self.public_url,
             tls: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsPaths { cert, key }),
                 _ => None,

@@ -167,10 +167,14 @@ pub struct ServerConfig {
     pub allow_loopback_peers: bool,
     /// Serve `wss://` with this certificate and key.
     pub tls: Option<TlsPaths>,
-    /// Browser origins (`scheme://host[:port]`) allowed to open `/ws`; a request with any other
-    /// `Origin` header is refused with 403. Requests without one (non-browser clients) are
-    /// always allowed.
+    /// Browser origins (`scheme://host[:port]`) allowed to open `/ws` besides the server's own
+    /// page ([`origin::own_origins`]); a request with any other `Origin` header is refused with
+    /// 403. Requests without one (non-browser clients) are always allowed.
     pub allowed_origins: Vec<String>,
+    /// The URL people open to reach this server's page when it is not the listen address
+    /// (behind a reverse proxy, or a DNS name): its origin may open `/ws` too. `None`: only the
+    /// origins derived from the listen address and the server name.
+    pub public_url: Option<String>,
     /// Timeouts and bounds.
     pub limits: Limits,
     /// Serve Prometheus metrics on `GET /metrics` at this TCP address (port 0 picks a free
@@ -193,6 +197,7 @@ impl ServerConfig {
             allow_loopback_peers: true,
             tls: None,
             allowed_origins: Vec::new(),
+            public_url: None,
             limits: Limits::default(),
             metrics_listen: None,
         }
@@ -228,7 +233,7 @@ pub enum ServerError {
     /// TTL settings are inconsistent.
     #[error(transparent)]
     Credentials(#[from] TurnCredentialError),
-    /// An allowed origin is malformed.
+    /// An allowed origin or the public URL is malformed.
     #[error(transparent)]
     Origin(#[from] OriginError),
     /// The metrics listener could not be bound.
@@ -294,7 +299,7 @@ async fn ws_handler(
 ) -> Response {
     let origin = headers.get(header::ORIGIN);
     if !shared.origins.allows(origin.map(|o| o.as_bytes())) {
-        tracing::info!(%peer, ?origin, "refusing WebSocket: origin not allowed (--allow-origin)");
+        tracing::info!(%peer, ?origin, "refusing WebSocket: origin not allowed (not this server's page, --public-url or --allow-origin)");
         shared.metrics.refused.origin.inc();
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
@@ -349,6 +354,11 @@ impl Server {
     pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServerError> {
         let server_name = server_name_for(cfg.server_name.as_deref(), cfg.listen)?;
         let origins = OriginPolicy::new(&cfg.allowed_origins)?;
+        let public_url = cfg
+            .public_url
+            .as_deref()
+            .map(origin::PublicUrl::parse)
+            .transpose()?;
         let secret = cfg.turn_secret.clone().unwrap_or_else(TurnSecret::random);
         let policy = Arc::new(CredentialPolicy::new(
             secret,
@@ -369,6 +379,25 @@ impl Server {
             addr: cfg.listen,
             source,
         })?;
+        let origins = origins.with_origins(origin::own_origins(
+            addr,
+            &server_name,
+            tls.is_some(),
+            public_url.as_ref(),
+        ));
+        if let Some(public) = &public_url {
+            let same = public.host().eq_ignore_ascii_case(&server_name)
+                || (is_loopback_name(public.host()) && is_loopback_name(&server_name));
+            if !same {
+                tracing::warn!(
+                    public_url = public.origin(),
+                    %server_name,
+                    "the public URL's host is not the server name: browsers opening it will refuse \
+                     the login challenge; set --server-name to that host"
+                );
+            }
+        }
+        tracing::debug!(allowed = ?origins.allowed(), "browser origins allowed on /ws");
         let metrics_listener = match cfg.metrics_listen {
             Some(addr) => Some(
                 metrics_http::bind(addr)
@@ -487,6 +516,12 @@ pub fn server_name_for(
         return Err(ServerError::BadServerName(name.len()));
     }
     Ok(name)
+}
+
+/// `localhost` or a loopback IP literal: clients treat these as one name (§11).
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `HOST:PORT` for [`RunningServer::url`]: the server name when it can be a URL host (an IP
