@@ -1,7 +1,8 @@
 /**
- * The page: identity create/import/export (kept in IndexedDB) and a peer ID field checked
- * as typed (§2.2) with the safety number (§2.5). Text from files or the user is only ever set
- * with `textContent`; the page loads nothing but its own files (see the server's CSP).
+ * The page: identity create/import/export (kept in IndexedDB), a peer ID field checked as
+ * typed (§2.2) with the safety number (§2.5), and the phone (`phone.ts`: login, calls, chat).
+ * Text from files, the user or peers is only ever set with `textContent`; the page loads
+ * nothing but its own files (see the server's CSP).
  */
 import { CallId } from "../protocol/callid.ts";
 import { isProtocolError } from "../protocol/errors.ts";
@@ -9,22 +10,17 @@ import { Identity } from "../protocol/identity.ts";
 import { exportKeyFile, importKeyFile, MAX_KEY_FILE_BYTES } from "../protocol/keyfile.ts";
 import { safetyNumber } from "../protocol/safety.ts";
 import { KeyStore } from "../store/keystore.ts";
-
-function el<T extends HTMLElement>(id: string): T {
-  const found = document.getElementById(id);
-  if (!found) throw new Error(`the page has no #${id}`);
-  return found as T;
-}
-
-/** Groups a call ID for reading aloud (parsing ignores the spaces). */
-function grouped(id: CallId): string {
-  return id.text.match(/.{1,6}/g)!.join(" ");
-}
+import { KnownPeers } from "../store/peers.ts";
+import { el, grouped } from "./dom.ts";
+import { Phone } from "./phone.ts";
 
 class Page {
   private identity: Identity | null = null;
 
-  constructor(private readonly store: KeyStore) {}
+  constructor(
+    private readonly store: KeyStore,
+    private readonly phone: Phone,
+  ) {}
 
   async start(): Promise<void> {
     el("create").addEventListener("click", () => void this.create());
@@ -46,6 +42,7 @@ class Page {
     el("export").hidden = !has;
     el("forget").hidden = !has;
     this.checkPeer();
+    this.phone.setIdentity(identity);
   }
 
   private error(message: string | null): void {
@@ -114,13 +111,15 @@ class Page {
       result.textContent = isProtocolError(err) ? err.message.replace(/^[a-z_]+: /, "") : "Not a call ID.";
       result.className = "error";
     }
+    this.phone.updateDialButton();
   }
 }
 
 async function main(): Promise<void> {
   try {
     const store = await KeyStore.open(indexedDB);
-    await new Page(store).start();
+    const phone = new Phone(await KnownPeers.open(indexedDB));
+    await new Page(store, phone).start();
   } catch (err) {
     el("identity-status").textContent = `This browser cannot keep an identity (IndexedDB unavailable: ${(err as Error).message}).`;
   }

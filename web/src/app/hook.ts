@@ -1,0 +1,68 @@
+/**
+ * A small read-only view of the page for automated tests (`window.__callTest`), so that tests
+ * check states and counters instead of scraping prose. It exposes nothing a script in the page
+ * could not read anyway, and no key material.
+ */
+import type { CallStats } from "./stats.ts";
+
+/** What tests can read and set. */
+export interface TestHook {
+  /** `none`, `dialing`, `ringing` (incoming, not answered), `connecting`, `connected`, `ended`. */
+  state: string;
+  /** This browser's call ID, once there is an identity. */
+  myId: string | null;
+  /** Logged in to the server. */
+  online: boolean;
+  /** The peer of the current or last call, and the safety number shown with it. */
+  peerId: string | null;
+  safetyNumber: string | null;
+  /** How the last call ended (the message shown), and whether it was an error. */
+  endMessage: string | null;
+  endedWithError: boolean;
+  /** The last error shown anywhere on the page. */
+  lastError: string | null;
+  /** Chat lines received and sent in the current or last call. */
+  chatReceived: string[];
+  chatSent: string[];
+  /** Envelopes/frames ignored or refused, by code. */
+  ignored: Record<string, number>;
+  /** Calls started and ended on this page. */
+  callsStarted: number;
+  callsEnded: number;
+  /** The last statistics sample. */
+  stats: CallStats | null;
+  /** ms from dial/accept to: connected, first decoded audio, first decoded video frame. */
+  timings: { connectedMs: number | null; firstAudioMs: number | null; firstFrameMs: number | null };
+  /** Set before dialing/answering to send a sine of this frequency instead of the microphone. */
+  toneHz: number | null;
+  /** Power share near `hz` in the remote audio (0 … 1) and its loudest frequency. */
+  remoteTone(hz: number): { share: number; peakHz: number } | null;
+  /** Grey-level variance of the remote video's current picture (0: none or blank). */
+  remotePictureVariance(): number;
+}
+
+/** The hook, installed once as `window.__callTest`. */
+export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVariance: TestHook["remotePictureVariance"]): TestHook {
+  const hook: TestHook = {
+    state: "none",
+    myId: null,
+    online: false,
+    peerId: null,
+    safetyNumber: null,
+    endMessage: null,
+    endedWithError: false,
+    lastError: null,
+    chatReceived: [],
+    chatSent: [],
+    ignored: {},
+    callsStarted: 0,
+    callsEnded: 0,
+    stats: null,
+    timings: { connectedMs: null, firstAudioMs: null, firstFrameMs: null },
+    toneHz: null,
+    remoteTone,
+    remotePictureVariance,
+  };
+  (window as unknown as { __callTest: TestHook }).__callTest = hook;
+  return hook;
+}
