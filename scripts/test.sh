@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this script).
 # Installs what it needs (system packages, pinned cargo-audit), then: format, lints, advisory
-# check, the web client's unit tests (Node), sans-IO check, and every test of the workspace.
+# check, the web client's unit tests (Node), sans-IO check, every test of the workspace, and the
+# web page's calls in Chromium against the built binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
@@ -26,8 +27,12 @@ echo "== protocol.md checked by an independent implementation (libsodium via Pyt
 python3 scripts/interop/libsodium_check.py docs/protocol.md
 
 echo "== web client (web/): type check, bundle freshness, unit tests"
+have_node=false
 if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
   && node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  have_node=true
+fi
+if $have_node; then
   # The interop tests drive the real call-signaling (loopback) with the TypeScript client.
   cargo build -q -p signaling --bin call-signaling
   target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
@@ -44,3 +49,13 @@ echo "== sans-IO check"
 
 echo "== tests"
 cargo test --workspace
+
+echo "== browser tests (web/test-browser: the page in Chromium against call and call-signaling)"
+if $have_node && [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ]; then
+  cargo build -q -p call-cli --bin call -p signaling --bin call-signaling
+  target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+  (cd web && CALL_BIN="$target_dir/debug/call" CALL_SIGNALING_BIN="$target_dir/debug/call-signaling" \
+    node --test --test-reporter=spec test-browser/calls.browser.mjs)
+else
+  echo "browser tests skipped: $($have_node && echo "no Chromium at ${CHROMIUM_BIN:-/usr/bin/chromium}" || echo "Node >= 20 with npm not found")"
+fi

@@ -24,7 +24,7 @@ export type CallState = "dialing" | "ringing" | "connecting" | "connected" | "en
 
 /** What a call tells the page. */
 export interface CallEvents {
-  state(state: CallState): void;
+  state(state: CallState, call: Call): void;
   remoteStream(stream: MediaStream): void;
   chat(text: string): void;
   /** The call is over; `error` when it failed (verification, timeout, connection lost). */
@@ -70,8 +70,8 @@ export class Call {
   private expectedFingerprint: string | null = null;
   private nextTextId = 1n;
   private timer: ReturnType<typeof setTimeout> | null = null;
-  /** The page's measurements: when the call was dialed or accepted (performance.now()). */
-  readonly startedAt = performance.now();
+  /** The DTLS role this side's answer asked for (§18.4), when it answered. */
+  answerSetup: "passive" | "active" | null = null;
 
   private constructor(
     private readonly conn: Connection,
@@ -83,7 +83,7 @@ export class Call {
     private readonly events: CallEvents,
     opts: CallOptions,
   ) {
-    this.stateValue = isCaller ? "dialing" : "connecting";
+    this.stateValue = isCaller ? "dialing" : "ringing";
     const iceServers = opts.turn ? [{ urls: opts.turn.urls, username: opts.turn.username, credential: opts.turn.password }] : [];
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: opts.relayOnly ? "relay" : "all", bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc.ontrack = (e) => this.events.remoteStream(e.streams[0] ?? new MediaStream([e.track]));
@@ -106,7 +106,7 @@ export class Call {
     if (call.stateValue === "ended") return call;
     const signed = signSdp(me, peer, call.token, "offer", sdp, unixNow());
     conn.send(peer, "offer", utf8(encodeSignedSdp(signed)));
-    events.state("dialing");
+    events.state("dialing", call);
     return call;
   }
 
@@ -120,9 +120,11 @@ export class Call {
     const sdp = answer.sdp ?? "";
     try {
       await call.pc.setLocalDescription({ type: "answer", sdp: answerAsDtlsServer(sdp) });
+      call.answerSetup = "passive";
     } catch {
       // A browser that refuses the rewrite answers as DTLS client; `call` accepts that too.
       await call.pc.setLocalDescription({ type: "answer", sdp });
+      call.answerSetup = "active";
     }
     const gathered = await call.gathered();
     if (call.stateValue === "ended") return call;
@@ -307,7 +309,7 @@ export class Call {
 
   private connectionChanged(): void {
     const s = this.pc.connectionState;
-    if (s === "connected" && this.stateValue === "connecting") void this.checkCertificate();
+    if (s === "connected" && (this.stateValue === "connecting" || this.stateValue === "ringing")) void this.checkCertificate();
     if (s === "failed" && this.stateValue !== "ended") this.end("The connection to the peer failed (no network path).", true);
   }
 
@@ -339,7 +341,7 @@ export class Call {
   private setState(state: CallState): void {
     if (this.stateValue === "ended" || this.stateValue === state) return;
     this.stateValue = state;
-    this.events.state(state);
+    this.events.state(state, this);
   }
 
   /** Ends the call once: tells the peer when `tell` (bye + signed hangup), closes everything. */
@@ -354,7 +356,7 @@ export class Call {
     // Let the bye leave before the transport goes.
     setTimeout(() => this.pc.close(), tell ? 100 : 0);
     for (const t of this.local.getTracks()) t.stop();
-    this.events.state("ended");
+    this.events.state("ended", this);
     this.events.ended(message, error);
   }
 }

@@ -31,8 +31,14 @@ export interface TestHook {
   callsEnded: number;
   /** The last statistics sample. */
   stats: CallStats | null;
-  /** ms from dial/accept to: connected, first decoded audio, first decoded video frame. */
-  timings: { connectedMs: number | null; firstAudioMs: number | null; firstFrameMs: number | null };
+  /**
+   * Wall-clock instants (unix ms) of the current or last call: dialed or answered, connected
+   * (DTLS up and the certificate checked), first audio packet received, first video frame
+   * decoded (sampled every 20 ms until both are seen).
+   */
+  timings: { startedAt: number | null; connectedAt: number | null; firstAudioAt: number | null; firstFrameAt: number | null };
+  /** The DTLS role the page's last answer asked for (`passive` unless the browser refused it). */
+  answerSetup: string | null;
   /** Set before dialing/answering to send a sine of this frequency instead of the microphone. */
   toneHz: number | null;
   /** Power share near `hz` in the remote audio (0 … 1) and its loudest frequency. */
@@ -58,7 +64,8 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     callsStarted: 0,
     callsEnded: 0,
     stats: null,
-    timings: { connectedMs: null, firstAudioMs: null, firstFrameMs: null },
+    timings: { startedAt: null, connectedAt: null, firstAudioAt: null, firstFrameAt: null },
+    answerSetup: null,
     toneHz: null,
     remoteTone,
     remotePictureVariance,

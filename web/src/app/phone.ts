@@ -263,7 +263,7 @@ export class Phone {
     this.hook.chatSent = [];
     this.hook.endMessage = null;
     this.hook.endedWithError = false;
-    this.hook.timings = { connectedMs: null, firstAudioMs: null, firstFrameMs: null };
+    this.hook.timings = { startedAt: Date.now(), connectedAt: null, firstAudioAt: null, firstFrameAt: null };
     this.hook.callsStarted++;
     this.lastStats = null;
     el("chat-log").replaceChildren();
@@ -282,12 +282,13 @@ export class Phone {
 
   private callEvents(): CallEvents {
     return {
-      state: (state) => {
+      state: (state, call) => {
         this.setState(state);
         if (state === "connected") {
-          this.hook.timings.connectedMs = performance.now() - (this.call?.startedAt ?? performance.now());
+          this.hook.timings.connectedAt = Date.now();
           this.statsTimer = setInterval(() => void this.refreshStats(), 1_000);
         }
+        if (state === "connecting") this.watchFirstMedia(call);
       },
       remoteStream: (stream) => {
         el<HTMLVideoElement>("remote-video").srcObject = stream;
@@ -310,10 +311,23 @@ export class Phone {
     const s = await sampleStats(call.pc, this.lastStats);
     this.lastStats = s;
     this.hook.stats = s;
-    const since = performance.now() - call.startedAt;
-    if (s.audioReceived > 0 && this.hook.timings.firstAudioMs === null) this.hook.timings.firstAudioMs = since;
-    if (s.framesDecoded > 0 && this.hook.timings.firstFrameMs === null) this.hook.timings.firstFrameMs = since;
+    this.hook.answerSetup = call.answerSetup;
     el("call-stats").textContent = statsLine(s);
+  }
+
+  /** Samples the stats every 20 ms until the first audio packet and video frame are seen. */
+  private watchFirstMedia(call: Call): void {
+    const t = this.hook.timings;
+    const timer = setInterval(() => {
+      if (call.state === "ended") return clearInterval(timer);
+      void sampleStats(call.pc, null).then((s) => {
+        const now = Date.now();
+        if (s.audioReceived > 0 && t.firstAudioAt === null) t.firstAudioAt = now;
+        if (s.framesDecoded > 0 && t.firstFrameAt === null) t.firstFrameAt = now;
+        const wantsVideo = call.pc.getTransceivers().some((x) => x.receiver.track.kind === "video" && x.currentDirection !== "inactive" && x.currentDirection !== "sendonly");
+        if (t.firstAudioAt !== null && (t.firstFrameAt !== null || !wantsVideo)) clearInterval(timer);
+      });
+    }, 20);
   }
 
   private callEnded(message: string, error: boolean): void {

@@ -8,14 +8,17 @@
 export interface CallStats {
   /** Round-trip time of the selected candidate pair, ms. */
   rttMs: number | null;
+  /** Local and remote candidate types of the selected pair (`host`, `srflx`, `prflx`, `relay`). */
+  localCandidate: string | null;
+  remoteCandidate: string | null;
   /** Audio packets received and lost (cumulative). */
   audioReceived: number;
   audioLost: number;
   /** Loss in percent since the call started. */
   lossPercent: number;
-  /** kbit/s since the previous sample. */
-  sendKbps: number;
-  recvKbps: number;
+  /** kbit/s since the previous sample (`null` on the first one). */
+  sendKbps: number | null;
+  recvKbps: number | null;
   /** Average audio jitter-buffer delay, ms. */
   jitterBufferMs: number | null;
   /** Video frames decoded (cumulative) and received picture size. */
@@ -32,11 +35,13 @@ export async function sampleStats(pc: RTCPeerConnection, previous: CallStats | n
   const report = await pc.getStats();
   const s: CallStats = {
     rttMs: null,
+    localCandidate: null,
+    remoteCandidate: null,
     audioReceived: 0,
     audioLost: 0,
     lossPercent: 0,
-    sendKbps: 0,
-    recvKbps: 0,
+    sendKbps: null,
+    recvKbps: null,
     jitterBufferMs: null,
     framesDecoded: 0,
     frameWidth: 0,
@@ -44,9 +49,16 @@ export async function sampleStats(pc: RTCPeerConnection, previous: CallStats | n
     bytesSent: 0,
     bytesReceived: 0,
   };
+  let selectedPair: string | null = null;
   report.forEach((r) => {
-    if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded" && typeof r.currentRoundTripTime === "number") {
-      s.rttMs = r.currentRoundTripTime * 1000;
+    if (r.type === "transport" && typeof r.selectedCandidatePairId === "string") selectedPair = r.selectedCandidatePairId;
+  });
+  report.forEach((r) => {
+    if (r.type === "candidate-pair" && r.id === selectedPair) {
+      if (typeof r.currentRoundTripTime === "number") s.rttMs = r.currentRoundTripTime * 1000;
+      const byId = report as unknown as ReadonlyMap<string, { candidateType?: string }>;
+      s.localCandidate = byId.get(r.localCandidateId)?.candidateType ?? null;
+      s.remoteCandidate = byId.get(r.remoteCandidateId)?.candidateType ?? null;
     }
     if (r.type === "inbound-rtp" && r.kind === "audio") {
       s.audioReceived += r.packetsReceived ?? 0;
@@ -77,8 +89,8 @@ export function statsLine(s: CallStats): string {
   const parts = [
     `RTT ${s.rttMs === null ? "–" : `${s.rttMs.toFixed(0)} ms`}`,
     `loss ${s.lossPercent.toFixed(1)} % (${s.audioLost}/${s.audioReceived + s.audioLost})`,
-    `up ${s.sendKbps.toFixed(0)} kbit/s`,
-    `down ${s.recvKbps.toFixed(0)} kbit/s`,
+    `up ${s.sendKbps === null ? "–" : s.sendKbps.toFixed(0)} kbit/s`,
+    `down ${s.recvKbps === null ? "–" : s.recvKbps.toFixed(0)} kbit/s`,
     `jitter buffer ${s.jitterBufferMs === null ? "–" : `${s.jitterBufferMs.toFixed(0)} ms`}`,
   ];
   if (s.framesDecoded > 0) parts.push(`video ${s.framesDecoded} frames decoded (${s.frameWidth} px wide)`);
