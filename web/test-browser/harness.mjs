@@ -2,7 +2,7 @@
 // Chromium driven by playwright-core (no browser download), and readers for what `call` writes
 // (WAV, Y4M). Loopback only. Waits are bounded and fail with a message; nothing is timed.
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, openSync, readSync, closeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
@@ -35,9 +35,19 @@ export const CHROMIUM_ARGS = [
 ];
 
 const children = new Set();
+const tempDirs = [];
 process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
+  // The WAV and Y4M files are large; the screenshots stay under ARTEFACTS.
+  if (!process.env.CALL_BROWSER_KEEP) for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
+
+/** A temporary directory removed when the tests end (kept with CALL_BROWSER_KEEP=1). */
+export function tempDir(prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
 
 /** A started `call-signaling` on 127.0.0.1:0; `url` is its ws:// URL, `page` the page's. */
 export async function startServer(extra = []) {
@@ -67,7 +77,7 @@ export async function startServer(extra = []) {
 /** A fresh `call` config dir with a new identity; returns it and the call ID. */
 export function newCallIdentity() {
   mkdirSync(ARTEFACTS, { recursive: true });
-  const dir = mkdtempSync(join(tmpdir(), "call-browser-"));
+  const dir = tempDir("call-browser-");
   execFileSync(CALL_BIN, ["--config-dir", dir, "id", "new"], { stdio: "ignore" });
   const id = execFileSync(CALL_BIN, ["--config-dir", dir, "id", "show"]).toString().trim().split("\n").pop();
   return { dir, id };
@@ -100,9 +110,10 @@ export function runCall(dir, args, serverUrl) {
 }
 
 /** A browser page on the server's page with a new identity, logged in. Records console errors and every request. */
-export async function openPage(browser, server) {
+export async function openPage(browser, server, { keyFile = null, prepare = null } = {}) {
   const context = await browser.newContext();
   const page = await context.newPage();
+  if (prepare) await prepare(page);
   const errors = [];
   const requests = [];
   page.on("console", (m) => {
@@ -112,7 +123,8 @@ export async function openPage(browser, server) {
   page.on("request", (r) => requests.push(r.url()));
   page.on("websocket", (ws) => requests.push(ws.url()));
   await page.goto(server.page);
-  await page.click("#create");
+  if (keyFile) await page.setInputFiles("#import", keyFile);
+  else await page.click("#create");
   await waitHook(page, "h.online === true", "the page logs in to the server");
   const id = await page.evaluate(() => window.__callTest.myId);
   return { page, context, errors, requests, id };
@@ -187,6 +199,16 @@ export function toneShare(samples, hz, rate = 48_000) {
   return energy > 0 ? (2 * power) / (n * energy) : 0;
 }
 
+/** Seconds of `samples` made of `hz`: 100 ms blocks whose power is mostly (> 50 %) at `hz`. */
+export function toneSeconds(samples, hz, rate = 48_000) {
+  const block = rate / 10;
+  let blocks = 0;
+  for (let at = 0; at + block <= samples.length; at += block) {
+    if (toneShare(samples.subarray(at, at + block), hz, rate) > 0.5) blocks++;
+  }
+  return blocks / 10;
+}
+
 /** Frames in a Y4M file written by `call --video-out FILE.y4m`, and the luma variance of the last one. */
 export function readY4m(path) {
   const size = statSync(path).size;
@@ -215,6 +237,14 @@ export function readY4m(path) {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The tampering relay's rewrite (test-browser/tamper.ts), bundled for Node with esbuild. */
+export async function loadTamper() {
+  const { build } = await import("esbuild");
+  const out = join(tempDir("call-tamper-"), "tamper.mjs");
+  await build({ entryPoints: [join(here, "tamper.ts")], bundle: true, platform: "node", format: "esm", outfile: out, logLevel: "warning" });
+  return import(out);
 }
 
 /** Call ID grouped as the page shows it. */

@@ -70,6 +70,8 @@ export class Call {
   private expectedFingerprint: string | null = null;
   private nextTextId = 1n;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private ignoredCount = 0;
+  private lastIgnored = "";
   /** The DTLS role this side's answer asked for (§18.4), when it answered. */
   answerSetup: "passive" | "active" | null = null;
 
@@ -146,10 +148,7 @@ export class Call {
     const e = opened.envelope;
     if (e.kind === "offer") return false;
     // §5.4: only the peer's envelopes with this call's token count; the rest is ignored.
-    if (!e.from.equals(this.peer)) {
-      this.events.ignored("not_the_peer");
-      return true;
-    }
+    if (!e.from.equals(this.peer)) return this.ignore("not_the_peer");
     if (e.kind === "answer") {
       if (!this.isCaller || this.stateValue !== "dialing") return this.ignore("unexpected_answer");
       let signed: SignedSdp;
@@ -222,8 +221,18 @@ export class Call {
   }
 
   private ignore(code: string): boolean {
+    this.ignoredCount++;
+    this.lastIgnored = code;
     this.events.ignored(code);
     return true;
+  }
+
+  /** An envelope the connection dropped while this call waits (it may have been meant for it). */
+  noteDropped(code: string): void {
+    if (this.stateValue === "dialing") {
+      this.ignoredCount++;
+      this.lastIgnored = code;
+    }
   }
 
   private addLocalTracks(caller: boolean): void {
@@ -310,7 +319,19 @@ export class Call {
   private connectionChanged(): void {
     const s = this.pc.connectionState;
     if (s === "connected" && (this.stateValue === "connecting" || this.stateValue === "ringing")) void this.checkCertificate();
-    if (s === "failed" && this.stateValue !== "ended") this.end("The connection to the peer failed (no network path).", true);
+    if (s !== "failed" || this.stateValue === "ended") return;
+    const dtls = this.pc.sctp?.transport ?? this.pc.getSenders()[0]?.transport ?? null;
+    if (dtls?.state === "failed" && this.stateValue !== "connected") {
+      // ICE found a path but the DTLS handshake failed: the browser refuses a certificate that
+      // is not the one in the (verified, signed) SDP.
+      this.end(
+        "Verification failed (dtls_failed): the peer's certificate is not the one its signed SDP names, or the secure handshake failed. The call was refused; no media was exchanged.",
+        true,
+        false,
+      );
+      return;
+    }
+    this.end("The connection to the peer failed (no network path).", true);
   }
 
   /**
@@ -335,7 +356,8 @@ export class Call {
   private giveUp(): void {
     if (this.stateValue === "connected" || this.stateValue === "ended") return;
     const waiting = this.isCaller && this.stateValue === "dialing";
-    this.end(waiting ? "No answer: the peer did not answer in time." : "Could not connect to the peer in time.", true, true, "timeout");
+    const ignored = this.ignoredCount > 0 ? ` ${this.ignoredCount} message(s) for this call were ignored (last: ${this.lastIgnored}), so someone may be interfering.` : "";
+    this.end(waiting ? `No answer: the peer did not answer in time.${ignored}` : `Could not connect to the peer in time.${ignored}`, true, true, "timeout");
   }
 
   private setState(state: CallState): void {

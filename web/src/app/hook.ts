@@ -39,6 +39,8 @@ export interface TestHook {
   timings: { startedAt: number | null; connectedAt: number | null; firstAudioAt: number | null; firstFrameAt: number | null };
   /** The DTLS role the page's last answer asked for (`passive` unless the browser refused it). */
   answerSetup: string | null;
+  /** A call not connected within this many ms is given up (60 s; tests may lower it). */
+  connectTimeoutMs: number;
   /** Set before dialing/answering to send a sine of this frequency instead of the microphone. */
   toneHz: number | null;
   /** Power share near `hz` in the remote audio (0 … 1) and its loudest frequency. */
@@ -66,6 +68,7 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     stats: null,
     timings: { startedAt: null, connectedAt: null, firstAudioAt: null, firstFrameAt: null },
     answerSetup: null,
+    connectTimeoutMs: 60_000,
     toneHz: null,
     remoteTone,
     remotePictureVariance,

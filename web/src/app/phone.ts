@@ -17,8 +17,6 @@ import { installHook, type TestHook } from "./hook.ts";
 import { MediaProblem, openLocalMedia, pictureVariance, ToneMeter } from "./media.ts";
 import { type CallStats, sampleStats, statsLine } from "./stats.ts";
 
-/** Connect timeout of a call, ms (as `call --connect-timeout 15` plus the answer wait). */
-const CONNECT_TIMEOUT_MS = 60_000;
 
 /** The phone: one connection, at most one call, at most one ringing offer. */
 export class Phone {
@@ -86,7 +84,10 @@ export class Phone {
         this.updateDialButton();
       },
       envelope: (opened) => void this.route(opened),
-      dropped: (code) => this.count(code),
+      dropped: (code) => {
+        this.count(code);
+        this.call?.noteDropped(code);
+      },
       serverError: (code, message) => this.serverError(code, message),
       closed: (code, message) => {
         if (this.conn !== conn) return;
@@ -199,7 +200,7 @@ export class Phone {
     const turn = await conn.turn();
     this.beginCall(incoming.from, local);
     try {
-      this.call = await Call.accept(conn, me, incoming, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: CONNECT_TIMEOUT_MS }, this.callEvents());
+      this.call = await Call.accept(conn, me, incoming, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: this.hook.connectTimeoutMs }, this.callEvents());
     } catch (err) {
       this.showEnd(`Could not answer: ${(err as Error).message}`, true);
     }
@@ -228,7 +229,7 @@ export class Phone {
     const turn = await conn.turn();
     this.beginCall(peer, local);
     try {
-      this.call = await Call.dial(conn, me, peer, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: CONNECT_TIMEOUT_MS }, this.callEvents());
+      this.call = await Call.dial(conn, me, peer, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: this.hook.connectTimeoutMs }, this.callEvents());
     } catch (err) {
       this.showEnd(`Could not call: ${(err as Error).message}`, true);
     }
