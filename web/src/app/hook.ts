@@ -32,13 +32,16 @@ export interface TestHook {
   /** The last statistics sample. */
   stats: CallStats | null;
   /**
-   * Wall-clock instants (unix ms) of the current or last call: dialed or answered, connected
+   * Wall-clock instants (unix ms) of the current or last call: the offer's arrival (incoming
+   * calls), the click on Call or Answer, connected
    * (DTLS up and the certificate checked), first audio packet received, first video frame
    * decoded (sampled every 20 ms until both are seen).
    */
-  timings: { startedAt: number | null; connectedAt: number | null; firstAudioAt: number | null; firstFrameAt: number | null };
+  timings: { ringAt: number | null; startedAt: number | null; connectedAt: number | null; firstAudioAt: number | null; firstFrameAt: number | null };
   /** The DTLS role the page's last answer asked for (`passive` unless the browser refused it). */
   answerSetup: string | null;
+  /** Answer incoming calls at once, with video (measurements; the page never does it by itself). */
+  autoAnswer: boolean;
   /** A call not connected within this many ms is given up (60 s; tests may lower it). */
   connectTimeoutMs: number;
   /** Set before dialing/answering to send a sine of this frequency instead of the microphone. */
@@ -66,8 +69,9 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     callsStarted: 0,
     callsEnded: 0,
     stats: null,
-    timings: { startedAt: null, connectedAt: null, firstAudioAt: null, firstFrameAt: null },
+    timings: { ringAt: null, startedAt: null, connectedAt: null, firstAudioAt: null, firstFrameAt: null },
     answerSetup: null,
+    autoAnswer: false,
     connectTimeoutMs: 60_000,
     toneHz: null,
     remoteTone,

@@ -29,6 +29,8 @@ export class Phone {
   private lastStats: CallStats | null = null;
   private readonly hook: TestHook;
   private retry: ReturnType<typeof setTimeout> | null = null;
+  /** When the ringing offer arrived (unix ms), for the timings. */
+  private ringAt: number | null = null;
 
   constructor(private readonly peers: KnownPeers) {
     this.hook = installHook(
@@ -157,6 +159,7 @@ export class Phone {
   private async ring(incoming: IncomingOffer): Promise<void> {
     const me = this.me!;
     this.ringing = incoming;
+    this.ringAt = Date.now();
     const name = await this.peers.nameOf(incoming.from.text);
     el("incoming-name").textContent = name ?? "Unknown caller";
     el("incoming-warning").textContent =
@@ -170,6 +173,7 @@ export class Phone {
     this.hook.safetyNumber = safety;
     this.setState("ringing");
     this.updateDialButton();
+    if (this.hook.autoAnswer) await this.answer(true);
   }
 
   private stopRinging(): void {
@@ -189,6 +193,7 @@ export class Phone {
     const conn = this.conn;
     const me = this.me;
     if (!incoming || !conn || !me) return;
+    const startedAt = Date.now();
     el("incoming").hidden = true;
     this.ringing = null;
     const local = await this.localMedia(video, "call-end");
@@ -198,7 +203,7 @@ export class Phone {
       return;
     }
     const turn = await conn.turn();
-    this.beginCall(incoming.from, local);
+    this.beginCall(incoming.from, local, startedAt);
     try {
       this.call = await Call.accept(conn, me, incoming, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: this.hook.connectTimeoutMs }, this.callEvents());
     } catch (err) {
@@ -210,6 +215,7 @@ export class Phone {
     const conn = this.conn;
     const me = this.me;
     if (!conn || !me || this.call) return;
+    const startedAt = Date.now();
     this.showError("dial-error", null);
     let peer: CallId;
     try {
@@ -227,7 +233,7 @@ export class Phone {
     const local = await this.localMedia(el<HTMLInputElement>("dial-video").checked, "dial-error");
     if (!local) return;
     const turn = await conn.turn();
-    this.beginCall(peer, local);
+    this.beginCall(peer, local, startedAt);
     try {
       this.call = await Call.dial(conn, me, peer, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: this.hook.connectTimeoutMs }, this.callEvents());
     } catch (err) {
@@ -255,7 +261,7 @@ export class Phone {
     }
   }
 
-  private beginCall(peer: CallId, local: MediaStream): void {
+  private beginCall(peer: CallId, local: MediaStream, startedAt: number): void {
     const me = this.me!;
     const safety = safetyNumber(me.id, peer);
     this.hook.peerId = peer.text;
@@ -264,7 +270,8 @@ export class Phone {
     this.hook.chatSent = [];
     this.hook.endMessage = null;
     this.hook.endedWithError = false;
-    this.hook.timings = { startedAt: Date.now(), connectedAt: null, firstAudioAt: null, firstFrameAt: null };
+    this.hook.timings = { ringAt: this.ringAt, startedAt, connectedAt: null, firstAudioAt: null, firstFrameAt: null };
+    this.ringAt = null;
     this.hook.callsStarted++;
     this.lastStats = null;
     el("chat-log").replaceChildren();
