@@ -39,6 +39,11 @@ export interface CallOptions {
   relayOnly: boolean;
   /** Give up when not connected within this many ms (the caller then sends `timeout`). */
   connectTimeoutMs: number;
+  /**
+   * Called with the call as soon as it exists, before the offer or answer is made (which waits
+   * for ICE gathering), so that a hang-up arriving meanwhile reaches it.
+   */
+  created(call: Call): void;
 }
 
 /** Longest wait for ICE gathering before signing what was gathered, ms. */
@@ -101,6 +106,7 @@ export class Call {
   /** Dials `peer`: local media on, the `chat` channel created, a signed offer sent. */
   static async dial(conn: Connection, me: Identity, peer: CallId, local: MediaStream, opts: CallOptions, events: CallEvents): Promise<Call> {
     const call = new Call(conn, me, peer, randomBytes(16), true, local, events, opts);
+    opts.created(call);
     call.addLocalTracks(true);
     call.wireChannel(call.pc.createDataChannel("chat", { ordered: true }));
     await call.pc.setLocalDescription(await call.pc.createOffer());
@@ -115,6 +121,7 @@ export class Call {
   /** Answers a verified offer: local media on, a signed answer sent. */
   static async accept(conn: Connection, me: Identity, incoming: IncomingOffer, local: MediaStream, opts: CallOptions, events: CallEvents): Promise<Call> {
     const call = new Call(conn, me, incoming.from, incoming.offer.callToken, false, local, events, opts);
+    opts.created(call);
     call.expectedFingerprint = incoming.offer.fingerprint;
     await call.pc.setRemoteDescription({ type: "offer", sdp: incoming.offer.sdp });
     call.addLocalTracks(false);

@@ -10,8 +10,8 @@ import { isProtocolError } from "../protocol/errors.ts";
 import type { Identity } from "../protocol/identity.ts";
 import { safetyNumber } from "../protocol/safety.ts";
 import type { KnownPeers } from "../store/peers.ts";
-import { Call, type CallEvents, type IncomingOffer, rejectOffer, verifyOffer } from "./call.ts";
-import { Connection, ownServerUrl } from "./connection.ts";
+import { Call, type CallEvents, type CallOptions, type IncomingOffer, rejectOffer, verifyOffer } from "./call.ts";
+import { Connection, ownServerUrl, type TurnCredentials } from "./connection.ts";
 import { el, grouped, humanMessage } from "./dom.ts";
 import { installHook, type TestHook } from "./hook.ts";
 import { MediaProblem, openLocalMedia, pictureVariance, ToneMeter } from "./media.ts";
@@ -205,8 +205,9 @@ export class Phone {
     const turn = await conn.turn();
     this.beginCall(incoming.from, local, startedAt);
     try {
-      this.call = await Call.accept(conn, me, incoming, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: this.hook.connectTimeoutMs }, this.callEvents());
+      await Call.accept(conn, me, incoming, local, this.callOptions(turn), this.callEvents());
     } catch (err) {
+      (this.call as Call | null)?.hangup();
       this.showEnd(`Could not answer: ${(err as Error).message}`, true);
     }
   }
@@ -235,8 +236,9 @@ export class Phone {
     const turn = await conn.turn();
     this.beginCall(peer, local, startedAt);
     try {
-      this.call = await Call.dial(conn, me, peer, local, { turn, relayOnly: el<HTMLInputElement>("relay-only").checked, connectTimeoutMs: this.hook.connectTimeoutMs }, this.callEvents());
+      await Call.dial(conn, me, peer, local, this.callOptions(turn), this.callEvents());
     } catch (err) {
+      (this.call as Call | null)?.hangup();
       this.showEnd(`Could not call: ${(err as Error).message}`, true);
     }
   }
@@ -286,6 +288,18 @@ export class Phone {
     el("call").hidden = false;
     el("call-end").hidden = true;
     this.updateDialButton();
+  }
+
+  private callOptions(turn: TurnCredentials | null): CallOptions {
+    return {
+      turn,
+      relayOnly: el<HTMLInputElement>("relay-only").checked,
+      connectTimeoutMs: this.hook.connectTimeoutMs,
+      created: (call) => {
+        this.call = call;
+        this.updateDialButton();
+      },
+    };
   }
 
   private callEvents(): CallEvents {
