@@ -86,7 +86,7 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
       server.url,
     );
     await p.page.evaluate((hz) => (window.__callTest.toneHz = hz), PAGE_HZ);
-    await dialFromPage(p.page, peer.id);
+    await dialFromPage(p.page, peer.id, listener);
     await waitHook(p.page, 'h.state === "connected"', "the call to connect");
     assert.equal(await p.page.evaluate(() => window.__callTest.safetyNumber), await p.page.textContent("#call-safety").then((t) => t.replace("Safety number: ", "")));
     // Media both ways: the page decodes call's pattern and hears its tone.
@@ -181,6 +181,54 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     assertClean(b);
   });
 
+  test("mute and camera off reach call: silence and a black picture", async () => {
+    const p = await page();
+    const peer = newCallIdentity();
+    const heard = join(peer.dir, "heard.wav");
+    const seen = join(peer.dir, "seen.y4m");
+    const listener = runCall(peer.dir, ["listen", "--auto-accept", "--audio-in", "silence", "--audio-out", heard, "--video-in", "none", "--video-out", seen], server.url);
+    await p.page.evaluate((hz) => (window.__callTest.toneHz = hz), PAGE_HZ);
+    await dialFromPage(p.page, peer.id, listener);
+    await waitHook(p.page, 'h.state === "connected"', "the call to connect");
+    await waitFor(() => toneSeconds(readWavOrEmpty(heard), PAGE_HZ) >= 1, "call hears the page's tone before muting", listener);
+    await waitFor(() => readY4mOrNone(seen)?.variance > 50, "call decodes the page's camera before it is turned off", listener);
+    await p.page.click("#mute");
+    await p.page.click("#camera");
+    assert.equal(await p.page.getAttribute("#mute", "aria-pressed"), "true");
+    const mutedAt = readWavOrEmpty(heard).length;
+    const framesAt = readY4mOrNone(seen).frames;
+    // Wait for 1.5 s more audio and 15 more frames, then look at the newest part only.
+    await waitFor(() => readWavOrEmpty(heard).length > mutedAt + 72_000, "1.5 s of audio after muting", listener);
+    await waitFor(() => readY4mOrNone(seen).frames > framesAt + 15, "frames after the camera was turned off", listener);
+    assert.equal(toneSeconds(readWavOrEmpty(heard).slice(-48_000), PAGE_HZ), 0, "no tone in the last second after muting");
+    assert.ok(readY4mOrNone(seen).variance < 5, `the newest picture is black (variance ${readY4mOrNone(seen).variance})`);
+    await p.page.click("#hangup");
+    assert.equal(await listener.wait(), 0);
+    assertClean(p);
+  });
+
+  test("a second caller gets busy; a caller who gives up leaves a missed call", async () => {
+    const p = await page();
+    const first = newCallIdentity();
+    const listener = runCall(first.dir, ["listen", "--auto-accept", "--audio-in", "silence", "--audio-out", "null"], server.url);
+    await dialFromPage(p.page, first.id, listener);
+    await waitHook(p.page, 'h.state === "connected"', "the first call to connect");
+    const second = newCallIdentity();
+    const busy = runCall(second.dir, ["dial", p.id, "--audio-in", "silence", "--audio-out", "null"], server.url);
+    assert.notEqual(await busy.wait(), 0);
+    assert.match(busy.stderr, /busy/);
+    assert.equal(await p.page.evaluate(() => window.__callTest.state), "connected", "the first call goes on");
+    await p.page.click("#hangup");
+    assert.equal(await listener.wait(), 0);
+    // Now a caller who gives up (its timeout, §5.4: hang-up "timeout") while the page rings.
+    const third = newCallIdentity();
+    const gone = runCall(third.dir, ["dial", p.id, "--audio-in", "silence", "--audio-out", "null", "--connect-timeout", "2"], server.url);
+    await waitHook(p.page, 'h.state === "ringing"', "the third call to ring");
+    assert.notEqual(await gone.wait(), 0);
+    await waitHook(p.page, 'h.state === "none" && /Missed call/.test(h.endMessage)', "the ringing to stop with a missed call");
+    assertClean(p);
+  });
+
   test("errors are said plainly: a mistyped ID, a peer offline, a declined call", async () => {
     const p = await page();
     const typo = newCallIdentity().id.replace(/.$/, (c) => (c === "a" ? "b" : "a"));
@@ -202,6 +250,22 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     assertClean(p);
   });
 });
+
+function readWavOrEmpty(path) {
+  try {
+    return readWav(path);
+  } catch {
+    return new Float64Array(0);
+  }
+}
+
+function readY4mOrNone(path) {
+  try {
+    return readY4m(path);
+  } catch {
+    return null;
+  }
+}
 
 function wavSeconds(path) {
   try {

@@ -149,8 +149,9 @@ export async function waitHook(page, expr, what, timeout = 20_000) {
 }
 
 /** Dials `id` from the page, retrying while the peer is not online yet (a `call listen` still logging in). */
-export async function dialFromPage(page, id) {
+export async function dialFromPage(page, id, run = null) {
   for (let attempt = 0; attempt < 50; attempt++) {
+    if (run && run.exit !== null) throw new Error(`call exited (${run.exit}) before the page could dial it:\n${run.stderr}`);
     const before = await page.evaluate(() => window.__callTest.callsEnded);
     await page.fill("#peer-id", id);
     await page.click("#dial");
