@@ -211,6 +211,9 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     const p = await page();
     const first = newCallIdentity();
     const listener = runCall(first.dir, ["listen", "--auto-accept", "--audio-in", "silence", "--audio-out", "null"], server.url);
+    // An audio-only call with the page's tone (no getUserMedia at all).
+    await p.page.uncheck("#dial-video");
+    await p.page.evaluate((hz) => (window.__callTest.toneHz = hz), PAGE_HZ);
     await dialFromPage(p.page, first.id, listener);
     await waitHook(p.page, 'h.state === "connected"', "the first call to connect");
     const second = newCallIdentity();

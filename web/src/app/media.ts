@@ -10,11 +10,13 @@ export class MediaProblem extends Error {}
 /** Camera/microphone, with one clear message per failure. */
 export async function openLocalMedia(video: boolean, toneHz: number | null): Promise<MediaStream> {
   let stream: MediaStream;
+  const wantsMicrophone = toneHz === null;
+  if (!wantsMicrophone && !video) return new MediaStream([toneTrack(toneHz)]);
   if (!navigator.mediaDevices?.getUserMedia) {
     throw new MediaProblem("This page cannot use a microphone here: browsers allow it only on https pages and on 127.0.0.1 or localhost.");
   }
   try {
-    stream = await navigator.mediaDevices.getUserMedia({ audio: toneHz === null, video });
+    stream = await navigator.mediaDevices.getUserMedia({ audio: wantsMicrophone, video });
   } catch (err) {
     const name = (err as DOMException).name;
     if (name === "NotAllowedError" || name === "SecurityError") {
