@@ -177,6 +177,14 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     await waitHook(b.page, 'h.chatReceived.includes("through the relay")', "the chat line through the relay");
     await b.page.click("#hangup");
     await waitHook(a.page, 'h.state === "ended"', "the caller to see the hang-up");
+    // b calls back: a shows the name it gave b from its own known peers, and declines.
+    await b.page.fill("#peer-id", a.id);
+    await b.page.click("#dial");
+    await waitHook(a.page, 'h.state === "ringing"', "a's incoming call");
+    assert.equal((await a.page.textContent("#incoming-name")).trim(), "Bee");
+    assert.equal((await a.page.textContent("#incoming-warning")).trim(), "", "no unknown-caller warning for a known peer");
+    await a.page.click("#decline");
+    await waitHook(b.page, 'h.state === "ended" && /declined/.test(h.endMessage)', "b to be told it was declined");
     assertClean(a);
     assertClean(b);
   });

@@ -71,6 +71,39 @@ describe("the page behind a tampering relay", { skip: missing ?? false, timeout:
     assert.match(hook.endMessage, /Verification failed \(dtls_failed\)/);
   });
 
+  test("an offer with a swapped fingerprint re-signed with the caller's key rings, then fails at DTLS", async () => {
+    const me = tamper.Identity.generate();
+    const keyFile = join(newCallIdentity().dir, "page.key");
+    writeFileSync(keyFile, tamper.exportKeyFile(me));
+    const caller = newCallIdentity();
+    const sender = tamper.importKeyFile(readFileSync(join(caller.dir, "identity.key")));
+    const mode = { mode: "swap_fingerprint", recipient: me, sender };
+    let rewritten = 0;
+    const p = await openPage(browser, server, {
+      keyFile,
+      prepare: (page) =>
+        page.routeWebSocket(/\/ws$/, (ws) => {
+          const upstream = ws.connectToServer();
+          ws.onMessage((m) => upstream.send(m));
+          upstream.onMessage((m) => {
+            const forged = tamper.rewrite(String(m), mode);
+            if (forged) rewritten++;
+            ws.send(forged ?? m);
+          });
+        }),
+    });
+    const dialer = runCall(caller.dir, ["dial", p.id, "--audio-in", "sine:440", "--audio-out", "null", "--connect-timeout", "5"], server.url);
+    // The relay holds the caller's key, so every signature checks out: the page rings.
+    await waitHook(p.page, 'h.state === "ringing"', "the tampered offer to ring");
+    await p.page.click("#accept-audio");
+    await waitHook(p.page, 'h.state === "ended"', "the tampered call to be refused", 30_000);
+    const hook = await p.page.evaluate(() => window.__callTest);
+    assert.ok(rewritten >= 1, "the relay rewrote the offer");
+    assert.match(hook.endMessage, /Verification failed \(dtls_failed\)/);
+    assert.equal(hook.timings.connectedAt, null, "never connected");
+    assert.notEqual(await dialer.wait(), 0, "call's attempt failed too");
+  });
+
   test("an answer from someone else is ignored and the call times out saying so", async () => {
     const hook = await tamperedDial((k) => ({ mode: "answer_as", mallory: k.mallory }));
     assert.match(hook.endMessage, /No answer.*ignored \(last: not_the_peer\)/);

@@ -76,6 +76,8 @@ export class Call {
   private nextTextId = 1n;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private ignoredCount = 0;
+  private watchedDtls: RTCDtlsTransport | null = null;
+  private iceConnected = false;
   private lastIgnored = "";
   /** The DTLS role this side's answer asked for (§18.4), when it answered. */
   answerSetup: "passive" | "active" | null = null;
@@ -95,6 +97,10 @@ export class Call {
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: opts.relayOnly ? "relay" : "all", bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc.ontrack = (e) => this.events.remoteStream(e.streams[0] ?? new MediaStream([e.track]));
     this.pc.onconnectionstatechange = () => this.connectionChanged();
+    this.pc.oniceconnectionstatechange = () => {
+      const ice = this.pc.iceConnectionState;
+      if (ice === "connected" || ice === "completed") this.iceConnected = true;
+    };
     this.pc.ondatachannel = (e) => {
       // §19.1: the answerer uses the offerer's channel labelled `chat`; others are ignored.
       // Keyed by label: webrtc-rs and browsers number the same channel differently.
@@ -110,6 +116,7 @@ export class Call {
     call.addLocalTracks(true);
     call.wireChannel(call.pc.createDataChannel("chat", { ordered: true }));
     await call.pc.setLocalDescription(await call.pc.createOffer());
+    call.watchDtls();
     const sdp = await call.gathered();
     if (call.stateValue === "ended") return call;
     const signed = signSdp(me, peer, call.token, "offer", sdp, unixNow());
@@ -135,6 +142,7 @@ export class Call {
       await call.pc.setLocalDescription({ type: "answer", sdp });
       call.answerSetup = "active";
     }
+    call.watchDtls();
     const gathered = await call.gathered();
     if (call.stateValue === "ended") return call;
     conn.send(incoming.from, "answer", utf8(encodeSignedSdp(signSdp(me, incoming.from, call.token, "answer", gathered, unixNow()))));
@@ -326,19 +334,39 @@ export class Call {
   private connectionChanged(): void {
     const s = this.pc.connectionState;
     if (s === "connected" && (this.stateValue === "connecting" || this.stateValue === "ringing")) void this.checkCertificate();
+    this.watchDtls();
     if (s !== "failed" || this.stateValue === "ended") return;
-    const dtls = this.pc.sctp?.transport ?? this.pc.getSenders()[0]?.transport ?? null;
-    if (dtls?.state === "failed" && this.stateValue !== "connected") {
-      // ICE found a path but the DTLS handshake failed: the browser refuses a certificate that
-      // is not the one in the (verified, signed) SDP.
-      this.end(
-        "Verification failed (dtls_failed): the peer's certificate is not the one its signed SDP names, or the secure handshake failed. The call was refused; no media was exchanged.",
-        true,
-        false,
-      );
-      return;
-    }
+    const dtls = this.dtlsTransport();
+    // ICE found a path but DTLS never came up: the browser refuses a certificate that is not
+    // the one in the (verified, signed) SDP, and fails the transport.
+    if (this.stateValue !== "connected" && (dtls?.state === "failed" || this.iceConnected)) return this.dtlsFailed();
     this.end("The connection to the peer failed (no network path).", true);
+  }
+
+  private dtlsTransport(): RTCDtlsTransport | null {
+    return this.pc.sctp?.transport ?? this.pc.getSenders().find((x) => x.transport)?.transport ?? null;
+  }
+
+  /** Ends the call as soon as the DTLS transport fails, and notes when ICE connects. */
+  private watchDtls(): void {
+    const dtls = this.dtlsTransport();
+    if (!dtls || this.watchedDtls === dtls) return;
+    this.watchedDtls = dtls;
+    dtls.addEventListener("statechange", () => {
+      if (dtls.state === "failed" && this.stateValue !== "connected" && this.stateValue !== "ended") this.dtlsFailed();
+    });
+    dtls.iceTransport?.addEventListener("statechange", () => {
+      const ice = dtls.iceTransport.state;
+      if (ice === "connected" || ice === "completed") this.iceConnected = true;
+    });
+  }
+
+  private dtlsFailed(): void {
+    this.end(
+      "Verification failed (dtls_failed): the peer's certificate is not the one its signed SDP names, or the secure handshake failed. The call was refused; no media was exchanged.",
+      true,
+      false,
+    );
   }
 
   /**
