@@ -131,6 +131,7 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     const safety = (await p.page.textContent("#incoming-safety")).trim();
     assert.match(safety, /^(\d{5} ){11}\d{5}$/);
     await p.page.screenshot({ path: join(ARTEFACTS, "incoming-call.png"), fullPage: true });
+    await p.page.locator("#incoming").screenshot({ path: join(ARTEFACTS, "incoming-call-section.png") });
     await p.page.click("#accept");
     await waitHook(p.page, 'h.state === "connected"', "the call to connect");
     await waitHook(p.page, "h.stats && h.stats.framesDecoded >= 10 && h.remotePictureVariance() > 50", "call's video decoded and not blank");
