@@ -55,7 +55,7 @@ if $have_node && [ -x "${CHROMIUM_BIN:-/usr/bin/chromium}" ]; then
   cargo build -q -p call-cli --bin call -p signaling --bin call-signaling
   target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
   (cd web && CALL_BIN="$target_dir/debug/call" CALL_SIGNALING_BIN="$target_dir/debug/call-signaling" \
-    node --test --test-concurrency=1 --test-reporter=spec test-browser/calls.browser.mjs test-browser/tamper.browser.mjs)
+    node --test --test-concurrency=1 --test-reporter=spec test-browser/calls.browser.mjs test-browser/tamper.browser.mjs test-browser/rooms.browser.mjs)
 else
   echo "browser tests skipped: $($have_node && echo "no Chromium at ${CHROMIUM_BIN:-/usr/bin/chromium}" || echo "Node >= 20 with npm not found")"
 fi

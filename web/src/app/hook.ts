@@ -46,6 +46,10 @@ export interface TestHook {
   connectTimeoutMs: number;
   /** Set before dialing/answering to send a sine of this frequency instead of the microphone. */
   toneHz: number | null;
+  /** The rooms this browser holds (rooms panel). */
+  rooms: { id: string; name: string; version: number; members: string[]; removed: boolean }[];
+  /** Each room's history as shown, by room ID: sender's call ID, text, own, mentions you. */
+  roomLines: Record<string, { id: string; sender: string; text: string; mine: boolean; mention: boolean }[]>;
   /** Power share near `hz` in the remote audio (0 … 1) and its loudest frequency. */
   remoteTone(hz: number): { share: number; peakHz: number } | null;
   /** Grey-level variance of the remote video's current picture (0: none or blank). */
@@ -74,9 +78,16 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     autoAnswer: false,
     connectTimeoutMs: 60_000,
     toneHz: null,
+    rooms: [],
+    roomLines: {},
     remoteTone,
     remotePictureVariance,
   };
   (window as unknown as { __callTest: TestHook }).__callTest = hook;
   return hook;
+}
+
+/** The installed hook (the phone installs it first). */
+export function installedHook(): TestHook {
+  return (window as unknown as { __callTest: TestHook }).__callTest;
 }

@@ -1,6 +1,7 @@
 /**
  * The page: identity create/import/export (kept in IndexedDB), a peer ID field checked as
- * typed (§2.2) with the safety number (§2.5), and the phone (`phone.ts`: login, calls, chat).
+ * typed (§2.2) with the safety number (§2.5), the phone (`phone.ts`: login, calls, chat) and
+ * the rooms (`rooms/panel.ts`: rooms, room chat and history kept in this browser).
  * Text from files, the user or peers is only ever set with `textContent`; the page loads
  * nothing but its own files (see the server's CSP).
  */
@@ -13,6 +14,7 @@ import { KeyStore } from "../store/keystore.ts";
 import { KnownPeers } from "../store/peers.ts";
 import { el, grouped } from "./dom.ts";
 import { Phone } from "./phone.ts";
+import { RoomsPanel } from "./rooms/panel.ts";
 
 class Page {
   private identity: Identity | null = null;
@@ -20,6 +22,7 @@ class Page {
   constructor(
     private readonly store: KeyStore,
     private readonly phone: Phone,
+    private readonly rooms: RoomsPanel,
   ) {}
 
   async start(): Promise<void> {
@@ -42,6 +45,8 @@ class Page {
     el("export").hidden = !has;
     el("forget").hidden = !has;
     this.checkPeer();
+    // The rooms first: envelopes kept for us arrive at login and wait for the rooms to load.
+    this.rooms.setIdentity(identity);
     this.phone.setIdentity(identity);
   }
 
@@ -119,7 +124,7 @@ async function main(): Promise<void> {
   try {
     const store = await KeyStore.open(indexedDB);
     const phone = new Phone(await KnownPeers.open(indexedDB));
-    await new Page(store, phone).start();
+    await new Page(store, phone, new RoomsPanel(phone, indexedDB)).start();
   } catch (err) {
     el("identity-status").textContent = `This browser cannot keep an identity (IndexedDB unavailable: ${(err as Error).message}).`;
   }

@@ -5,7 +5,7 @@
  * camera off, chat, live statistics, hang-up.
  */
 import { CallId } from "../protocol/callid.ts";
-import type { OpenedEnvelope } from "../protocol/envelope.ts";
+import { type EnvelopeKind, MAILBOX_KINDS, type OpenedEnvelope } from "../protocol/envelope.ts";
 import { isProtocolError } from "../protocol/errors.ts";
 import type { Identity } from "../protocol/identity.ts";
 import { safetyNumber } from "../protocol/safety.ts";
@@ -31,6 +31,9 @@ export class Phone {
   private retry: ReturnType<typeof setTimeout> | null = null;
   /** When the ringing offer arrived (unix ms), for the timings. */
   private ringAt: number | null = null;
+
+  /** Where `room_state` and `room_message` envelopes go (the rooms panel), instead of the calls. */
+  roomEnvelopes: ((opened: OpenedEnvelope) => void) | null = null;
 
   constructor(private readonly peers: KnownPeers) {
     this.hook = installHook(
@@ -104,6 +107,13 @@ export class Phone {
     this.conn = conn;
   }
 
+  /** Seals and sends an envelope if logged in; `false` when offline. */
+  sendEnvelope(to: CallId, kind: EnvelopeKind, body: Uint8Array): boolean {
+    if (!this.conn?.ready) return false;
+    this.conn.send(to, kind, body);
+    return true;
+  }
+
   private count(code: string): void {
     this.hook.ignored[code] = (this.hook.ignored[code] ?? 0) + 1;
   }
@@ -128,6 +138,7 @@ export class Phone {
     const me = this.me;
     const conn = this.conn;
     if (!me || !conn) return;
+    if (this.roomEnvelopes && MAILBOX_KINDS.includes(opened.envelope.kind)) return this.roomEnvelopes(opened);
     if (this.call && (await this.call.handleEnvelope(opened))) return;
     const e = opened.envelope;
     if (e.kind === "offer") {
