@@ -3,14 +3,17 @@
 // page lists it (members, safety numbers the same as `call room show`); `call room send` lines
 // reach the page once each, in order, as text, an @mention marked; the page's line reaches
 // `call room history` after `call room sync`; a reload keeps the room and the history; a
-// removal is shown and the page can no longer write. Skipped with one line when Chromium or
+// removal is shown and the page can no longer write; the page in a room's mesh call with two
+// `call join` processes (each hears the page's tone, the page hears each, a line typed in the
+// page reaches both once). Skipped with one line when Chromium or
 // the binaries are missing.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
-import { CALL_BIN, CHROMIUM, CHROMIUM_ARGS, missingPrerequisite, newCallIdentity, openPage, startServer, waitHook } from "./harness.mjs";
+import { join } from "node:path";
+import { CALL_BIN, CHROMIUM, CHROMIUM_ARGS, missingPrerequisite, newCallIdentity, openPage, readWav, runCall, startServer, toneShare, waitHook } from "./harness.mjs";
 
 const missing = missingPrerequisite();
 if (missing) console.log(`browser tests skipped: ${missing}`);
@@ -36,6 +39,13 @@ async function serveOwnDist(page) {
   });
 }
 
+/** Seconds of a mix made partly of `hz`: 100 ms blocks with more than a quarter of their power at `hz`. */
+function mixSeconds(samples, hz) {
+  let blocks = 0;
+  for (let at = 0; at + 4_800 <= samples.length; at += 4_800) if (toneShare(samples.subarray(at, at + 4_800), hz) > 0.25) blocks++;
+  return blocks / 10;
+}
+
 /** `call room …` as `dir` against the test server; stdout, trimmed. */
 function room(dir, url, args) {
   return execFileSync(CALL_BIN, ["--config-dir", dir, "room", ...args], { env: { ...process.env, CALL_SERVER: url, RUST_LOG: "warn" }, stdio: ["ignore", "pipe", "pipe"] })
@@ -50,7 +60,7 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
 
   before(async () => {
     ({ chromium } = await import("playwright-core"));
-    server = await startServer();
+    server = await startServer(["--allow-loopback-peers"]);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   });
 
@@ -131,6 +141,50 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
     assert.equal(await page.isVisible("#room-removed"), true);
     assert.equal(await page.isDisabled("#room-send"), true);
 
+    assert.deepEqual(p.errors, [], "no console errors");
+    await p.context.close();
+  });
+
+  test("the page joins a room's mesh call with two call processes: tones both ways, a room line on the channels", async () => {
+    const PAGE_HZ = 880;
+    const TONES = [440, 660];
+    const p = await openPage(browser, server, { prepare: serveOwnDist });
+    const { page } = p;
+    const members = [newCallIdentity(), newCallIdentity()];
+    const roomId = room(members[0].dir, server.url, ["new", "Band", "--as", "Alice"]).split("\n").pop();
+    room(members[0].dir, server.url, ["invite", roomId, members[1].id, "--name", "Bob"]);
+    room(members[0].dir, server.url, ["invite", roomId, p.id, "--name", "Page"]);
+    room(members[1].dir, server.url, ["sync"]);
+    await waitHook(page, `h.rooms.length === 1`, "the page to take the invitation");
+
+    await page.evaluate((hz) => (window.__callTest.toneHz = hz), PAGE_HZ);
+    await page.click("#room-join");
+    await waitHook(page, "h.roomCall !== null", "the page in the room's call");
+    const wavs = members.map((m) => join(m.dir, "mix.wav"));
+    const runs = members.map((m, i) =>
+      runCall(m.dir, ["join", roomId, "--duration", "14", "--audio-in", `sine:${TONES[i]}`, "--audio-out", wavs[i]], server.url),
+    );
+    await waitHook(page, `h.roomCall.peers.length === 2 && h.roomCall.peers.every((x) => x.state === "connected")`, "both call members connected to the page", 30_000);
+    // The page hears each member's own tone on that member's session.
+    for (const [i, m] of members.entries()) {
+      await waitHook(page, `(h.roomTone("${m.id}", ${TONES[i]})?.share ?? 0) > 0.5`, `the page hears member ${i}'s tone`);
+    }
+    await page.fill("#room-input", "hello mesh");
+    await page.click("#room-send");
+    await waitHook(page, `(h.roomLines["${roomId}"] ?? []).some((l) => l.text === "hello mesh")`, "the page's line");
+    for (const run of runs) assert.equal(await run.wait(40_000), 0, run.stderr);
+    for (const [i, run] of runs.entries()) {
+      assert.equal(run.stdout.split("\n").filter((l) => l.includes("hello mesh")).length, 1, `member ${i} shows the page's line once:\n${run.stdout}`);
+      assert.ok(run.stderr.includes("Page is in the call"), run.stderr);
+      // The WAV is the mix of the two others, so each tone holds about half of a block's power.
+      const samples = readWav(wavs[i]);
+      const [page_, own, other] = [PAGE_HZ, TONES[i], TONES[1 - i]].map((hz) => mixSeconds(samples, hz));
+      console.log(`member ${i}: seconds with the page's tone ${page_}, the other member's ${other}, its own ${own}`);
+      assert.ok(page_ >= 3, `member ${i}'s WAV holds the page's ${PAGE_HZ} Hz tone (${page_} s of it)`);
+      assert.ok(other >= 3, `member ${i}'s WAV holds the other member's tone (${other} s of it)`);
+      assert.equal(own, 0, `member ${i} does not hear itself`);
+    }
+    await page.click("#room-leave");
     assert.deepEqual(p.errors, [], "no console errors");
     await p.context.close();
   });

@@ -9,11 +9,12 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { randomBytes } from "@noble/hashes/utils.js";
 import { encodeHangup, parseHangup } from "../protocol/callbody.ts";
 import type { CallId } from "../protocol/callid.ts";
-import { encodeChatFrame, parseChatFrame } from "../protocol/chat.ts";
+import { encodeChatFrame, encodeRoomMsgFrame, parseChatFrame } from "../protocol/chat.ts";
 import { bytesEqual, utf8 } from "../protocol/encoding.ts";
 import type { OpenedEnvelope } from "../protocol/envelope.ts";
 import { isProtocolError } from "../protocol/errors.ts";
 import type { Identity } from "../protocol/identity.ts";
+import type { JsonObject } from "../protocol/json.ts";
 import { encodeSignedSdp, parseSignedSdp, type SignedSdp, signSdp, verifySignedSdp } from "../protocol/sdp.ts";
 import type { Connection, TurnCredentials } from "./connection.ts";
 import { unixNow } from "./connection.ts";
@@ -31,6 +32,8 @@ export interface CallEvents {
   ended(message: string, error: boolean): void;
   /** An envelope or frame ignored or refused for this call (for the counters). */
   ignored(code: string): void;
+  /** A `room_msg` frame (§19.6), only in a room's call; without it the frame is ignored. */
+  roomMsg?(msg: JsonObject): void;
 }
 
 /** Options of a call. */
@@ -44,6 +47,8 @@ export interface CallOptions {
    * for ICE gathering), so that a hang-up arriving meanwhile reaches it.
    */
   created(call: Call): void;
+  /** The call token to dial with (a room pair's, §21.5); a random one when absent. */
+  token?: Uint8Array;
 }
 
 /** Longest wait for ICE gathering before signing what was gathered, ms. */
@@ -111,7 +116,7 @@ export class Call {
 
   /** Dials `peer`: local media on, the `chat` channel created, a signed offer sent. */
   static async dial(conn: Connection, me: Identity, peer: CallId, local: MediaStream, opts: CallOptions, events: CallEvents): Promise<Call> {
-    const call = new Call(conn, me, peer, randomBytes(16), true, local, events, opts);
+    const call = new Call(conn, me, peer, opts.token ?? randomBytes(16), true, local, events, opts);
     opts.created(call);
     call.addLocalTracks(true);
     call.wireChannel(call.pc.createDataChannel("chat", { ordered: true }));
@@ -211,6 +216,13 @@ export class Call {
     if (!this.channel || this.channel.readyState !== "open") return false;
     const frame = encodeChatFrame({ t: "text", id: this.nextTextId++, tsMs: BigInt(Date.now()), text });
     this.sendFrame(frame);
+    return true;
+  }
+
+  /** Sends a signed room message's JSON as a `room_msg` frame (§19.6); `false` when the channel is not open. */
+  sendRoomMsg(messageJson: string): boolean {
+    if (!this.channel || this.channel.readyState !== "open") return false;
+    this.sendFrame(encodeRoomMsgFrame(messageJson));
     return true;
   }
 
@@ -325,6 +337,10 @@ export class Call {
         break;
       case "bye":
         this.end(`The peer hung up (${f.reason}).`, false, false);
+        break;
+      case "room_msg":
+        if (this.events.roomMsg) this.events.roomMsg(f.msg);
+        else this.events.ignored("chat_room_msg");
         break;
       default:
         this.events.ignored(`chat_${f.t}`);

@@ -50,6 +50,10 @@ export interface TestHook {
   rooms: { id: string; name: string; version: number; members: string[]; removed: boolean }[];
   /** Each room's history as shown, by room ID: sender's call ID, text, own, mentions you. */
   roomLines: Record<string, { id: string; sender: string; text: string; mine: boolean; mention: boolean }[]>;
+  /** The room's call the page is in: its room and each peer's session state. */
+  roomCall: { room: string; peers: { id: string; state: string }[] } | null;
+  /** Power share near `hz` in one room-call peer's audio (by call ID). */
+  roomTone(peer: string, hz: number): { share: number; peakHz: number } | null;
   /** Power share near `hz` in the remote audio (0 … 1) and its loudest frequency. */
   remoteTone(hz: number): { share: number; peakHz: number } | null;
   /** Grey-level variance of the remote video's current picture (0: none or blank). */
@@ -80,6 +84,8 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     toneHz: null,
     rooms: [],
     roomLines: {},
+    roomCall: null,
+    roomTone: () => null,
     remoteTone,
     remotePictureVariance,
   };

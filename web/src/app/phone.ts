@@ -34,6 +34,8 @@ export class Phone {
 
   /** Where `room_state` and `room_message` envelopes go (the rooms panel), instead of the calls. */
   roomEnvelopes: ((opened: OpenedEnvelope) => void) | null = null;
+  /** A room's call (rooms panel): sees every other envelope first; `true` when it took it. */
+  roomCall: ((opened: OpenedEnvelope) => Promise<boolean>) | null = null;
 
   constructor(private readonly peers: KnownPeers) {
     this.hook = installHook(
@@ -114,6 +116,11 @@ export class Phone {
     return true;
   }
 
+  /** The logged-in connection, or `null` (a room's call sets its sessions up over it). */
+  get connection(): Connection | null {
+    return this.conn?.ready ? this.conn : null;
+  }
+
   private count(code: string): void {
     this.hook.ignored[code] = (this.hook.ignored[code] ?? 0) + 1;
   }
@@ -139,6 +146,7 @@ export class Phone {
     const conn = this.conn;
     if (!me || !conn) return;
     if (this.roomEnvelopes && MAILBOX_KINDS.includes(opened.envelope.kind)) return this.roomEnvelopes(opened);
+    if (this.roomCall && (await this.roomCall(opened))) return;
     if (this.call && (await this.call.handleEnvelope(opened))) return;
     const e = opened.envelope;
     if (e.kind === "offer") {

@@ -7,6 +7,7 @@
  * reaches the page through `textContent`.
  */
 import type { CallId } from "../../protocol/callid.ts";
+import { utf8Decode } from "../../protocol/encoding.ts";
 import type { OpenedEnvelope } from "../../protocol/envelope.ts";
 import { isProtocolError } from "../../protocol/errors.ts";
 import type { Identity } from "../../protocol/identity.ts";
@@ -14,8 +15,10 @@ import { safetyNumber } from "../../protocol/safety.ts";
 import { RoomStore, type StoredMessage } from "../../store/rooms.ts";
 import { el, grouped, humanMessage } from "../dom.ts";
 import { installedHook } from "../hook.ts";
+import { MediaProblem, openLocalMedia } from "../media.ts";
 import type { Phone } from "../phone.ts";
 import { RoomBook, RoomBookError, type RoomEntry, roomEntry, type RoomEvent, roomRecord } from "./book.ts";
+import { RoomCall } from "./roomcall.ts";
 
 /** A room line as the page shows it. */
 type Line = Pick<StoredMessage, "id" | "sender" | "text" | "mine" | "tsMs">;
@@ -28,6 +31,7 @@ export class RoomsPanel {
   private selected: string | null = null;
   private queue: Promise<void> = Promise.resolve();
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private call: RoomCall | null = null;
 
   constructor(
     private readonly phone: Phone,
@@ -39,6 +43,78 @@ export class RoomsPanel {
       this.enqueue(() => this.send());
     });
     el<HTMLDetailsElement>("room-members-box").addEventListener("toggle", () => this.showMembers());
+    el("room-join").addEventListener("click", () => void this.joinCall());
+    el("room-leave").addEventListener("click", () => this.leaveCall());
+    phone.roomCall = async (opened) => (this.call ? this.call.handleEnvelope(opened) : false);
+    const hook = installedHook();
+    hook.roomTone = (peer, hz) => this.call?.tone(peer, hz) ?? null;
+  }
+
+  /** Joins the selected room's call: `join` to every other member, a session per member in it. */
+  private async joinCall(): Promise<void> {
+    const conn = this.phone.connection;
+    const me = this.me;
+    const room = this.entry();
+    if (this.call || !me || !room || room.removed) return;
+    if (!conn) return this.error("Not connected to the server: cannot join the call.");
+    let local: MediaStream;
+    try {
+      local = await openLocalMedia(false, installedHook().toneHz);
+    } catch (err) {
+      return this.error(err instanceof MediaProblem ? err.message : `Cannot open the microphone: ${(err as Error).message}`);
+    }
+    const turn = await conn.turn();
+    const roomId = room.held.current.room;
+    this.call = new RoomCall(conn, me, roomId, local, turn, {
+      state: () => this.book?.room(roomId.text)?.held.current,
+      roomMessage: (msg) =>
+        this.enqueue(async () => {
+          try {
+            await this.apply(this.book?.receiveMessage(msg, Date.now()) ?? []);
+          } catch (err) {
+            this.count(err);
+          }
+        }),
+      changed: () => this.showCall(),
+      ignored: (code) => this.countCode(code),
+    }, el("room-call-audio"));
+    this.call.start();
+    this.showCall();
+  }
+
+  private leaveCall(): void {
+    this.call?.leave();
+    this.call = null;
+    this.showCall();
+  }
+
+  /** The call's peers with their state and safety number, and the hook's view. */
+  private showCall(): void {
+    const call = this.call;
+    const me = this.me;
+    el("room-join").hidden = call !== null;
+    el("room-leave").hidden = call === null;
+    el("room-call-peers").hidden = call === null;
+    const peers = call?.list() ?? [];
+    installedHook().roomCall = call ? { room: call.room.text, peers } : null;
+    el("room-call-peers").replaceChildren(
+      ...peers.map((p) => {
+        const li = document.createElement("li");
+        const id = this.book?.room(call!.room.text)?.held.current.members.find((m) => m.id.text === p.id)?.id;
+        li.textContent = `${this.nameOf(call!.room.text, p.id)}: ${p.state}${id && me ? `, safety number ${safetyNumber(me.id, id)}` : ""}`;
+        return li;
+      }),
+    );
+  }
+
+  private count(err: unknown): void {
+    this.countCode(isProtocolError(err) || err instanceof RoomBookError ? err.code : "room_refused");
+    console.info(`rooms: refused: ${(err as Error).message}`);
+  }
+
+  private countCode(code: string): void {
+    const hook = installedHook();
+    hook.ignored[code] = (hook.ignored[code] ?? 0) + 1;
   }
 
   /** Shows the rooms of `me` (none with `null`). */
@@ -51,6 +127,7 @@ export class RoomsPanel {
   }
 
   private async load(me: Identity | null): Promise<void> {
+    this.leaveCall();
     this.store?.close();
     this.me = me;
     this.store = null;
@@ -84,11 +161,7 @@ export class RoomsPanel {
     try {
       events = book.receive(e.from, e.kind, opened.plaintext, Date.now());
     } catch (err) {
-      const code = isProtocolError(err) || err instanceof RoomBookError ? err.code : "room_refused";
-      const hook = installedHook();
-      hook.ignored[code] = (hook.ignored[code] ?? 0) + 1;
-      console.info(`rooms: ${e.kind} from ${e.from.text} refused: ${(err as Error).message}`);
-      return;
+      return this.count(err);
     }
     await this.apply(events);
   }
@@ -106,8 +179,13 @@ export class RoomsPanel {
         if (await store.addMessage(line)) this.addLine(room, line);
         continue;
       }
-      await store.saveRoom(roomRecord(book.room(room)!));
+      const entry = book.room(room)!;
+      await store.saveRoom(roomRecord(entry));
       if (ev.type === "joined" && this.selected === null) this.selected = room;
+      if (this.call && this.call.room.text === room) {
+        if (ev.type === "removed") this.leaveCall();
+        else this.call.onState(entry.held.current);
+      }
     }
     this.showList();
     if (events.some((e) => e.type !== "message" && e.room.text === this.selected)) await this.showRoom();
@@ -137,7 +215,10 @@ export class RoomsPanel {
     await store.saveRoom(roomRecord(book.room(selected)!));
     const line = { room: selected, id: sent.id, sender: me.id.text, seq: sent.msg.seq.toString(), tsMs: sent.msg.tsMs.toString(), text, mine: true, receivedMs: Date.now() };
     await store.addMessage(line);
-    for (const o of sent.out) this.phone.sendEnvelope(o.to, o.kind, o.body);
+    // §19.6: on the call's channel to the members connected in it, through the server to the others.
+    const json = utf8Decode(sent.out[0]?.body ?? new Uint8Array()) ?? "";
+    const inCall = this.call?.room.text === selected ? this.call : null;
+    for (const o of sent.out) if (!inCall?.sendRoomMsg(o.to, json)) this.phone.sendEnvelope(o.to, o.kind, o.body);
     input.value = "";
     this.error(null);
     this.addLine(selected, line);
@@ -194,6 +275,7 @@ export class RoomsPanel {
     el("room-id").textContent = `Room ID ${state.room.text}, version ${state.version}`;
     el("room-removed").hidden = !entry.removed;
     el<HTMLButtonElement>("room-send").disabled = entry.removed;
+    el<HTMLButtonElement>("room-join").disabled = entry.removed || (this.call !== null && this.call.room.text !== state.room.text);
     this.showMembers();
     const room = state.room.text;
     el("room-log").replaceChildren(...(await this.store.history(room)).map((m) => this.lineElement(m)));
