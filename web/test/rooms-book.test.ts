@@ -132,6 +132,27 @@ describe("the rooms' IndexedDB store", () => {
     expect(await (await RoomStore.open(factory, alice.id.text)).rooms()).toEqual([]);
   });
 
+  it("a message waiting for an earlier one is kept, and waits again after a re-open", async () => {
+    const factory = new IDBFactory();
+    const store = await RoomStore.open(factory, bob.id.text);
+    const book = invitedBob();
+    await store.saveRoom(roomRecord(book.room(ROOM.text)!));
+    const events = book.receive(alice.id, "room_message", msgBody(alice, 2n, "second"), 0);
+    expect(events.map((e) => e.type)).toEqual(["waiting"]);
+    const w = events[0];
+    if (w.type !== "waiting") throw new Error("a waiting event");
+    await store.addWaiting(ROOM.text, alice.id.text, 2n, encodeRoomMessage(w.msg));
+    store.close();
+
+    const again = await RoomStore.open(factory, bob.id.text);
+    const restored = new RoomBook(bob.id);
+    const waiting = (await again.waiting(ROOM.text)).map((json) => parseRoomMessage(json));
+    restored.restore(roomEntry((await again.rooms())[0]), await again.highestSeqs(ROOM.text), waiting, 5_000);
+    expect(texts(restored.receive(alice.id, "room_message", msgBody(alice, 1n, "first"), 5_001))).toEqual(["first", "second"]);
+    await again.removeWaiting(ROOM.text, alice.id.text, 2n);
+    expect(await again.waiting(ROOM.text)).toEqual([]);
+  });
+
   it("a stored state that no longer verifies is refused on load", () => {
     const record = roomRecord(invitedBob().room(ROOM.text)!);
     expect(() => roomEntry({ ...record, current: record.current.replace('"Bob"', '"Rob"') })).toThrow(/signature/);

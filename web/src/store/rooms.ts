@@ -8,6 +8,7 @@
 
 const ROOMS = "rooms";
 const MESSAGES = "messages";
+const WAITING = "waiting";
 
 /** What is kept of a room (see `RoomRecord` in app/rooms/book.ts). */
 export interface StoredRoom {
@@ -68,6 +69,7 @@ export class RoomStore {
     const req = factory.open(`call-rooms-${callId}`, 1);
     req.onupgradeneeded = () => {
       const db = req.result;
+      if (!db.objectStoreNames.contains(WAITING)) db.createObjectStore(WAITING, { keyPath: "key" }).createIndex("room", "room");
       if (!db.objectStoreNames.contains(ROOMS)) db.createObjectStore(ROOMS, { keyPath: "room" });
       if (!db.objectStoreNames.contains(MESSAGES)) db.createObjectStore(MESSAGES, { keyPath: "key" }).createIndex("room", "room");
     };
@@ -108,6 +110,27 @@ export class RoomStore {
     };
     await done(tx);
     return added;
+  }
+
+  /** Keeps a message that waits in the inbox for an earlier one (signed JSON, checked again when loaded). */
+  async addWaiting(room: string, sender: string, seq: bigint, json: string): Promise<void> {
+    const tx = this.db.transaction(WAITING, "readwrite");
+    tx.objectStore(WAITING).put({ key: messageKey(room, sender, seq), room, json });
+    await done(tx);
+  }
+
+  /** A waiting message was released (and is in the history now). */
+  async removeWaiting(room: string, sender: string, seq: bigint): Promise<void> {
+    const tx = this.db.transaction(WAITING, "readwrite");
+    tx.objectStore(WAITING).delete(messageKey(room, sender, seq));
+    await done(tx);
+  }
+
+  /** The signed JSON of `room`'s waiting messages. */
+  async waiting(room: string): Promise<string[]> {
+    const tx = this.db.transaction(WAITING, "readonly");
+    const all = (await request(tx.objectStore(WAITING).index("room").getAll(room))) as { json: string }[];
+    return all.map((w) => w.json);
   }
 
   /** A room's history in the order it was shown. */

@@ -43,6 +43,8 @@ export type RoomEvent =
   | { type: "joined"; room: RoomId; by: CallId }
   | { type: "updated"; room: RoomId; version: bigint }
   | { type: "removed"; room: RoomId }
+  /** A new message was taken into the inbox (kept until released, so a reload loses nothing). */
+  | { type: "waiting"; room: RoomId; msg: RoomMessage }
   | { type: "message"; room: RoomId; msg: RoomMessage; id: string };
 
 /** One envelope to seal and send. */
@@ -75,10 +77,14 @@ export class RoomBook {
 
   constructor(readonly me: CallId) {}
 
-  /** A room kept from an earlier visit; `highest` is the highest stored `seq` per sender. */
-  restore(entry: RoomEntry, highest: Map<string, bigint>): void {
+  /**
+   * A room kept from an earlier visit; `highest` is the highest stored `seq` per sender,
+   * `waiting` the messages that were waiting for an earlier one (they wait again from `nowMs`).
+   */
+  restore(entry: RoomEntry, highest: Map<string, bigint>, waiting: RoomMessage[] = [], nowMs = 0): void {
     const inbox = new RoomInbox();
     for (const [sender, seq] of highest) inbox.resume(sender, seq);
+    for (const msg of waiting) inbox.insert(msg, nowMs);
     this.slots.set(entry.held.current.room.text, { entry, inbox });
   }
 
@@ -132,7 +138,7 @@ export class RoomBook {
       throw new RoomBookError("room_sender_not_member", "a message from someone who is not a member of the room was dropped");
     }
     if (slot.inbox.insert(msg, nowMs) === "duplicate") return [];
-    return this.poll(nowMs);
+    return [{ type: "waiting", room: msg.room, msg }, ...this.poll(nowMs)];
   }
 
   /** Messages whose wait for an earlier one is over, in each sender's order. */

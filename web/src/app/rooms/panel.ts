@@ -10,6 +10,7 @@ import type { CallId } from "../../protocol/callid.ts";
 import { utf8Decode } from "../../protocol/encoding.ts";
 import type { OpenedEnvelope } from "../../protocol/envelope.ts";
 import { isProtocolError } from "../../protocol/errors.ts";
+import { encodeRoomMessage, parseRoomMessage } from "../../protocol/room.ts";
 import type { Identity } from "../../protocol/identity.ts";
 import { safetyNumber } from "../../protocol/safety.ts";
 import { RoomStore, type StoredMessage } from "../../store/rooms.ts";
@@ -140,7 +141,14 @@ export class RoomsPanel {
       this.book = new RoomBook(me.id);
       for (const record of await this.store.rooms()) {
         try {
-          this.book.restore(roomEntry(record), await this.store.highestSeqs(record.room));
+          const waiting = (await this.store.waiting(record.room)).flatMap((json) => {
+            try {
+              return [parseRoomMessage(json)];
+            } catch {
+              return [];
+            }
+          });
+          this.book.restore(roomEntry(record), await this.store.highestSeqs(record.room), waiting, Date.now());
           hook.roomLines[record.room] = (await this.store.history(record.room)).map((m) => this.hookLine(record.room, m));
         } catch (err) {
           console.info(`rooms: a stored room no longer verifies and is skipped (${(err as Error).message})`);
@@ -173,10 +181,15 @@ export class RoomsPanel {
     if (!book || !store) return;
     for (const ev of events) {
       const room = ev.room.text;
+      if (ev.type === "waiting") {
+        await store.addWaiting(room, ev.msg.sender.text, ev.msg.seq, encodeRoomMessage(ev.msg));
+        continue;
+      }
       if (ev.type === "message") {
         const m = ev.msg;
         const line = { room, id: ev.id, sender: m.sender.text, seq: m.seq.toString(), tsMs: m.tsMs.toString(), text: m.text, mine: false, receivedMs: Date.now() };
         if (await store.addMessage(line)) this.addLine(room, line);
+        await store.removeWaiting(room, m.sender.text, m.seq);
         continue;
       }
       const entry = book.room(room)!;
@@ -188,7 +201,7 @@ export class RoomsPanel {
       }
     }
     this.showList();
-    if (events.some((e) => e.type !== "message" && e.room.text === this.selected)) await this.showRoom();
+    if (events.some((e) => e.type !== "message" && e.type !== "waiting" && e.room.text === this.selected)) await this.showRoom();
     this.schedulePoll();
   }
 
