@@ -110,6 +110,7 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
     await page.fill("#room-input", "hi from the page");
     await page.click("#room-send");
     await waitHook(page, `h.roomLines["${roomId}"].length === 3`, "the page's own line");
+    assert.deepEqual(await page.evaluate(() => window.__callTest.roomSent), { frames: 0, envelopes: 1 });
     room(alice.dir, server.url, ["sync"]);
     const history = JSON.parse(room(alice.dir, server.url, ["history", roomId, "--json"]));
     const fromPage = history.filter((m) => m.sender === p.id);
@@ -172,6 +173,8 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
     await page.fill("#room-input", "hello mesh");
     await page.click("#room-send");
     await waitHook(page, `(h.roomLines["${roomId}"] ?? []).some((l) => l.text === "hello mesh")`, "the page's line");
+    // §19.6: to members connected in the call, on the channels; nothing through the server.
+    assert.deepEqual(await page.evaluate(() => window.__callTest.roomSent), { frames: 2, envelopes: 0 });
     for (const run of runs) assert.equal(await run.wait(40_000), 0, run.stderr);
     for (const [i, run] of runs.entries()) {
       assert.equal(run.stdout.split("\n").filter((l) => l.includes("hello mesh")).length, 1, `member ${i} shows the page's line once:\n${run.stdout}`);

@@ -52,6 +52,8 @@ export interface TestHook {
   roomLines: Record<string, { id: string; sender: string; text: string; mine: boolean; mention: boolean }[]>;
   /** The room's call the page is in: its room and each peer's session state. */
   roomCall: { room: string; peers: { id: string; state: string }[] } | null;
+  /** Room messages sent by this page as `room_msg` frames on a room call's channels, and as envelopes. */
+  roomSent: { frames: number; envelopes: number };
   /** Power share near `hz` in one room-call peer's audio (by call ID). */
   roomTone(peer: string, hz: number): { share: number; peakHz: number } | null;
   /** Power share near `hz` in the remote audio (0 … 1) and its loudest frequency. */
@@ -85,6 +87,7 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     rooms: [],
     roomLines: {},
     roomCall: null,
+    roomSent: { frames: 0, envelopes: 0 },
     roomTone: () => null,
     remoteTone,
     remotePictureVariance,

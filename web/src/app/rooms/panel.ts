@@ -231,7 +231,11 @@ export class RoomsPanel {
     // §19.6: on the call's channel to the members connected in it, through the server to the others.
     const json = utf8Decode(sent.out[0]?.body ?? new Uint8Array()) ?? "";
     const inCall = this.call?.room.text === selected ? this.call : null;
-    for (const o of sent.out) if (!inCall?.sendRoomMsg(o.to, json)) this.phone.sendEnvelope(o.to, o.kind, o.body);
+    const counts = installedHook().roomSent;
+    for (const o of sent.out) {
+      if (inCall?.sendRoomMsg(o.to, json)) counts.frames++;
+      else if (this.phone.sendEnvelope(o.to, o.kind, o.body)) counts.envelopes++;
+    }
     input.value = "";
     this.error(null);
     this.addLine(selected, line);
