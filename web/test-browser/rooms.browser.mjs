@@ -13,7 +13,8 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import { join } from "node:path";
-import { CALL_BIN, CHROMIUM, CHROMIUM_ARGS, missingPrerequisite, newCallIdentity, openPage, readWav, runCall, startServer, toneShare, waitHook } from "./harness.mjs";
+import { mkdirSync } from "node:fs";
+import { ARTEFACTS, CALL_BIN, CHROMIUM, CHROMIUM_ARGS, missingPrerequisite, newCallIdentity, openPage, readWav, runCall, startServer, toneShare, waitHook } from "./harness.mjs";
 
 const missing = missingPrerequisite();
 if (missing) console.log(`browser tests skipped: ${missing}`);
@@ -60,6 +61,7 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
 
   before(async () => {
     ({ chromium } = await import("playwright-core"));
+    mkdirSync(ARTEFACTS, { recursive: true });
     server = await startServer(["--allow-loopback-peers"]);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
   });
@@ -175,7 +177,10 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
     await waitHook(page, `(h.roomLines["${roomId}"] ?? []).some((l) => l.text === "hello mesh")`, "the page's line");
     // §19.6: to members connected in the call, on the channels; nothing through the server.
     assert.deepEqual(await page.evaluate(() => window.__callTest.roomSent), { frames: 2, envelopes: 0 });
+    await page.screenshot({ path: join(ARTEFACTS, "room-call.png"), fullPage: true });
     for (const run of runs) assert.equal(await run.wait(40_000), 0, run.stderr);
+    // Members whose `call join` ended are dropped from the page's call (their `leave`, or the lost session).
+    await waitHook(page, "h.roomCall.peers.length === 0", "the members who left to be dropped");
     for (const [i, run] of runs.entries()) {
       assert.equal(run.stdout.split("\n").filter((l) => l.includes("hello mesh")).length, 1, `member ${i} shows the page's line once:\n${run.stdout}`);
       assert.ok(run.stderr.includes("Page is in the call"), run.stderr);
