@@ -5,12 +5,14 @@
  * messages go on the pairs' channels as `room_msg` frames (§19.6); frames arriving are checked
  * (this room, sent by the pair's own peer: no relaying) and handed to the rooms panel.
  */
+import { parseCandidate, parseHangup } from "../../protocol/callbody.ts";
 import type { CallId } from "../../protocol/callid.ts";
 import { bytesEqual, utf8 } from "../../protocol/encoding.ts";
 import type { OpenedEnvelope } from "../../protocol/envelope.ts";
 import { isProtocolError } from "../../protocol/errors.ts";
 import type { Identity } from "../../protocol/identity.ts";
 import type { JsonObject } from "../../protocol/json.ts";
+import { parseSignedSdp } from "../../protocol/sdp.ts";
 import { encodeRoomCall, parseRoomCall, parseRoomMessage, type RoomId, type RoomMessage, type RoomState } from "../../protocol/room.ts";
 
 import { Call, type CallEvents, type CallState, verifyOffer } from "../call.ts";
@@ -119,7 +121,10 @@ export class RoomCall {
       return true;
     }
     const call = this.peers.get(e.from.text)?.call;
-    return call ? call.handleEnvelope(opened) : false;
+    // Only what carries this pair's token: a 1:1 call with the same member keeps its own.
+    const carried = bodyToken(e.kind, opened.plaintext);
+    if (!call || !carried || !bytesEqual(carried, token)) return false;
+    return call.handleEnvelope(opened);
   }
 
   /** Leaves: `leave` to every peer, every session hung up. */
@@ -241,4 +246,16 @@ export class RoomCall {
     if (!msg.sender.equals(peer.id)) return this.host.ignored("room_msg_relayed");
     this.host.roomMessage(msg);
   }
+}
+
+/** The call token an `answer`, `hangup`, `reject` or `candidate` body carries, or `null`. */
+function bodyToken(kind: string, plaintext: Uint8Array): Uint8Array | null {
+  try {
+    if (kind === "answer") return parseSignedSdp(plaintext).callToken;
+    if (kind === "hangup" || kind === "reject") return parseHangup(plaintext).callToken;
+    if (kind === "candidate") return parseCandidate(plaintext).callToken;
+  } catch {
+    return null;
+  }
+  return null;
 }
