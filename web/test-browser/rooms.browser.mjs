@@ -160,13 +160,16 @@ describe("rooms in the web page", { skip: missing ?? false, timeout: 180_000 }, 
     room(members[1].dir, server.url, ["sync"]);
     await waitHook(page, `h.rooms.length === 1`, "the page to take the invitation");
 
+    const wavs = members.map((m) => join(m.dir, "mix.wav"));
+    const joinCall = (i) => runCall(members[i].dir, ["join", roomId, "--duration", "14", "--audio-in", `sine:${TONES[i]}`, "--audio-out", wavs[i]], server.url);
+    // Alice starts the call: the page, not in it, shows that she joined.
+    const runs = [joinCall(0)];
+    await waitHook(page, `h.roomCallHeard["${roomId}"] === "${members[0].id}"`, "the page to hear that Alice joined the call");
+    assert.match(await page.textContent("#room-call-notice"), /^Alice joined the room's call at /);
     await page.evaluate((hz) => (window.__callTest.toneHz = hz), PAGE_HZ);
     await page.click("#room-join");
     await waitHook(page, "h.roomCall !== null", "the page in the room's call");
-    const wavs = members.map((m) => join(m.dir, "mix.wav"));
-    const runs = members.map((m, i) =>
-      runCall(m.dir, ["join", roomId, "--duration", "14", "--audio-in", `sine:${TONES[i]}`, "--audio-out", wavs[i]], server.url),
-    );
+    runs.push(joinCall(1));
     await waitHook(page, `h.roomCall.peers.length === 2 && h.roomCall.peers.every((x) => x.state === "connected")`, "both call members connected to the page", 30_000);
     // The page hears each member's own tone on that member's session.
     for (const [i, m] of members.entries()) {

@@ -52,6 +52,8 @@ export interface TestHook {
   roomLines: Record<string, { id: string; sender: string; text: string; mine: boolean; mention: boolean }[]>;
   /** The room's call the page is in: its room and each peer's session state. */
   roomCall: { room: string; peers: { id: string; state: string }[] } | null;
+  /** By room ID: the last `join` heard while the page was not in that room's call (a member's call ID). */
+  roomCallHeard: Record<string, string>;
   /** Room messages sent by this page as `room_msg` frames on a room call's channels, and as envelopes. */
   roomSent: { frames: number; envelopes: number };
   /** Power share near `hz` in one room-call peer's audio (by call ID). */
@@ -88,6 +90,7 @@ export function installHook(remoteTone: TestHook["remoteTone"], remotePictureVar
     roomLines: {},
     roomCall: null,
     roomSent: { frames: 0, envelopes: 0 },
+    roomCallHeard: {},
     roomTone: () => null,
     remoteTone,
     remotePictureVariance,

@@ -10,7 +10,7 @@ import type { CallId } from "../../protocol/callid.ts";
 import { utf8Decode } from "../../protocol/encoding.ts";
 import type { OpenedEnvelope } from "../../protocol/envelope.ts";
 import { isProtocolError } from "../../protocol/errors.ts";
-import { encodeRoomMessage, parseRoomMessage } from "../../protocol/room.ts";
+import { encodeRoomMessage, parseRoomCall, parseRoomMessage } from "../../protocol/room.ts";
 import type { Identity } from "../../protocol/identity.ts";
 import { safetyNumber } from "../../protocol/safety.ts";
 import { RoomStore, type StoredMessage } from "../../store/rooms.ts";
@@ -33,6 +33,8 @@ export class RoomsPanel {
   private queue: Promise<void> = Promise.resolve();
   private timer: ReturnType<typeof setTimeout> | null = null;
   private call: RoomCall | null = null;
+  /** The last `join` heard per room while not in its call. */
+  private readonly heard = new Map<string, { from: string; at: number }>();
 
   constructor(
     private readonly phone: Phone,
@@ -46,7 +48,7 @@ export class RoomsPanel {
     el<HTMLDetailsElement>("room-members-box").addEventListener("toggle", () => this.showMembers());
     el("room-join").addEventListener("click", () => void this.joinCall());
     el("room-leave").addEventListener("click", () => this.leaveCall());
-    phone.roomCall = async (opened) => (this.call ? this.call.handleEnvelope(opened) : false);
+    phone.roomCall = async (opened) => (this.call ? this.call.handleEnvelope(opened) : this.heardJoin(opened));
     const hook = installedHook();
     hook.roomTone = (peer, hz) => this.call?.tone(peer, hz) ?? null;
   }
@@ -83,6 +85,29 @@ export class RoomsPanel {
     this.showCall();
   }
 
+  /**
+   * Not in a call: a member's `join` says it started or joined the room's call; the page shows
+   * it (and does not answer: only members in the call answer, §21.5). Leaves are sent only to
+   * those in the call, so the notice says when, not that the member is still there.
+   */
+  private heardJoin(opened: OpenedEnvelope): boolean {
+    const e = opened.envelope;
+    if (e.kind !== "room_call") return false;
+    let body;
+    try {
+      body = parseRoomCall(opened.plaintext);
+    } catch (err) {
+      this.count(err);
+      return true;
+    }
+    const entry = this.book?.room(body.room.text);
+    if (!entry || entry.removed || !entry.held.current.members.some((m) => m.id.equals(e.from)) || body.op !== "join") return true;
+    this.heard.set(body.room.text, { from: e.from.text, at: Date.now() });
+    installedHook().roomCallHeard[body.room.text] = e.from.text;
+    this.showCall();
+    return true;
+  }
+
   private leaveCall(): void {
     this.call?.leave();
     this.call = null;
@@ -96,6 +121,11 @@ export class RoomsPanel {
     el("room-join").hidden = call !== null;
     el("room-leave").hidden = call === null;
     el("room-call-peers").hidden = call === null;
+    const heard = this.selected && !call ? this.heard.get(this.selected) : undefined;
+    el("room-call-notice").hidden = !heard;
+    if (heard && this.selected) {
+      el("room-call-notice").textContent = `${this.nameOf(this.selected, heard.from)} joined the room's call at ${new Date(heard.at).toTimeString().slice(0, 8)}.`;
+    }
     const peers = call?.list() ?? [];
     installedHook().roomCall = call ? { room: call.room.text, peers } : null;
     el("room-call-peers").replaceChildren(
@@ -294,6 +324,7 @@ export class RoomsPanel {
     el<HTMLButtonElement>("room-send").disabled = entry.removed;
     el<HTMLButtonElement>("room-join").disabled = entry.removed || (this.call !== null && this.call.room.text !== state.room.text);
     this.showMembers();
+    this.showCall();
     const room = state.room.text;
     el("room-log").replaceChildren(...(await this.store.history(room)).map((m) => this.lineElement(m)));
     el("room-log").scrollTop = el("room-log").scrollHeight;
