@@ -251,7 +251,8 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     await p.page.fill("#peer-id", offline.id);
     await p.page.click("#dial");
     await waitHook(p.page, 'h.state === "ended"', "the dial to an offline ID to end");
-    assert.match(await p.page.evaluate(() => window.__callTest.lastError), /offline/);
+    assert.match(await p.page.evaluate(() => window.__callTest.endMessage), /offline/);
+    assert.match(await p.page.textContent("#call-end"), /offline/, "the page says so where the call ended");
     // A page declines call: call exits non-zero saying so.
     const caller = newCallIdentity();
     const dialer = runCall(caller.dir, ["dial", p.id, "--audio-in", "silence", "--audio-out", "null"], server.url);

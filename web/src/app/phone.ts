@@ -110,8 +110,9 @@ export class Phone {
 
   private serverError(code: string, message: string): void {
     if (code === "not_online" && this.call?.state === "dialing") {
-      this.showError("dial-error", "The person you are calling is offline (not connected to this server).");
-      this.call.hangup("timeout");
+      const message = "The person you are calling is offline (not connected to this server).";
+      this.showError("dial-error", message);
+      this.call.abandon(message);
       return;
     }
     this.count(`server_${code}`);
