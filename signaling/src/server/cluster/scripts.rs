@@ -33,6 +33,8 @@ pub const SWEEP_LIMIT: usize = 1000;
 
 /// Shared functions, put in front of every script body.
 const PRELUDE: &str = r#"
+-- Negative increments are written `0 - x`: Lua's `-x` of 0 is -0, which Redis refuses as
+-- an integer argument.
 local function parse_entry(e)
   local exp, from, frame = string.match(e, '^(%d+) (%S+) (.*)$')
   return tonumber(exp), from, frame
@@ -55,8 +57,8 @@ local function sweep(p, now, overhead, limit)
       if exp > now then break end
       redis.call('LPOP', box)
       local len = string.len(frame)
-      redis.call('HINCRBY', meta, 'bytes', -len)
-      redis.call('HINCRBY', meta, 's:' .. from, -len)
+      redis.call('HINCRBY', meta, 'bytes', 0 - len)
+      redis.call('HINCRBY', meta, 's:' .. from, 0 - len)
       freed = freed + len + overhead
       gone = gone + 1
     end
@@ -69,8 +71,8 @@ local function sweep(p, now, overhead, limit)
       redis.call('DEL', box, meta)
       freed = freed + overhead
     end
-    redis.call('HINCRBY', p .. 'mboxstats', 'bytes', -freed)
-    redis.call('HINCRBY', p .. 'mboxstats', 'envelopes', -gone)
+    redis.call('HINCRBY', p .. 'mboxstats', 'bytes', 0 - freed)
+    redis.call('HINCRBY', p .. 'mboxstats', 'envelopes', 0 - gone)
     redis.call('HINCRBY', p .. 'mboxstats', 'expired', gone)
   end
 end
@@ -138,8 +140,8 @@ local function drain(p, id, now, overhead, channel)
   end
   redis.call('DEL', box, p .. 'mboxmeta:' .. id)
   redis.call('ZREM', p .. 'mboxidx', id)
-  redis.call('HINCRBY', p .. 'mboxstats', 'bytes', -freed)
-  redis.call('HINCRBY', p .. 'mboxstats', 'envelopes', -#entries)
+  redis.call('HINCRBY', p .. 'mboxstats', 'bytes', 0 - freed)
+  redis.call('HINCRBY', p .. 'mboxstats', 'envelopes', 0 - #entries)
   redis.call('HINCRBY', p .. 'mboxstats', 'expired', expired)
   return kept, rest
 end

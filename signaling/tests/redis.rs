@@ -1,0 +1,654 @@
+//! `call-signaling --redis`: two real `call-signaling` processes on one real Redis (its own
+//! `redis-server`, loopback, persistence off), raw WebSocket clients with signed sealed
+//! envelopes. Skipped with one line when `redis-server` is not installed
+//! (`scripts/install-system-deps.sh` installs it; CI has it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{init_tracing, Raw, SOON};
+use rand::{Rng as _, SeedableRng as _};
+use signaling::envelope::{Envelope, EnvelopeKind, ReplayCache};
+use signaling::identity::{CallId, Identity};
+use signaling::protocol::{answer_challenge, ClientFrame, ErrorCode, ServerFrame};
+use signaling::server::cluster::store::RedisStore;
+use signaling::server::mailbox::{Mailbox, MailboxLimits};
+use tokio::io::AsyncBufReadExt as _;
+
+const BIN: &str = env!("CARGO_BIN_EXE_call-signaling");
+
+fn redis_server() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/usr/local/bin"].map(PathBuf::from))
+        .map(|dir| dir.join("redis-server"))
+        .find(|p| p.is_file())
+}
+
+/// `redis-server`, or `None` after one line saying why `test` is skipped.
+fn redis_or_skip(test: &str) -> Option<PathBuf> {
+    let found = redis_server();
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED {test}: `redis-server` is not installed (Debian package redis-server; scripts/install-system-deps.sh installs it)"
+        );
+    }
+    found
+}
+
+fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A `redis-server` of the test's own on loopback, persistence off, killed on drop.
+struct Redis {
+    bin: PathBuf,
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<tokio::process::Child>,
+}
+
+impl Redis {
+    async fn start(bin: &Path) -> Redis {
+        let mut redis = Redis {
+            bin: bin.to_owned(),
+            port: free_tcp_port(),
+            dir: tempfile::tempdir().unwrap(),
+            child: None,
+        };
+        redis.run().await;
+        redis
+    }
+
+    /// (Re)starts the server on the same port and waits until it answers.
+    async fn run(&mut self) {
+        let child = tokio::process::Command::new(&self.bin)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let client = redis::Client::open(self.url()).unwrap();
+        for _ in 0..100 {
+            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                if redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {} does not answer", self.port);
+    }
+
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+}
+
+/// A `call-signaling --redis` process, killed on drop; its log goes to a file kept in `dir`.
+struct Instance {
+    child: tokio::process::Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Instance {
+    async fn start(redis_url: &str, dir: &Path, name: &str, extra: &[&str]) -> Instance {
+        let log = dir.join(format!("{name}.log"));
+        let (child, out) = spawn_signaling(redis_url, &log, extra).await;
+        let url = out.unwrap_or_else(|e| panic!("instance {name} did not start: {e}"));
+        Instance { child, url, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts the binary; its printed URL, or its log if it exited.
+async fn spawn_signaling(
+    redis_url: &str,
+    log: &Path,
+    extra: &[&str],
+) -> (tokio::process::Child, Result<String, String>) {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--no-turn", "--redis", redis_url])
+        .args(extra)
+        .env_remove("CALL_SIGNALING_REDIS")
+        .env_remove("CALL_SIGNALING_CONFIG")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::time::timeout(
+        SOON * 2,
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("the binary prints its URL or exits")
+    .unwrap();
+    match line {
+        Some(url) => (child, Ok(url)),
+        None => (child, Err(std::fs::read_to_string(log).unwrap_or_default())),
+    }
+}
+
+/// Logs in as `who`; answers the connection and the welcome's `kept`.
+async fn login(url: &str, who: &Identity) -> (Raw, u64) {
+    let (mut raw, c) = Raw::connect(url).await;
+    raw.send_text(answer_challenge(who, &c.server, &c.nonce, c.ts).to_json())
+        .await;
+    match raw.next_frame().await {
+        Some(ServerFrame::Welcome { id, kept }) => {
+            assert_eq!(id, who.call_id());
+            (raw, kept)
+        }
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+async fn send(
+    raw: &mut Raw,
+    from: &Identity,
+    to: &CallId,
+    kind: EnvelopeKind,
+    body: &[u8],
+) -> Envelope {
+    let env = Envelope::seal(from, to, kind, body, unix_now()).unwrap();
+    let frame = ClientFrame::Send {
+        envelope: serde_json::to_value(&env).unwrap(),
+    };
+    raw.send_text(frame.to_json()).await;
+    env
+}
+
+/// The next frame must deliver `sent`, and it must open for `me` with its body intact.
+async fn expect_delivered(raw: &mut Raw, me: &Identity, sent: &Envelope, body: &[u8]) {
+    match raw.next_frame().await {
+        Some(ServerFrame::Deliver { envelope }) => {
+            assert_eq!(&envelope, sent);
+            let opened = envelope
+                .open(me, unix_now(), &mut ReplayCache::new(16))
+                .expect("the delivered envelope opens for its recipient");
+            assert_eq!(opened.plaintext, body);
+        }
+        other => panic!("expected {} delivered, got {other:?}", sent.kind),
+    }
+}
+
+/// Nothing arrives for a moment (a sent error frame would).
+async fn expect_quiet(raw: &mut Raw) {
+    use futures::StreamExt as _;
+    if let Ok(msg) = tokio::time::timeout(Duration::from_millis(300), raw.ws.next()).await {
+        panic!("expected nothing, got {msg:?}");
+    }
+}
+
+struct Setup {
+    redis: Redis,
+    a: Instance,
+    b: Instance,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(test: &str, extra: &[&str]) -> Option<Setup> {
+    let bin = redis_or_skip(test)?;
+    init_tracing();
+    let redis = Redis::start(&bin).await;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Instance::start(&redis.url(), dir.path(), "a", extra).await;
+    let b = Instance::start(&redis.url(), dir.path(), "b", extra).await;
+    assert_ne!(a.url, b.url);
+    Some(Setup { redis, a, b, dir })
+}
+
+fn ident(n: u8) -> Identity {
+    Identity::from_seed([n; 32])
+}
+
+#[tokio::test]
+async fn clients_on_two_instances_talk_both_ways() {
+    let Some(s) = setup("clients_on_two_instances_talk_both_ways", &[]).await else {
+        return;
+    };
+    let (alice, bob, carol) = (ident(1), ident(2), ident(3));
+    let (mut on_a, _) = login(&s.a.url, &alice).await;
+    let (mut on_b, _) = login(&s.b.url, &bob).await;
+
+    // A call's set-up and end, across the instances.
+    let offer = send(
+        &mut on_a,
+        &alice,
+        &bob.call_id(),
+        EnvelopeKind::Offer,
+        b"offer sdp",
+    )
+    .await;
+    expect_delivered(&mut on_b, &bob, &offer, b"offer sdp").await;
+    let answer = send(
+        &mut on_b,
+        &bob,
+        &alice.call_id(),
+        EnvelopeKind::Answer,
+        b"answer sdp",
+    )
+    .await;
+    expect_delivered(&mut on_a, &alice, &answer, b"answer sdp").await;
+    let hangup = send(
+        &mut on_a,
+        &alice,
+        &bob.call_id(),
+        EnvelopeKind::Hangup,
+        b"bye",
+    )
+    .await;
+    expect_delivered(&mut on_b, &bob, &hangup, b"bye").await;
+    // A room message, the other way.
+    let msg = send(
+        &mut on_b,
+        &bob,
+        &alice.call_id(),
+        EnvelopeKind::RoomMessage,
+        b"hi room",
+    )
+    .await;
+    expect_delivered(&mut on_a, &alice, &msg, b"hi room").await;
+
+    // Nobody anywhere: an offer is answered not_online, as on one instance.
+    send(
+        &mut on_a,
+        &alice,
+        &carol.call_id(),
+        EnvelopeKind::Offer,
+        b"x",
+    )
+    .await;
+    on_a.expect_error(ErrorCode::NotOnline).await;
+    // The instances' own checks stay in front: a resend is refused by the sender's instance.
+    let frame = ClientFrame::Send {
+        envelope: serde_json::to_value(&offer).unwrap(),
+    };
+    on_a.send_text(frame.to_json()).await;
+    on_a.expect_error(ErrorCode::Replayed).await;
+    expect_quiet(&mut on_b).await;
+    drop(s.dir);
+}
+
+/// Waits until the Redis mailbox holds `n` envelopes for `to`.
+async fn wait_kept(redis: &Redis, to: &CallId, n: usize) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..100 {
+        let len: usize = redis::cmd("LLEN")
+            .arg(format!("call:mbox:{to}"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if len >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the mailbox of {to} never held {n} envelopes");
+}
+
+#[tokio::test]
+async fn the_mailbox_kept_on_one_instance_is_delivered_on_the_other() {
+    let Some(s) = setup(
+        "the_mailbox_kept_on_one_instance_is_delivered_on_the_other",
+        &["--mailbox-per-recipient", "3"],
+    )
+    .await
+    else {
+        return;
+    };
+    let (alice, bob, carol) = (ident(1), ident(2), ident(3));
+    let (mut on_a, _) = login(&s.a.url, &alice).await;
+    let (mut bob_b, _) = login(&s.b.url, &bob).await;
+    let mut kept = Vec::new();
+    for i in 0..3 {
+        let body = format!("kept {i}");
+        let kind = if i == 0 {
+            EnvelopeKind::RoomState
+        } else {
+            EnvelopeKind::RoomMessage
+        };
+        // From both instances, interleaved.
+        let (raw, who) = if i == 1 {
+            (&mut bob_b, &bob)
+        } else {
+            (&mut on_a, &alice)
+        };
+        kept.push((
+            send(raw, who, &carol.call_id(), kind, body.as_bytes()).await,
+            body,
+        ));
+        // Sends are not acknowledged: wait until Redis holds it, so the order is the test's.
+        wait_kept(&s.redis, &carol.call_id(), i + 1).await;
+    }
+    // The per-recipient cap holds across instances: the fourth is refused, wherever it comes from.
+    send(
+        &mut bob_b,
+        &bob,
+        &carol.call_id(),
+        EnvelopeKind::RoomMessage,
+        b"over",
+    )
+    .await;
+    bob_b.expect_error(ErrorCode::MailboxFull).await;
+    expect_quiet(&mut on_a).await;
+
+    // Carol logs in on B: the three, in order, then what is sent after her login.
+    let (mut carol_b, n) = login(&s.b.url, &carol).await;
+    assert_eq!(n, 3, "welcome counts the kept envelopes");
+    for (env, body) in &kept {
+        expect_delivered(&mut carol_b, &carol, env, body.as_bytes()).await;
+    }
+    let live = send(
+        &mut on_a,
+        &alice,
+        &carol.call_id(),
+        EnvelopeKind::RoomMessage,
+        b"live",
+    )
+    .await;
+    expect_delivered(&mut carol_b, &carol, &live, b"live").await;
+    // Delivered once: a second login finds nothing kept.
+    drop(carol_b);
+    let (_carol_a, n) = login(&s.a.url, &carol).await;
+    assert_eq!(n, 0);
+    drop(s.dir);
+}
+
+#[tokio::test]
+async fn a_killed_instance_drops_only_its_clients_who_reconnect_to_the_other() {
+    let Some(mut s) = setup(
+        "a_killed_instance_drops_only_its_clients_who_reconnect_to_the_other",
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (alice, dave, bob, erin) = (ident(1), ident(4), ident(2), ident(5));
+    let (mut alice_a, _) = login(&s.a.url, &alice).await;
+    let (_dave_a, _) = login(&s.a.url, &dave).await;
+    let (mut bob_b, _) = login(&s.b.url, &bob).await;
+    let (mut erin_b, _) = login(&s.b.url, &erin).await;
+    let first = send(
+        &mut bob_b,
+        &bob,
+        &alice.call_id(),
+        EnvelopeKind::Offer,
+        b"1",
+    )
+    .await;
+    expect_delivered(&mut alice_a, &alice, &first, b"1").await;
+
+    s.a.child.start_kill().unwrap();
+    s.a.child.wait().await.unwrap();
+    assert!(alice_a.expect_closed().await.is_empty());
+
+    // B's clients go on among themselves.
+    let env = send(
+        &mut bob_b,
+        &bob,
+        &erin.call_id(),
+        EnvelopeKind::Offer,
+        b"b-local",
+    )
+    .await;
+    expect_delivered(&mut erin_b, &erin, &env, b"b-local").await;
+    // Dave's presence still names the dead instance: not a black hole, an honest not_online.
+    send(
+        &mut bob_b,
+        &bob,
+        &dave.call_id(),
+        EnvelopeKind::Offer,
+        b"lost?",
+    )
+    .await;
+    bob_b.expect_error(ErrorCode::NotOnline).await;
+
+    // Alice reconnects to B and is reachable again, from B and through it.
+    let (mut alice_b, _) = login(&s.b.url, &alice).await;
+    let env = send(
+        &mut bob_b,
+        &bob,
+        &alice.call_id(),
+        EnvelopeKind::Offer,
+        b"again",
+    )
+    .await;
+    expect_delivered(&mut alice_b, &alice, &env, b"again").await;
+    let env = send(
+        &mut alice_b,
+        &alice,
+        &erin.call_id(),
+        EnvelopeKind::RoomMessage,
+        b"hey",
+    )
+    .await;
+    expect_delivered(&mut erin_b, &erin, &env, b"hey").await;
+    drop(s.dir);
+}
+
+#[tokio::test]
+async fn a_login_on_another_instance_displaces_the_old_connection() {
+    let Some(s) = setup(
+        "a_login_on_another_instance_displaces_the_old_connection",
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (alice, bob) = (ident(1), ident(2));
+    let (mut alice_a, _) = login(&s.a.url, &alice).await;
+    let (mut bob_a, _) = login(&s.a.url, &bob).await;
+    let (mut alice_b, _) = login(&s.b.url, &alice).await;
+    alice_a.expect_error(ErrorCode::Replaced).await;
+    assert!(alice_a.expect_closed().await.is_empty());
+    // Bob, on A, now reaches Alice's connection on B.
+    let env = send(
+        &mut bob_a,
+        &bob,
+        &alice.call_id(),
+        EnvelopeKind::Offer,
+        b"to b",
+    )
+    .await;
+    expect_delivered(&mut alice_b, &alice, &env, b"to b").await;
+    // And the displaced connection's cleanup did not remove the newer presence.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let env = send(
+        &mut bob_a,
+        &bob,
+        &alice.call_id(),
+        EnvelopeKind::Answer,
+        b"still",
+    )
+    .await;
+    expect_delivered(&mut alice_b, &alice, &env, b"still").await;
+    drop(s.dir);
+}
+
+#[tokio::test]
+async fn losing_redis_keeps_local_routing_and_refuses_remote_with_recipient_busy() {
+    let Some(mut s) = setup(
+        "losing_redis_keeps_local_routing_and_refuses_remote_with_recipient_busy",
+        &[],
+    )
+    .await
+    else {
+        return;
+    };
+    let (alice, dave, bob) = (ident(1), ident(4), ident(2));
+    let (mut alice_a, _) = login(&s.a.url, &alice).await;
+    let (mut dave_a, _) = login(&s.a.url, &dave).await;
+    let (mut bob_b, _) = login(&s.b.url, &bob).await;
+
+    s.redis.kill().await;
+    let env = send(
+        &mut alice_a,
+        &alice,
+        &dave.call_id(),
+        EnvelopeKind::Offer,
+        b"local",
+    )
+    .await;
+    expect_delivered(&mut dave_a, &dave, &env, b"local").await;
+    send(
+        &mut alice_a,
+        &alice,
+        &bob.call_id(),
+        EnvelopeKind::Offer,
+        b"remote",
+    )
+    .await;
+    alice_a.expect_error(ErrorCode::RecipientBusy).await;
+
+    // Redis comes back (empty: nothing was on disk); the instances reconnect by themselves and
+    // write their clients' presence again.
+    s.redis.run().await;
+    let mut delivered = false;
+    for attempt in 0..60 {
+        let body = format!("retry {attempt}");
+        let env = send(
+            &mut alice_a,
+            &alice,
+            &bob.call_id(),
+            EnvelopeKind::Offer,
+            body.as_bytes(),
+        )
+        .await;
+        match alice_a_or_bob(&mut alice_a, &mut bob_b).await {
+            Some(ServerFrame::Deliver { envelope }) => {
+                assert_eq!(envelope, env);
+                delivered = true;
+                break;
+            }
+            Some(ServerFrame::Error { code, .. }) => {
+                assert!(
+                    matches!(code, ErrorCode::RecipientBusy | ErrorCode::NotOnline),
+                    "{code}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(
+        delivered,
+        "routing across instances did not come back after Redis did\nA: {}\nB: {}",
+        s.a.log(),
+        s.b.log()
+    );
+    assert!(s.a.log().contains("Redis lost"), "{}", s.a.log());
+    drop(s.dir);
+}
+
+/// The sender's error, or the recipient's delivery, whichever comes first.
+async fn alice_a_or_bob(alice: &mut Raw, bob: &mut Raw) -> Option<ServerFrame> {
+    tokio::select! {
+        f = alice.next_frame() => f,
+        f = bob.next_frame() => f,
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_at_start_is_one_clear_error_and_a_failed_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis://:hunter2@127.0.0.1:{}/0", free_tcp_port());
+    let (mut child, out) = spawn_signaling(&url, &dir.path().join("log"), &[]).await;
+    let log = out.expect_err("the server must not start");
+    assert!(
+        log.contains("cannot reach Redis at redis://***@127.0.0.1:"),
+        "{log}"
+    );
+    assert!(!log.contains("hunter2"), "the password leaked: {log}");
+    assert!(!child.wait().await.unwrap().success());
+}
+
+/// The Redis mailbox and the in-memory one answer the same to the same seeded random
+/// operations (bounds, order, expiry, accounting).
+#[tokio::test]
+async fn the_redis_mailbox_enforces_the_same_bounds_as_the_memory_one() {
+    let Some(bin) = redis_or_skip("the_redis_mailbox_enforces_the_same_bounds_as_the_memory_one")
+    else {
+        return;
+    };
+    let redis = Redis::start(&bin).await;
+    let limits = MailboxLimits {
+        ttl_secs: 100,
+        per_recipient_count: 4,
+        per_recipient_bytes: 40,
+        per_sender_bytes: 25,
+        total_bytes: 2_000,
+    };
+    let id = |n: u8| ident(n).call_id();
+    for seed in 0..8u64 {
+        let store = RedisStore::connect(&redis.url(), limits)
+            .await
+            .unwrap()
+            .with_prefix(format!("t{seed}:"));
+        let mut memory = Mailbox::new(limits);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut now = 1_000u64;
+        for step in 0..150 {
+            now += rng.gen_range(0..30);
+            let who: u8 = rng.gen_range(0..6);
+            let to = id(who / 2 + 50);
+            match rng.gen_range(0..4) {
+                0 | 1 => {
+                    let frame = "p".repeat(rng.gen_range(0..30));
+                    let want = memory.push(id(who), to, frame.clone(), now);
+                    let got = store.keep(&id(who), &to, &frame, now).await.unwrap();
+                    assert_eq!(got, want, "seed {seed} step {step}: push");
+                }
+                2 => {
+                    let want = memory.take(&to, now);
+                    let got = store.take(&to, now).await.unwrap();
+                    assert_eq!(got, want, "seed {seed} step {step}: take");
+                }
+                _ => {
+                    memory.expire(now);
+                    store.expire(now).await.unwrap();
+                }
+            }
+            let got = store.mailbox_stats().await.unwrap();
+            assert_eq!(got, memory.stats(), "seed {seed} step {step}: stats");
+        }
+    }
+}
