@@ -54,7 +54,17 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// A `redis-server` of the test's own on loopback, persistence off, killed on drop.
+/// The password of the tests' Redis.
+const PASSWORD: &str = "test-password";
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+/// A `redis-server` of the test's own, run from `deploy/redis/redis-call.conf` with loopback,
+/// a free port, a password and a temporary directory instead of the file's; killed on drop.
 struct Redis {
     bin: PathBuf,
     port: u16,
@@ -77,8 +87,9 @@ impl Redis {
     /// (Re)starts the server on the same port and waits until it answers.
     async fn run(&mut self) {
         let child = tokio::process::Command::new(&self.bin)
+            .arg(deploy("redis/redis-call.conf"))
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .args(["--requirepass", PASSWORD, "--daemonize", "no", "--dir"])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -109,8 +120,16 @@ impl Redis {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://:{PASSWORD}@127.0.0.1:{}/0", self.port)
     }
+}
+
+/// How an instance is given the Redis URL.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    Flag,
+    Env,
+    ConfigFile,
 }
 
 /// A `call-signaling --redis` process, killed on drop; its log goes to a file kept in `dir`.
@@ -121,9 +140,9 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(redis_url: &str, dir: &Path, name: &str, extra: &[&str]) -> Instance {
+    async fn start(redis_url: &str, via: Via, dir: &Path, name: &str, extra: &[&str]) -> Instance {
         let log = dir.join(format!("{name}.log"));
-        let (child, out) = spawn_signaling(redis_url, &log, extra).await;
+        let (child, out) = spawn_signaling(redis_url, via, &log, extra).await;
         let url = out.unwrap_or_else(|e| panic!("instance {name} did not start: {e}"));
         Instance { child, url, log }
     }
@@ -136,14 +155,31 @@ impl Instance {
 /// Starts the binary; its printed URL, or its log if it exited.
 async fn spawn_signaling(
     redis_url: &str,
+    via: Via,
     log: &Path,
     extra: &[&str],
 ) -> (tokio::process::Child, Result<String, String>) {
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["--listen", "127.0.0.1:0", "--no-turn", "--redis", redis_url])
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.args(["--listen", "127.0.0.1:0", "--no-turn"])
         .args(extra)
         .env_remove("CALL_SIGNALING_REDIS")
-        .env_remove("CALL_SIGNALING_CONFIG")
+        .env_remove("CALL_SIGNALING_CONFIG");
+    match via {
+        Via::Flag => {
+            cmd.args(["--redis", redis_url]);
+        }
+        Via::Env => {
+            cmd.env("CALL_SIGNALING_REDIS", redis_url);
+        }
+        Via::ConfigFile => {
+            use std::os::unix::fs::PermissionsExt as _;
+            let file = log.with_extension("toml");
+            std::fs::write(&file, format!("redis = {redis_url:?}\n")).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            cmd.arg("--config").arg(file);
+        }
+    }
+    let mut child = cmd
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
@@ -222,13 +258,14 @@ struct Setup {
     dir: tempfile::TempDir,
 }
 
-async fn setup(test: &str, extra: &[&str]) -> Option<Setup> {
+/// Redis and two instances: A given `--redis`, B the URL `b_via`.
+async fn setup(test: &str, b_via: Via, extra: &[&str]) -> Option<Setup> {
     let bin = redis_or_skip(test)?;
     init_tracing();
     let redis = Redis::start(&bin).await;
     let dir = tempfile::tempdir().unwrap();
-    let a = Instance::start(&redis.url(), dir.path(), "a", extra).await;
-    let b = Instance::start(&redis.url(), dir.path(), "b", extra).await;
+    let a = Instance::start(&redis.url(), Via::Flag, dir.path(), "a", extra).await;
+    let b = Instance::start(&redis.url(), b_via, dir.path(), "b", extra).await;
     assert_ne!(a.url, b.url);
     Some(Setup { redis, a, b, dir })
 }
@@ -239,7 +276,7 @@ fn ident(n: u8) -> Identity {
 
 #[tokio::test]
 async fn clients_on_two_instances_talk_both_ways() {
-    let Some(s) = setup("clients_on_two_instances_talk_both_ways", &[]).await else {
+    let Some(s) = setup("clients_on_two_instances_talk_both_ways", Via::Env, &[]).await else {
         return;
     };
     let (alice, bob, carol) = (ident(1), ident(2), ident(3));
@@ -327,6 +364,7 @@ async fn wait_kept(redis: &Redis, to: &CallId, n: usize) {
 async fn the_mailbox_kept_on_one_instance_is_delivered_on_the_other() {
     let Some(s) = setup(
         "the_mailbox_kept_on_one_instance_is_delivered_on_the_other",
+        Via::ConfigFile,
         &["--mailbox-per-recipient", "3"],
     )
     .await
@@ -395,6 +433,7 @@ async fn the_mailbox_kept_on_one_instance_is_delivered_on_the_other() {
 async fn a_killed_instance_drops_only_its_clients_who_reconnect_to_the_other() {
     let Some(mut s) = setup(
         "a_killed_instance_drops_only_its_clients_who_reconnect_to_the_other",
+        Via::Flag,
         &[],
     )
     .await
@@ -468,6 +507,7 @@ async fn a_killed_instance_drops_only_its_clients_who_reconnect_to_the_other() {
 async fn a_login_on_another_instance_displaces_the_old_connection() {
     let Some(s) = setup(
         "a_login_on_another_instance_displaces_the_old_connection",
+        Via::Flag,
         &[],
     )
     .await
@@ -508,7 +548,8 @@ async fn a_login_on_another_instance_displaces_the_old_connection() {
 async fn losing_redis_keeps_local_routing_and_refuses_remote_with_recipient_busy() {
     let Some(mut s) = setup(
         "losing_redis_keeps_local_routing_and_refuses_remote_with_recipient_busy",
-        &[],
+        Via::Flag,
+        &["--metrics-listen", "127.0.0.1:0"],
     )
     .await
     else {
@@ -576,7 +617,31 @@ async fn losing_redis_keeps_local_routing_and_refuses_remote_with_recipient_busy
         s.b.log()
     );
     assert!(s.a.log().contains("Redis lost"), "{}", s.a.log());
+    let errors = scrape_counter(&s.a.log(), "call_signaling_redis_errors_total").await;
+    assert!(errors >= 1.0, "Redis errors counted: {errors}");
     drop(s.dir);
+}
+
+/// The value of `name` on the `/metrics` page of the instance whose log is `log`.
+async fn scrape_counter(log: &str, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let line = log
+        .lines()
+        .find(|l| l.contains("serving metrics"))
+        .expect("the instance serves metrics");
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("addr="))
+        .expect("the metrics address is logged");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut page = String::new();
+    tcp.read_to_string(&mut page).await.unwrap();
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} not on the page: {page}"))
 }
 
 /// The sender's error, or the recipient's delivery, whichever comes first.
@@ -591,7 +656,7 @@ async fn alice_a_or_bob(alice: &mut Raw, bob: &mut Raw) -> Option<ServerFrame> {
 async fn an_unreachable_redis_at_start_is_one_clear_error_and_a_failed_exit() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("redis://:hunter2@127.0.0.1:{}/0", free_tcp_port());
-    let (mut child, out) = spawn_signaling(&url, &dir.path().join("log"), &[]).await;
+    let (mut child, out) = spawn_signaling(&url, Via::Flag, &dir.path().join("log"), &[]).await;
     let log = out.expect_err("the server must not start");
     assert!(
         log.contains("cannot reach Redis at redis://***@127.0.0.1:"),
@@ -651,4 +716,31 @@ async fn the_redis_mailbox_enforces_the_same_bounds_as_the_memory_one() {
             assert_eq!(got, memory.stats(), "seed {seed} step {step}: stats");
         }
     }
+    // Nothing on disk, even at a clean shutdown of a Redis that held a mailbox.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _ = redis::cmd("SHUTDOWN").query_async::<()>(&mut conn).await;
+    let mut redis = redis;
+    if let Some(child) = redis.child.as_mut() {
+        child.wait().await.unwrap();
+    }
+    let files: Vec<_> = std::fs::read_dir(redis.dir.path()).unwrap().collect();
+    assert!(files.is_empty(), "Redis wrote {files:?}");
+}
+
+/// The deploy files keep Redis off the disk and from evicting silently.
+#[test]
+fn the_deployed_redis_keeps_nothing_on_disk() {
+    let conf = std::fs::read_to_string(deploy("redis/redis-call.conf")).unwrap();
+    let active: Vec<&str> = conf
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in ["save \"\"", "appendonly no", "maxmemory-policy noeviction"] {
+        assert!(active.contains(&needed), "redis-call.conf lacks `{needed}`");
+    }
+    let unit = std::fs::read_to_string(deploy("systemd/redis-call.service")).unwrap();
+    let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+    assert!(exec.contains("--save \"\" --appendonly no"), "{exec}");
 }
