@@ -51,14 +51,16 @@ impl Redis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
+        // Owned from here: dropped (killed and reaped) on every path.
+        let redis = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
         // It answers once it listens.
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Redis {
-                    child,
-                    port,
-                    _dir: dir,
-                };
+                return redis;
             }
             std::thread::sleep(Duration::from_millis(25));
         }

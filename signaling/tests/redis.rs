@@ -744,3 +744,85 @@ fn the_deployed_redis_keeps_nothing_on_disk() {
     let exec = unit.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
     assert!(exec.contains("--save \"\" --appendonly no"), "{exec}");
 }
+
+/// The presence scripts on a real Redis: a login displaces (a kick on the old instance's
+/// channel), a refresh finds what another instance took and writes back what lapsed or what an
+/// older connection of the same instance still holds, a logout deletes only its own token, and
+/// a presence whose instance nobody listens for does not swallow envelopes.
+#[tokio::test]
+async fn presence_scripts_decide_displacement_refresh_and_logout() {
+    use futures::StreamExt as _;
+    use signaling::server::cluster::presence::{InstanceId, PresenceToken};
+    use signaling::server::cluster::scripts::RouteAnswer;
+    let Some(bin) = redis_or_skip("presence_scripts_decide_displacement_refresh_and_logout") else {
+        return;
+    };
+    let redis = Redis::start(&bin).await;
+    let store = RedisStore::connect(&redis.url(), MailboxLimits::default())
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(30);
+    let (a, b) = (InstanceId::from_u64(0xa), InstanceId::from_u64(0xb));
+    let token = |instance, conn| PresenceToken { instance, conn };
+    let (x, y, from) = (ident(1).call_id(), ident(2).call_id(), ident(3).call_id());
+    let chan = |i: InstanceId| store.channel(&i.to_string());
+    let mut on_a = store.subscribe(&chan(a)).await.unwrap().into_on_message();
+    let now = unix_now();
+
+    let first = store
+        .login(&x, token(a, 1), ttl, &chan(a), now)
+        .await
+        .unwrap();
+    assert_eq!((first.kept, first.displaced), (0, None));
+    let second = store
+        .login(&x, token(b, 5), ttl, &chan(b), now)
+        .await
+        .unwrap();
+    assert_eq!(second.displaced, Some(token(a, 1)));
+    let kick = tokio::time::timeout(SOON, on_a.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kick.get_payload_bytes(), format!("k {x} 1").as_bytes());
+
+    // A still believes it holds X: its refresh learns otherwise. Y lapsed: written back.
+    let lost = store
+        .refresh(a, &[(x, token(a, 1)), (y, token(a, 2))], ttl)
+        .await
+        .unwrap();
+    assert_eq!(lost, [x]);
+    // B's newer connection refreshes before its login script ran: not a displacement.
+    let lost = store.refresh(b, &[(x, token(b, 6))], ttl).await.unwrap();
+    assert!(lost.is_empty());
+    assert!(
+        !store.logout(&x, token(b, 5)).await.unwrap(),
+        "no longer its token"
+    );
+    assert!(store.logout(&x, token(b, 6)).await.unwrap());
+    assert_eq!(
+        store.route(&from, &x, false, "f", now).await.unwrap(),
+        RouteAnswer::Offline
+    );
+    // Y's presence names A, whose channel someone listens on: published.
+    assert_eq!(
+        store.route(&from, &y, false, "f", now).await.unwrap(),
+        RouteAnswer::Delivered
+    );
+    // Nobody listens for A any more: Y is offline at once, and its presence is gone.
+    drop(on_a);
+    let mut answer = RouteAnswer::Delivered;
+    for _ in 0..100 {
+        answer = store.route(&from, &y, false, "f", now).await.unwrap();
+        if answer != RouteAnswer::Delivered {
+            break;
+        }
+        // Redis notices the closed subscriber connection shortly.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer, RouteAnswer::Offline);
+    assert_eq!(
+        store.route(&from, &y, true, "f", now).await.unwrap(),
+        RouteAnswer::Kept,
+        "a mailbox kind is kept for the recipient that is now offline"
+    );
+}

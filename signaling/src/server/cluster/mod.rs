@@ -347,7 +347,7 @@ async fn refresh_presence(
         };
         let ttl = cluster.book().timing().ttl;
         for batch in held.chunks(BATCH) {
-            match cluster.store.refresh(batch, ttl).await {
+            match cluster.store.refresh(cluster.instance, batch, ttl).await {
                 Ok(lost) => {
                     cluster.ok();
                     for id in lost {

@@ -201,17 +201,19 @@ end
 return 0
 "#;
 
-/// ARGV: prefix, ttl ms, then pairs id, token. Renews each token that is still there, writes
-/// back one that lapsed, and answers the IDs whose presence another token holds now.
+/// ARGV: prefix, ttl ms, own instance, then pairs id, token. Renews each token that is still
+/// there, writes back one that lapsed or that an older connection of the same instance still
+/// holds (its login is in flight; the instance's latest connection is the truth), and answers
+/// the IDs whose presence another instance holds now.
 const REFRESH: &str = r#"
-local p, ttl = ARGV[1], ARGV[2]
+local p, ttl, own = ARGV[1], ARGV[2], ARGV[3] .. '/'
 local lost = {}
-for i = 3, #ARGV - 1, 2 do
+for i = 4, #ARGV - 1, 2 do
   local key = p .. 'presence:' .. ARGV[i]
   local v = redis.call('GET', key)
   if v == ARGV[i + 1] then
     redis.call('PEXPIRE', key, ttl)
-  elseif not v then
+  elseif not v or string.sub(v, 1, #own) == own then
     redis.call('SET', key, ARGV[i + 1], 'PX', ttl)
   else
     lost[#lost + 1] = ARGV[i]

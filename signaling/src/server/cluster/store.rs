@@ -13,7 +13,7 @@ use redis::Script;
 use crate::identity::CallId;
 use crate::server::mailbox::{MailboxLimits, MailboxRefused, MailboxStats, ENTRY_OVERHEAD};
 
-use super::presence::PresenceToken;
+use super::presence::{InstanceId, PresenceToken};
 use super::scripts::{RouteAnswer, ScriptName, KEY_PREFIX, SWEEP_LIMIT};
 use super::ClusterError;
 
@@ -203,15 +203,18 @@ impl RedisStore {
         Ok(deleted == 1)
     }
 
-    /// Renews (or writes back) each `(id, token)` for `ttl`; answers the IDs another token
-    /// holds now.
+    /// Renews (or writes back) each `(id, token)` of `instance` for `ttl`; answers the IDs
+    /// another instance holds now.
     pub async fn refresh(
         &self,
+        instance: InstanceId,
         held: &[(CallId, PresenceToken)],
         ttl: Duration,
     ) -> Result<Vec<CallId>, ClusterError> {
         let mut inv = self.refresh.prepare_invoke();
-        inv.arg(&self.prefix).arg(ttl.as_millis().max(1) as u64);
+        inv.arg(&self.prefix)
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(instance.to_string());
         for (id, token) in held {
             inv.arg(id.to_string()).arg(token.to_string());
         }
