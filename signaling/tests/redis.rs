@@ -826,3 +826,71 @@ async fn presence_scripts_decide_displacement_refresh_and_logout() {
         "a mailbox kind is kept for the recipient that is now offline"
     );
 }
+
+/// Not a check, a figure: one-way latency (send → delivered) of sequential envelopes between
+/// two clients on the same instance and on two instances, in the same run, so their ratio is
+/// what Redis adds. `cargo test -p signaling --test redis -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check: run it by name"]
+async fn report_cross_instance_latency() {
+    let Some(s) = setup(
+        "report_cross_instance_latency",
+        Via::Flag,
+        &[
+            "--rate",
+            "1000",
+            "--burst",
+            "1000",
+            "--replay-capacity",
+            "5000",
+        ],
+    )
+    .await
+    else {
+        return;
+    };
+    let (alice, bob, carol) = (ident(1), ident(2), ident(3));
+    let (mut alice_a, _) = login(&s.a.url, &alice).await;
+    let (mut bob_a, _) = login(&s.a.url, &bob).await;
+    let (mut carol_b, _) = login(&s.b.url, &carol).await;
+    const N: usize = 1000;
+    let mut report = Vec::new();
+    for (name, to, rx) in [
+        ("same instance", &bob, &mut bob_a),
+        ("across instances", &carol, &mut carol_b),
+    ] {
+        let mut micros = Vec::with_capacity(N);
+        for i in 0..N {
+            let env = Envelope::seal(
+                &alice,
+                &to.call_id(),
+                EnvelopeKind::Offer,
+                &i.to_le_bytes(),
+                unix_now(),
+            )
+            .unwrap();
+            let frame = ClientFrame::Send {
+                envelope: serde_json::to_value(&env).unwrap(),
+            }
+            .to_json();
+            let start = std::time::Instant::now();
+            alice_a.send_text(frame).await;
+            match rx.next_frame().await {
+                Some(ServerFrame::Deliver { envelope }) => assert_eq!(envelope, env),
+                other => panic!("{other:?}"),
+            }
+            micros.push(start.elapsed().as_micros() as u64);
+        }
+        micros.sort_unstable();
+        let (p50, p99) = (micros[N / 2], micros[N * 99 / 100]);
+        report.push((name, p50, p99));
+    }
+    for (name, p50, p99) in &report {
+        println!("{name}: p50 {p50} µs, p99 {p99} µs over {N} sequential envelopes");
+    }
+    println!(
+        "across / same: p50 x{:.2}, p99 x{:.2}",
+        report[1].1 as f64 / report[0].1 as f64,
+        report[1].2 as f64 / report[0].2 as f64
+    );
+}
