@@ -437,6 +437,14 @@ impl Server {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        // Before TURN starts: an unreachable Redis stops the start with nothing to undo.
+        let joined = match &cfg.redis {
+            Some(redis) => Some(
+                cluster::Cluster::join(redis, cfg.limits.mailbox, metrics.redis_errors.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         let turn = match &cfg.turn {
             Some(turn_cfg) => Some(Arc::new(
                 turn::EmbeddedTurn::start(
@@ -452,13 +460,6 @@ impl Server {
         let mut turn_urls = turn.as_ref().map(|t| t.urls()).unwrap_or_default();
         turn_urls.extend(cfg.external_turn_urls.iter().cloned());
 
-        let joined = match &cfg.redis {
-            Some(redis) => Some(
-                cluster::Cluster::join(redis, cfg.limits.mailbox, metrics.redis_errors.clone())
-                    .await?,
-            ),
-            None => None,
-        };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let registry = Arc::new(
