@@ -306,6 +306,15 @@ fn parse_flags() -> ArgMatches {
              use --turn-secret-file PATH or CALL_TURN_SECRET instead"
         );
     }
+    let redis_password_on_argv = first
+        .get_one::<String>("redis")
+        .is_some_and(|url| url.split('/').nth(2).is_some_and(|host| host.contains('@')));
+    if first.value_source("redis") == Some(ValueSource::CommandLine) && redis_password_on_argv {
+        tracing::warn!(
+            "--redis with a password on the command line is visible to other local users (ps, \
+             /proc); use CALL_SIGNALING_REDIS or the config file (mode 0600) instead"
+        );
+    }
     let mut argv: Vec<OsString> = std::env::args_os().collect();
     let path = first.get_one::<PathBuf>("config").cloned();
     if let Some(path) = &path {
