@@ -16,6 +16,9 @@
 #                    service is not started where policy-rc.d forbids it, and the tests never
 #                    use it)
 #   iproute2       -> `ip netns` for the calls across network namespaces (tests only)
+#   redis-server   -> the Redis that several call-signaling instances share (--redis); the
+#                    tests start their own on loopback with persistence off (tests only; the
+#                    package's own service is not used)
 #   chromium       -> the web page's calls against `call` in a real browser, headless, driven
 #                    by playwright-core from web/package-lock.json (tests only; no browser
 #                    is downloaded)
@@ -24,7 +27,7 @@
 # that it skipped the web tests; the server embeds the committed web/dist and needs no Node.
 set -euo pipefail
 pkgs=(cmake nasm libclang-dev libasound2-dev pkg-config libsodium23 python3 tmux
-  libx11-6 libxcursor1 xvfb x11-apps xdotool coturn iproute2 chromium)
+  libx11-6 libxcursor1 xvfb x11-apps xdotool coturn iproute2 redis-server chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -54,6 +54,7 @@ fn main() {
     media_seeds(&seeds);
     file_seeds(&seeds);
     turn_seeds(&seeds);
+    cluster_seeds(&seeds);
     println!("seeds written to {}", seeds.root.display());
 }
 
@@ -508,4 +509,19 @@ fn turn_seeds(s: &Seeds) {
         one.extend_from_slice(d);
         s.put("turn_gate", &format!("single_{i}"), one);
     }
+}
+
+/// The two shapes of `cluster_message`: a `deliver` for Bob from Alice, and a kick.
+fn cluster_seeds(s: &Seeds) {
+    let env = sealed_for_bob(EnvelopeKind::Offer, b"seed", 7).to_json();
+    s.put(
+        "cluster_message",
+        "deliver",
+        format!(
+            r#"d {} {} {{"type":"deliver","envelope":{env}}}"#,
+            bob_id(),
+            alice_id()
+        ),
+    );
+    s.put("cluster_message", "kick", format!("k {} 42", alice_id()));
 }

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 mod chat_frames;
+mod cluster;
 mod files;
 pub mod fixtures;
 mod h264;
@@ -25,6 +26,7 @@ mod signaling_frames;
 mod turn;
 
 pub use chat_frames::chat_frame;
+pub use cluster::cluster_message;
 pub use files::{wav, y4m};
 pub use h264::{h264_depacketize, h264_packetize};
 pub use jitter::{audio_jitter, video_buffer};
@@ -45,7 +47,7 @@ pub struct Target {
 }
 
 /// Every target, in the order of the README's table.
-pub const TARGETS: [Target; 18] = [
+pub const TARGETS: [Target; 19] = [
     Target {
         name: "envelope",
         run: envelope,
@@ -117,6 +119,10 @@ pub const TARGETS: [Target; 18] = [
     Target {
         name: "turn_gate",
         run: turn_gate,
+    },
+    Target {
+        name: "cluster_message",
+        run: cluster_message,
     },
 ];
 

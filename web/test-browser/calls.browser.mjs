@@ -232,6 +232,16 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     assert.equal(await p.page.evaluate(() => window.__callTest.state), "connected", "the first call goes on");
     await p.page.click("#hangup");
     assert.equal(await listener.wait(), 0);
+    // An offer answered after it expired (the page's clock moved on 2 minutes) is not taken.
+    const late = newCallIdentity();
+    const lateDialer = runCall(late.dir, ["dial", p.id, "--audio-in", "silence", "--audio-out", "null", "--connect-timeout", "3"], server.url);
+    await waitHook(p.page, 'h.state === "ringing"', "the late call to ring");
+    await p.page.clock.setSystemTime(Date.now() + 120_000);
+    await p.page.click("#accept");
+    await waitHook(p.page, '/expired before you answered/.test(h.endMessage)', "the expired offer to be refused");
+    assert.equal(await p.page.evaluate(() => window.__callTest.callsStarted), 1, "no call was started for it");
+    assert.notEqual(await lateDialer.wait(), 0);
+    await p.page.clock.setSystemTime(Date.now());
     // Now a caller who gives up (its timeout, §5.4: hang-up "timeout") while the page rings.
     const third = newCallIdentity();
     const gone = runCall(third.dir, ["dial", p.id, "--audio-in", "silence", "--audio-out", "null", "--connect-timeout", "2"], server.url);
@@ -251,7 +261,8 @@ describe("the web page in Chromium", { skip: missing ?? false, timeout: 300_000 
     await p.page.fill("#peer-id", offline.id);
     await p.page.click("#dial");
     await waitHook(p.page, 'h.state === "ended"', "the dial to an offline ID to end");
-    assert.match(await p.page.evaluate(() => window.__callTest.lastError), /offline/);
+    assert.match(await p.page.evaluate(() => window.__callTest.endMessage), /offline/);
+    assert.match(await p.page.textContent("#call-end"), /offline/, "the page says so where the call ended");
     // A page declines call: call exits non-zero saying so.
     const caller = newCallIdentity();
     const dialer = runCall(caller.dir, ["dial", p.id, "--audio-in", "silence", "--audio-out", "null"], server.url);

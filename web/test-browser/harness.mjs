@@ -156,8 +156,8 @@ export async function dialFromPage(page, id, run = null) {
     await page.fill("#peer-id", id);
     await page.click("#dial");
     await waitHook(page, `h.state === "connecting" || h.state === "connected" || h.callsEnded > ${before}`, "the dial to be answered or refused");
-    const { state, lastError } = await page.evaluate(() => window.__callTest);
-    if (state !== "ended" || !/offline/.test(lastError ?? "")) return;
+    const { state, endMessage } = await page.evaluate(() => window.__callTest);
+    if (state !== "ended" || !/offline/.test(endMessage ?? "")) return;
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${id} never came online`);

@@ -265,13 +265,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start() -> TestServer {
+        TestServer::start_with(ServerConfig::local())
+    }
+
+    /// Like [`TestServer::start`] with a configuration of the test's own.
+    pub fn start_with(config: ServerConfig) -> TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("tokio runtime");
         let server = runtime
-            .block_on(Server::start(ServerConfig::local()))
+            .block_on(Server::start(config))
             .expect("signaling server starts on loopback");
         TestServer {
             runtime,

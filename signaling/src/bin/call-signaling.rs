@@ -18,7 +18,7 @@ use signaling::server::config_file::file_args;
 use signaling::server::mailbox::MailboxLimits;
 use signaling::server::secret_file::read_turn_secret_file;
 use signaling::server::{
-    Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig, TurnLimits,
+    ClusterConfig, Limits, RateLimit, Server, ServerConfig, TlsPaths, TurnConfig, TurnLimits,
 };
 use signaling::turn_credentials::{TurnSecret, DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS};
 
@@ -35,6 +35,18 @@ struct Args {
     /// Keep it on loopback or a private network: it is not the public port.
     #[arg(long, env = "CALL_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+
+    /// Redis shared by several instances behind one load balancer (redis://[:PASSWORD@]HOST[:PORT][/DB]):
+    /// presence, routing between instances and the offline mailbox live there. Run Redis with
+    /// persistence off (--save "" --appendonly no). A password is visible in `ps` when given
+    /// here: prefer the environment variable or the config file.
+    #[arg(
+        long,
+        env = "CALL_SIGNALING_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
 
     /// TCP address to serve WebSockets on (path /ws). Port 0 picks a free port.
     #[arg(long, env = "CALL_SIGNALING_LISTEN", default_value = "127.0.0.1:8443")]
@@ -277,6 +289,7 @@ impl Args {
             },
             limits,
             metrics_listen: self.metrics_listen,
+            redis: self.redis.map(ClusterConfig::new),
         })
     }
 }
@@ -298,6 +311,15 @@ fn parse_flags() -> ArgMatches {
         tracing::warn!(
             "--turn-secret on the command line is visible to other local users (ps, /proc); \
              use --turn-secret-file PATH or CALL_TURN_SECRET instead"
+        );
+    }
+    let redis_password_on_argv = first
+        .get_one::<String>("redis")
+        .is_some_and(|url| url.split('/').nth(2).is_some_and(|host| host.contains('@')));
+    if first.value_source("redis") == Some(ValueSource::CommandLine) && redis_password_on_argv {
+        tracing::warn!(
+            "--redis with a password on the command line is visible to other local users (ps, \
+             /proc); use CALL_SIGNALING_REDIS or the config file (mode 0600) instead"
         );
     }
     let mut argv: Vec<OsString> = std::env::args_os().collect();

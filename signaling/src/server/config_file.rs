@@ -10,7 +10,8 @@
 //! and checks as a flag would.
 //!
 //! The TURN shared secret is refused in a file that group or others may read (use mode 0600,
-//! or `turn-secret-file`). Unknown keys are refused with their name.
+//! or `turn-secret-file`), and so is a `redis` URL with a password in it. Unknown keys are
+//! refused with their name.
 
 use std::ffi::OsString;
 use std::io::Read as _;
@@ -89,8 +90,7 @@ pub enum ConfigFileError {
     /// A secret in a file that group or others may read.
     #[error(
         "`{key}` in the config file {path} is a secret, but the file may be read by group or \
-         others (mode {mode:03o}): chmod 600 it, or put the secret in a file of its own and \
-         set `turn-secret-file`"
+         others (mode {mode:03o}): chmod 600 it, or {elsewhere}"
     )]
     SecretInSharedFile {
         /// The file.
@@ -99,6 +99,8 @@ pub enum ConfigFileError {
         key: String,
         /// The file's permission bits.
         mode: u32,
+        /// Where else the secret can go.
+        elsewhere: &'static str,
     },
 }
 
@@ -121,7 +123,7 @@ pub fn file_args(
     let mut args = Vec::new();
     for (key, value) in &table {
         let arg = find_arg(cmd, path, key)?;
-        if SECRET_KEYS.contains(&key.as_str()) {
+        if SECRET_KEYS.contains(&key.as_str()) || (key == "redis" && has_password(value)) {
             check_private(path, key)?;
         }
         let set_above = |a: &Arg| {
@@ -181,6 +183,16 @@ fn find_arg<'c>(cmd: &'c Command, path: &Path, key: &str) -> Result<&'c Arg, Con
     })
 }
 
+/// A `redis://user:password@host` URL (user information before the host).
+fn has_password(value: &toml::Value) -> bool {
+    value.as_str().is_some_and(|url| {
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        rest.split('/')
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+    })
+}
+
 #[cfg(unix)]
 fn check_private(path: &Path, key: &str) -> Result<(), ConfigFileError> {
     use std::os::unix::fs::PermissionsExt as _;
@@ -194,6 +206,11 @@ fn check_private(path: &Path, key: &str) -> Result<(), ConfigFileError> {
             path: path.to_owned(),
             key: key.to_owned(),
             mode,
+            elsewhere: if key == "redis" {
+                "give the URL in the environment (CALL_SIGNALING_REDIS) instead"
+            } else {
+                "put the secret in a file of its own and set `turn-secret-file`"
+            },
         });
     }
     Ok(())
@@ -281,6 +298,7 @@ mod tests {
                     .long("turn-secret-file")
                     .conflicts_with("turn_secret"),
             )
+            .arg(Arg::new("redis").long("redis"))
             .arg(Arg::new("cert").long("tls-cert").requires("key"))
             .arg(Arg::new("key").long("tls-key").requires("cert"))
     }
@@ -382,6 +400,26 @@ mod tests {
         assert!(parse("turn-secret = \"s3cret\"\n", 0o640, &["t"]).is_err());
         let m = parse("turn-secret = \"s3cret\"\n", 0o600, &["t"]).unwrap();
         assert_eq!(one(&m, "turn_secret"), "s3cret");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_redis_url_with_a_password_needs_a_private_file() {
+        let with = "redis = \"redis://:pw@10.0.0.5:6379/0\"\n";
+        let err = parse(with, 0o644, &["t"]).unwrap_err();
+        assert!(
+            err.contains("CALL_SIGNALING_REDIS") && !err.contains("pw@"),
+            "{err}"
+        );
+        assert_eq!(
+            one(&parse(with, 0o600, &["t"]).unwrap(), "redis"),
+            "redis://:pw@10.0.0.5:6379/0"
+        );
+        let without = "redis = \"redis://10.0.0.5:6379/0\"\n";
+        assert_eq!(
+            one(&parse(without, 0o644, &["t"]).unwrap(), "redis"),
+            "redis://10.0.0.5:6379/0"
+        );
     }
 
     #[test]

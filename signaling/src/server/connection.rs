@@ -193,7 +193,7 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
     let unsent = outbox.close();
     shared.metrics.queue_drops.unsent.inc_by(unsent as u64);
     if let Some(id) = session.id() {
-        shared.registry.unregister(&id, conn_id);
+        shared.unregister(&id, conn_id);
         tracing::info!(conn = conn_id, %id, "client disconnected");
     } else {
         tracing::debug!(conn = conn_id, %peer, "unauthenticated connection closed");
@@ -259,15 +259,18 @@ async fn run_action(
         Action::Authenticated(id) => {
             session.set_authenticated(id);
             conn.shared.metrics.logins.ok.inc();
-            let kept = conn.shared.registry.register(
-                id,
-                ConnHandle {
-                    conn_id: conn.conn_id,
-                    outbox: outbox.clone(),
-                    kick: kick_tx.clone(),
-                },
-                unix_now(),
-            );
+            let kept = conn
+                .shared
+                .register(
+                    id,
+                    ConnHandle {
+                        conn_id: conn.conn_id,
+                        outbox: outbox.clone(),
+                        kick: kick_tx.clone(),
+                    },
+                    unix_now(),
+                )
+                .await;
             tracing::info!(conn = conn.conn_id, peer = %conn.peer, %id, "client authenticated");
             conn.send_frame(&ServerFrame::Welcome { id, kept }).await
         }
@@ -276,11 +279,7 @@ async fn run_action(
             to,
             kind,
             frame,
-        } => match conn
-            .shared
-            .registry
-            .route(from, &to, kind, frame, unix_now())
-        {
+        } => match conn.shared.route(from, to, kind, frame, unix_now()).await {
             Ok(Routed::Delivered) => {
                 conn.shared.metrics.delivered.inc();
                 tracing::debug!(%from, %to, %kind, "routed");
@@ -299,7 +298,8 @@ async fn run_action(
                     RouteError::ServerFull => Some(&drops.server_full),
                     RouteError::NotOnline
                     | RouteError::MailboxFull
-                    | RouteError::MailboxServerFull => None,
+                    | RouteError::MailboxServerFull
+                    | RouteError::ClusterUnavailable => None,
                 };
                 if let Some(counter) = dropped {
                     counter.inc();
@@ -325,6 +325,10 @@ async fn run_action(
                     RouteError::MailboxServerFull => (
                         ErrorCode::MailboxFull,
                         format!("{to} is offline and the server's mailbox is full; this envelope was dropped, retry later"),
+                    ),
+                    RouteError::ClusterUnavailable => (
+                        ErrorCode::RecipientBusy,
+                        format!("{to} is not connected to this server instance and the instances' shared store (Redis) does not answer; this envelope was dropped, retry later"),
                     ),
                 };
                 tracing::debug!(%from, %to, %kind, ?err, "envelope not routed");

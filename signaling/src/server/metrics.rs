@@ -130,6 +130,9 @@ pub struct QueueDrops {
     pub unsent: Counter,
     /// Kept in the mailbox, then lost at the recipient's login (server queues full).
     pub mailbox_handover: Counter,
+    /// Frames routed by another instance (`--redis`) whose recipient had left or whose queue
+    /// was full here (the sender, on the other instance, could not be told).
+    pub remote_dropped: Counter,
 }
 
 /// WebSocket requests refused before a connection was served.
@@ -198,6 +201,8 @@ pub struct Metrics {
     pub write_timeouts: Counter,
     /// The embedded TURN server's counters.
     pub turn: TurnCounters,
+    /// Redis commands that failed or timed out (`--redis`).
+    pub redis_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -248,6 +253,12 @@ impl Metrics {
             "Clients disconnected because their socket took no frame within the send timeout",
             write_timeouts.clone(),
         );
+        let redis_errors = Counter::default();
+        registry.register(
+            "redis_errors",
+            "Redis commands that failed or timed out (call-signaling --redis)",
+            redis_errors.clone(),
+        );
         let turn = TurnCounters::default();
         registry.register(
             "turn_allocations_created",
@@ -294,6 +305,7 @@ impl Metrics {
                 server_full: one(&drops, "reason", "server_full"),
                 unsent: one(&drops, "reason", "unsent"),
                 mailbox_handover: one(&drops, "reason", "mailbox_handover"),
+                remote_dropped: one(&drops, "reason", "remote_dropped"),
             },
             refused: RefusedConnections {
                 limit: one(&refused, "reason", "limit"),
@@ -302,6 +314,7 @@ impl Metrics {
             },
             write_timeouts,
             turn,
+            redis_errors,
             registry,
             snapshot,
         }

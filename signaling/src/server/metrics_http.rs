@@ -111,7 +111,7 @@ async fn scrape(State(s): State<Scrape>) -> impl IntoResponse {
         websockets: s.shared.open_websockets.load(Ordering::Acquire),
         authenticated: s.shared.registry.len(),
         queued_bytes: s.shared.queue_budget.used(),
-        mailbox: s.shared.registry.mailbox_stats(),
+        mailbox: s.shared.mailbox_stats(),
         turn_allocations,
         rss_bytes: process_rss_bytes(),
     });

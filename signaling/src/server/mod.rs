@@ -9,9 +9,11 @@
 //! [`turn`] runs the embedded TURN server whose relays obey [`peer_policy`]. [`web`] serves the
 //! browser client at `/`. Nothing is written to disk ([`secret_file`] only reads the TURN
 //! secret). [`metrics`] counts what happens and is served on a listener of its own
-//! (`metrics_http`) when one is configured.
+//! (`metrics_http`) when one is configured. With `--redis`, [`cluster`] shares presence,
+//! routing and the mailbox with other instances through Redis.
 
 pub mod auth;
+pub mod cluster;
 pub mod config_file;
 mod connection;
 mod http;
@@ -49,6 +51,7 @@ use axum::Router;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::envelope::EnvelopeKind;
 use crate::identity::CallId;
 use crate::protocol::{MAX_FRAME_BYTES, MAX_SERVER_NAME_BYTES, WS_PATH};
 use crate::turn_credentials::{
@@ -56,6 +59,7 @@ use crate::turn_credentials::{
     DEFAULT_CREDENTIAL_TTL_SECS, DEFAULT_MAX_TTL_SECS,
 };
 
+pub use cluster::{ClusterConfig, ClusterError};
 pub use limits::RateLimit;
 pub use metrics::Metrics;
 pub use metrics_http::METRICS_PATH;
@@ -180,6 +184,9 @@ pub struct ServerConfig {
     /// Serve Prometheus metrics on `GET /metrics` at this TCP address (port 0 picks a free
     /// one); `None` serves none. A listener of its own: never the public WebSocket port.
     pub metrics_listen: Option<SocketAddr>,
+    /// Share presence, routing and the offline mailbox with other instances through this
+    /// Redis (`--redis`); `None` keeps everything in this process.
+    pub redis: Option<ClusterConfig>,
 }
 
 impl ServerConfig {
@@ -200,6 +207,7 @@ impl ServerConfig {
             public_url: None,
             limits: Limits::default(),
             metrics_listen: None,
+            redis: None,
         }
     }
 }
@@ -244,6 +252,9 @@ pub enum ServerError {
         /// The cause.
         source: std::io::Error,
     },
+    /// Redis (`--redis`) is unusable.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// State shared by all connections of one server.
@@ -251,7 +262,8 @@ pub(crate) struct Shared {
     server_name: String,
     origins: OriginPolicy,
     limits: Limits,
-    registry: routing::Registry,
+    registry: Arc<routing::Registry>,
+    cluster: Option<Arc<cluster::Cluster>>,
     queue_budget: Arc<outbox::ByteBudget>,
     per_ip: Arc<ip_limits::PerSourceLimits>,
     policy: Arc<CredentialPolicy>,
@@ -267,6 +279,53 @@ pub(crate) struct Shared {
 impl Shared {
     fn next_conn_id(&self) -> u64 {
         self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Binds `id` to `handle` here and, with `--redis`, in the cluster; returns how many kept
+    /// envelopes the connection gets.
+    async fn register(&self, id: CallId, handle: routing::ConnHandle, now: u64) -> u64 {
+        let conn_id = handle.conn_id;
+        let kept = self.registry.register(id, handle, now);
+        match &self.cluster {
+            Some(cluster) => kept + cluster.login(&self.registry, id, conn_id, now).await,
+            None => kept,
+        }
+    }
+
+    /// Unbinds connection `conn_id` of `id` here and, with `--redis`, in the cluster.
+    fn unregister(&self, id: &CallId, conn_id: u64) {
+        self.registry.unregister(id, conn_id);
+        if let Some(cluster) = &self.cluster {
+            cluster.logout(&self.tracker, *id, conn_id);
+        }
+    }
+
+    /// Routes `frame` to `to`: to a local connection, else (with `--redis`) through the
+    /// cluster, else to the local mailbox or `not_online`.
+    async fn route(
+        &self,
+        from: CallId,
+        to: CallId,
+        kind: EnvelopeKind,
+        frame: String,
+        now: u64,
+    ) -> Result<routing::Routed, routing::RouteError> {
+        let Some(cluster) = &self.cluster else {
+            return self.registry.route(from, &to, kind, frame, now);
+        };
+        match self.registry.route_connected(from, &to, frame) {
+            Ok(result) => result,
+            Err(frame) => cluster.route(from, to, kind.is_mailbox(), frame, now).await,
+        }
+    }
+
+    /// What the offline mailbox holds (with `--redis`: the shared one, as of the last
+    /// presence refresh).
+    fn mailbox_stats(&self) -> mailbox::MailboxStats {
+        match &self.cluster {
+            Some(cluster) => cluster.mailbox_stats(),
+            None => self.registry.mailbox_stats(),
+        }
     }
 
     /// Credentials for `id`, or `None` when there is no TURN service to use them with.
@@ -407,6 +466,14 @@ impl Server {
             None => None,
         };
         let metrics = Arc::new(Metrics::new());
+        // Before TURN starts: an unreachable Redis stops the start with nothing to undo.
+        let joined = match &cfg.redis {
+            Some(redis) => Some(
+                cluster::Cluster::join(redis, cfg.limits.mailbox, metrics.redis_errors.clone())
+                    .await?,
+            ),
+            None => None,
+        };
         let turn = match &cfg.turn {
             Some(turn_cfg) => Some(Arc::new(
                 turn::EmbeddedTurn::start(
@@ -424,12 +491,19 @@ impl Server {
 
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let registry = Arc::new(
+            routing::Registry::new(cfg.limits.mailbox).with_drops(metrics.queue_drops.clone()),
+        );
+        let cluster = joined.map(|(cluster, pubsub)| {
+            cluster.spawn(registry.clone(), pubsub, shutdown.clone(), &tracker);
+            cluster
+        });
         let shared = Arc::new(Shared {
             server_name: server_name.clone(),
             origins,
             limits: cfg.limits.clone(),
-            registry: routing::Registry::new(cfg.limits.mailbox)
-                .with_drops(metrics.queue_drops.clone()),
+            registry,
+            cluster,
             queue_budget: Arc::new(outbox::ByteBudget::new(cfg.limits.global_queue_bytes)),
             per_ip: ip_limits::PerSourceLimits::new(
                 cfg.limits.max_handshakes_per_ip,
@@ -627,7 +701,7 @@ impl RunningServer {
 
     /// What the offline mailbox holds right now.
     pub fn mailbox_stats(&self) -> mailbox::MailboxStats {
-        self.shared.registry.mailbox_stats()
+        self.shared.mailbox_stats()
     }
 
     /// Bytes of `deliver` frames queued (or being written) for all clients right now.

@@ -50,6 +50,8 @@ pub enum RouteError {
     MailboxFull,
     /// The recipient is offline and the server's mailbox budget is spent.
     MailboxServerFull,
+    /// The recipient is not connected here and the cluster's Redis does not answer (`--redis`).
+    ClusterUnavailable,
 }
 
 /// Where a routed envelope went.
@@ -187,6 +189,55 @@ impl Registry {
                 Refused::ServerFull => RouteError::ServerFull,
                 Refused::Closed => RouteError::NotOnline,
             })
+    }
+
+    /// Queues `frame` for `to` if `to` is connected here; otherwise hands the frame back (the
+    /// cluster routes it: `--redis`). The local mailbox is not used.
+    pub fn route_connected(
+        &self,
+        from: CallId,
+        to: &CallId,
+        frame: String,
+    ) -> Result<Result<Routed, RouteError>, String> {
+        let Some(handle) = self.lock().get(to).cloned() else {
+            return Err(frame);
+        };
+        Ok(handle
+            .outbox
+            .push(from, frame)
+            .map(|()| Routed::Delivered)
+            .map_err(|refused| match refused {
+                Refused::SenderShare => RouteError::SenderShareFull,
+                Refused::RecipientFull => RouteError::RecipientFull,
+                Refused::ServerFull => RouteError::ServerFull,
+                Refused::Closed => RouteError::NotOnline,
+            }))
+    }
+
+    /// Queues `frame`, routed by another instance (or kept in the cluster's mailbox), for `to`
+    /// if it is connected here. Its sender cannot be told of a refusal any more: a frame that
+    /// does not fit, or whose recipient left, is dropped and counted (`remote_dropped`).
+    pub fn deliver_remote(&self, from: CallId, to: &CallId, frame: String) -> bool {
+        let handle = self.lock().get(to).cloned();
+        let delivered = handle.is_some_and(|h| h.outbox.push(from, frame).is_ok());
+        if !delivered {
+            self.drops.remote_dropped.inc();
+            tracing::debug!(%to, "frame from another instance dropped: recipient gone or its queue full");
+        }
+        delivered
+    }
+
+    /// Closes connection `conn_id` of `id` with `replaced` (a newer login on another instance
+    /// took the ID), if it is still the one bound here.
+    pub fn kick(&self, id: &CallId, conn_id: u64) {
+        let mut conns = self.lock();
+        if conns.get(id).is_some_and(|h| h.conn_id == conn_id) {
+            if let Some(old) = conns.remove(id) {
+                let unsent = old.outbox.close();
+                self.drops.unsent.inc_by(unsent as u64);
+                let _ = old.kick.send(Some(ErrorCode::Replaced));
+            }
+        }
     }
 
     /// Number of bound IDs.
@@ -333,5 +384,34 @@ mod tests {
             .unwrap();
         assert_eq!(next(&out), "c");
         assert_eq!(reg.len(), 1);
+    }
+
+    #[test]
+    fn cluster_hooks_serve_only_local_connections() {
+        let reg = Registry::default();
+        let from = Identity::from_seed([9; 32]).call_id();
+        let id = Identity::from_seed([1; 32]).call_id();
+        // Not connected here: the frame comes back for the cluster, and no mailbox keeps it.
+        assert_eq!(
+            reg.route_connected(from, &id, "x".into()),
+            Err("x".to_owned())
+        );
+        assert!(!reg.deliver_remote(from, &id, "y".into()));
+        assert_eq!(reg.drops.remote_dropped.get(), 1);
+        assert_eq!(reg.mailbox_stats().envelopes, 0);
+        let (h, out, kick) = handle(7, 100);
+        reg.register(id, h, 0);
+        assert_eq!(
+            reg.route_connected(from, &id, "a".into()),
+            Ok(Ok(Routed::Delivered))
+        );
+        assert!(reg.deliver_remote(from, &id, "b".into()));
+        assert_eq!([next(&out), next(&out)], ["a", "b"]);
+        // A kick for another connection number is stale and ignored.
+        reg.kick(&id, 6);
+        assert_eq!((*kick.borrow(), reg.len()), (None, 1));
+        reg.kick(&id, 7);
+        assert_eq!(*kick.borrow(), Some(ErrorCode::Replaced));
+        assert!(reg.is_empty());
     }
 }

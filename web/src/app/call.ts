@@ -247,6 +247,11 @@ export class Call {
     this.channel?.send(new Uint8Array(utf8(frame)));
   }
 
+  /** Ends the call with `message` as an error, telling the peer nothing (it cannot hear us). */
+  abandon(message: string): void {
+    this.end(message, true, false);
+  }
+
   private ignore(code: string): boolean {
     this.ignoredCount++;
     this.lastIgnored = code;

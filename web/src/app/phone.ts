@@ -11,7 +11,7 @@ import type { Identity } from "../protocol/identity.ts";
 import { safetyNumber } from "../protocol/safety.ts";
 import type { KnownPeers } from "../store/peers.ts";
 import { Call, type CallEvents, type CallOptions, type IncomingOffer, rejectOffer, verifyOffer } from "./call.ts";
-import { Connection, ownServerUrl, type TurnCredentials } from "./connection.ts";
+import { Connection, ownServerUrl, type TurnCredentials, unixNow } from "./connection.ts";
 import { el, grouped, humanMessage } from "./dom.ts";
 import { installHook, type TestHook } from "./hook.ts";
 import { MediaProblem, openLocalMedia, pictureVariance, ToneMeter } from "./media.ts";
@@ -127,8 +127,9 @@ export class Phone {
 
   private serverError(code: string, message: string): void {
     if (code === "not_online" && this.call?.state === "dialing") {
-      this.showError("dial-error", "The person you are calling is offline (not connected to this server).");
-      this.call.hangup("timeout");
+      const message = "The person you are calling is offline (not connected to this server).";
+      this.showError("dial-error", message);
+      this.call.abandon(message);
       return;
     }
     this.count(`server_${code}`);
@@ -215,6 +216,12 @@ export class Phone {
     const startedAt = Date.now();
     el("incoming").hidden = true;
     this.ringing = null;
+    if (unixNow() > incoming.offer.expires) {
+      // §5.1: a signed offer lives 60 s; the caller has given up by now.
+      this.setState("none");
+      this.showEnd("Missed call: the call expired before you answered.", false);
+      return;
+    }
     const local = await this.localMedia(video, "call-end");
     if (!local) {
       rejectOffer(conn, incoming, "declined");
