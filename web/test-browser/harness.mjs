@@ -102,7 +102,9 @@ export function runCall(dir, args, serverUrl) {
   );
   /** Waits for the exit (at most `ms`), returns the status. */
   run.wait = async (ms = 30_000) => {
-    const status = await Promise.race([run.exited, new Promise((r) => setTimeout(() => r("still running"), ms))]);
+    let timer;
+    const status = await Promise.race([run.exited, new Promise((r) => (timer = setTimeout(() => r("still running"), ms)))]);
+    clearTimeout(timer); // a pending timer would keep the test process alive for up to `ms`
     if (status === "still running") throw new Error(`call ${args[0]} did not exit within ${ms} ms; stderr:\n${run.stderr}`);
     return status;
   };
