@@ -1,10 +1,12 @@
 //! `call-load cost`: what each step of the server's per-envelope path costs on this machine,
 //! measured in-process on one core, in the same run: one Ed25519 verification (the reference),
 //! batch verification at several batch sizes, the `send` frame parse the server did before
-//! (a `serde_json::Value` tree, printed again and parsed as an envelope) and the one it does
-//! now (borrowed, straight into an envelope), the canonical re-encoding into a `deliver` frame,
-//! the replay cache, and the whole sans-IO [`Session`] step with and without the signature
-//! check. No sockets: the tokio and WebSocket share is what `route` measures on top of this.
+//! (a `serde_json::Value` tree, printed again and parsed as an envelope) and a borrowed parse
+//! into an [`Envelope`] (which still validates both call IDs: the cost the server's fast path
+//! avoids), one call ID validation, the canonical re-encoding into a `deliver` frame, the
+//! replay cache, and the whole sans-IO [`Session`] step (the server's fast path) with and
+//! without the signature check. No sockets: the tokio and WebSocket share is what `route`
+//! measures on top of this.
 
 use std::time::{Duration, Instant};
 
@@ -75,8 +77,8 @@ fn parse_via_value(frame: &str) -> Option<Envelope> {
     }
 }
 
-/// The new parse, as `Session` does it: the frame borrowed, the envelope left as raw JSON and
-/// parsed straight into an [`Envelope`].
+/// A borrowed parse: the frame borrowed, the envelope left as raw JSON and parsed straight
+/// into an [`Envelope`] with [`envelope::parse`] (both call IDs validated).
 fn parse_borrowed(frame: &str) -> Option<Envelope> {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
