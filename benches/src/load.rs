@@ -1,9 +1,15 @@
 //! The pure parts of the `call-load` tool: reading `VmRSS` from `/proc/<pid>/status`, the send
 //! time carried inside a routed envelope's plaintext, percentiles of latencies, and the
-//! figures the tool prints (per connection, per envelope). The sockets and the server process
-//! are the tool's business (`src/bin/call-load.rs`).
+//! figures the tool prints (per connection, per envelope). The server process and the clients
+//! are in the submodules; the tool (`src/bin/call-load.rs`) wires them into subcommands.
 
 use std::time::Duration;
+
+pub mod abuse;
+pub mod calls;
+pub mod cost;
+pub mod pairs;
+pub mod server;
 
 use thiserror::Error;
 

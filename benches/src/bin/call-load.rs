@@ -11,6 +11,17 @@
 //!   server's CPU (utime+stime) per envelope. Then S seconds at half that rate, each plaintext
 //!   carrying its send time: latency send → received and opened, p50/p99.
 //!
+//! - `call-load calls --calls K --seconds S` (K ≤ 50, S ≤ 60): K concurrent 1:1 calls through
+//!   the server's embedded TURN (relay only, a tone each way): per call packets, loss and
+//!   jitter; this tool's CPU per call and the server's (relay) CPU.
+//! - `call-load abuse --pairs M --seconds S`: M well-behaved pairs sending 10 envelopes/s each,
+//!   S seconds quiet, then S seconds while abusers flood TURN, hold slowloris connections,
+//!   send malformed and oversized frames, log in with the wrong key and flood one receiver:
+//!   latency p50/p99 quiet vs abused, the server's peak RSS, and whether it stayed up. The
+//!   server runs with its default limits except the ones the well-behaved clients need.
+//! - `call-load cost`: the per-envelope steps (Ed25519 verification, batch verification, the
+//!   old and new parse, re-encoding, replay cache, the whole sans-IO session step) in-process.
+//!
 //! The server is the `call-signaling` binary as a child process (`--server PATH`, else
 //! `$CALL_SIGNALING_BIN`, else the one next to this tool), started with `--listen 127.0.0.1:0
 //! --no-turn` and the limits that would refuse the load raised (printed on stderr);
@@ -21,43 +32,46 @@
 //! cargo build --release -p signaling -p benches --bin call-signaling --bin call-load
 //! target/release/call-load idle --connections 10000
 //! target/release/call-load route --pairs 8 --seconds 10
+//! target/release/call-load calls --calls 10 --seconds 20
+//! target/release/call-load abuse --pairs 8 --seconds 10
+//! target/release/call-load cost
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use benches::load::{
-    cpu_micros_per_envelope, kib_per_connection, quantile, read_vm_rss, stamp_of, stamped_plaintext,
-};
+use anyhow::{bail, Result};
+use benches::load::abuse::{self, AbuseCounts, AbusePlan};
+use benches::load::pairs::Pairs;
+use benches::load::server::{connect_many, free_udp_port, start_server, Raised, ServerSpec};
+use benches::load::{calls, cost};
+use benches::load::{cpu_micros_per_envelope, kib_per_connection, quantile, read_vm_rss};
 use benches::proc_cpu;
 use clap::{Parser, Subcommand};
-use signaling::client::{Client, ClientOptions, ClientReceiver};
-use signaling::envelope::{EnvelopeKind, ReplayLimits};
+use signaling::client::{Client, ClientOptions};
 use signaling::identity::Identity;
-use signaling::server::{RateLimit, RunningServer, Server, ServerConfig};
-use tokio::sync::Semaphore;
 
 /// Most idle connections: the client side holds one descriptor per connection too, and the
 /// hard open-file limit here is 20,000.
 const MAX_CONNECTIONS: usize = 19_000;
 /// Most sender/receiver pairs.
 const MAX_PAIRS: usize = 1_000;
-/// Longest phase of `route` (two phases: the whole run stays under two minutes).
+/// Longest phase of `route` and `abuse` (two phases: the whole run stays under two minutes).
 const MAX_SECONDS: u64 = 50;
-/// Logins in flight at once (the server's per-address handshake limit is raised above it).
-const CONCURRENT_LOGINS: usize = 128;
+/// Most concurrent calls of `calls`, and their longest duration.
+const MAX_CALLS: usize = 50;
+const MAX_CALL_SECONDS: u64 = 60;
 /// The whole run must end within this.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
 /// Envelopes one connection may send per 60 s in `route` (server and receivers remember each
 /// that long to refuse resends; the default 256 would cap a sender at about 4 per second).
 const ROUTE_REPLAY: usize = 4_000_000;
-/// Plaintext bytes per routed envelope: about an ICE candidate's.
-const BODY_BYTES: usize = 200;
+/// How often each well-behaved sender of `abuse` sends (10 per second: under the default
+/// per-connection rate limit of 20/s).
+const ABUSE_EVERY: Duration = Duration::from_millis(100);
+/// Envelopes per 60 s a well-behaved sender of `abuse` needs remembered (10/s × 60 s, and some).
+const ABUSE_REPLAY: usize = 1_024;
 
 #[derive(Parser)]
 #[command(about = "Load on the signaling server: idle connections and routing, with numbers")]
@@ -93,186 +107,62 @@ enum What {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
-}
-
-/// The server under load: a child process, or one inside this process.
-enum ServerUnderLoad {
-    Child {
-        child: Child,
-        url: String,
+    /// K concurrent relay-only 1:1 calls through the embedded TURN: loss, jitter, CPU per call.
+    Calls {
+        /// Concurrent calls (two engines each, both in this tool).
+        #[arg(long, default_value_t = 10)]
+        calls: usize,
+        /// Seconds each call lasts.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
     },
-    /// `None` once stopped.
-    InProcess(Option<RunningServer>),
+    /// Well-behaved pairs quiet, then under abuse: latency, peak RSS, server alive.
+    Abuse {
+        /// Well-behaved sender/receiver pairs (10 envelopes/s each).
+        #[arg(long, default_value_t = 8)]
+        pairs: usize,
+        /// Seconds of each phase (quiet, then abused).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Unauthenticated TURN requests per second.
+        #[arg(long, default_value_t = AbusePlan::default().turn_per_second)]
+        turn_rate: u32,
+        /// Slowloris connections.
+        #[arg(long, default_value_t = AbusePlan::default().slowloris)]
+        slowloris: usize,
+        /// `send` frames per second of the flooding client.
+        #[arg(long, default_value_t = AbusePlan::default().flood_per_second)]
+        flood_rate: u32,
+    },
+    /// The per-envelope steps of the server, in-process, with one Ed25519 verify as reference.
+    Cost {
+        /// Envelopes measured per step.
+        #[arg(long, default_value_t = 2048)]
+        envelopes: usize,
+        /// Passes per step (the best is kept).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
-impl ServerUnderLoad {
-    fn url(&self) -> String {
-        match self {
-            ServerUnderLoad::Child { url, .. } => url.clone(),
-            ServerUnderLoad::InProcess(s) => s.as_ref().map(|s| s.url()).unwrap_or_default(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        match self {
-            ServerUnderLoad::Child { child, .. } => child.id(),
-            ServerUnderLoad::InProcess(_) => std::process::id(),
-        }
-    }
-
-    /// Shuts an in-process server down; a child is killed on drop.
-    async fn stop(mut self) {
-        if let ServerUnderLoad::InProcess(s) = &mut self {
-            if let Some(s) = s.take() {
-                s.shutdown().await;
-            }
-        }
-    }
-}
-
-impl Drop for ServerUnderLoad {
-    fn drop(&mut self) {
-        if let ServerUnderLoad::Child { child, .. } = self {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// The limits raised for the run, as `call-signaling` flags.
-struct Raised {
-    connections: usize,
-    rate: f64,
-    burst: u32,
-    /// Envelopes per connection per 60 s (the server's replay window caps a sender's rate).
-    replay: usize,
-}
-
-impl Raised {
-    fn flags(&self) -> Vec<String> {
-        vec![
-            "--max-connections".into(),
-            self.connections.to_string(),
-            "--max-connections-per-ip".into(),
-            self.connections.to_string(),
-            "--max-handshakes-per-ip".into(),
-            (2 * CONCURRENT_LOGINS).to_string(),
-            "--rate".into(),
-            self.rate.to_string(),
-            "--burst".into(),
-            self.burst.to_string(),
-            "--replay-capacity".into(),
-            self.replay.to_string(),
-        ]
-    }
-}
-
-fn server_bin(args: &Args) -> PathBuf {
-    if let Some(p) = &args.server {
-        return p.clone();
-    }
-    if let Some(p) = std::env::var_os("CALL_SIGNALING_BIN") {
-        return PathBuf::from(p);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("call-signaling")))
-        .unwrap_or_else(|| PathBuf::from("call-signaling"))
-}
-
-async fn start_server(args: &Args, raised: &Raised) -> Result<ServerUnderLoad> {
-    eprintln!(
-        "server limits raised for the run: {}",
-        raised.flags().join(" ")
-    );
+fn spec(args: &Args) -> ServerSpec {
     if args.in_process {
-        let mut cfg = ServerConfig::local();
-        cfg.turn = None;
-        cfg.limits.max_connections = raised.connections;
-        cfg.limits.max_connections_per_ip = raised.connections;
-        cfg.limits.max_handshakes_per_ip = 2 * CONCURRENT_LOGINS;
-        cfg.limits.rate = RateLimit {
-            per_second: raised.rate,
-            burst: raised.burst,
-        };
-        cfg.limits.replay_capacity = raised.replay;
-        return Ok(ServerUnderLoad::InProcess(Some(Server::start(cfg).await?)));
+        return ServerSpec::default();
     }
-    let bin = server_bin(args);
-    if !bin.is_file() {
-        bail!(
-            "no `call-signaling` binary at {}; build it with `cargo build --release -p signaling --bin call-signaling`, pass --server PATH, or use --in-process",
-            bin.display()
-        );
-    }
-    let mut child = Command::new(&bin)
-        .args(["--listen", "127.0.0.1:0", "--no-turn"])
-        .args(raised.flags())
-        .args(&args.server_args)
-        .env(
-            "RUST_LOG",
-            std::env::var("CALL_LOAD_SERVER_LOG").unwrap_or_else(|_| "error".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let stdout = child.stdout.take().context("server stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
+    let bin = args.server.clone().unwrap_or_else(|| {
+        std::env::var_os("CALL_SIGNALING_BIN")
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::current_exe()
+                    .ok()
+                    .and_then(|p| p.parent().map(|d| d.join("call-signaling")))
+            })
+            .unwrap_or_else(|| PathBuf::from("call-signaling"))
     });
-    let mut server = ServerUnderLoad::Child {
-        child,
-        url: String::new(),
-    };
-    let line = rx
-        .recv_timeout(Duration::from_secs(10))
-        .context("call-signaling did not print its URL within 10 s")?;
-    let url = line.trim().to_string();
-    if !url.starts_with("ws://") {
-        bail!("call-signaling printed {url:?} instead of its ws:// URL");
+    ServerSpec {
+        bin: Some(bin),
+        extra_args: args.server_args.clone(),
     }
-    if let ServerUnderLoad::Child { url: u, .. } = &mut server {
-        *u = url;
-    }
-    Ok(server)
-}
-
-/// Logs in `n` fresh identities, `CONCURRENT_LOGINS` at a time, with progress on stderr.
-async fn connect_many(
-    url: &str,
-    n: usize,
-    opts: ClientOptions,
-    deadline: Instant,
-) -> Result<Vec<Client>> {
-    let gate = Arc::new(Semaphore::new(CONCURRENT_LOGINS));
-    let mut tasks = tokio::task::JoinSet::new();
-    for k in 0..n {
-        let permit = Arc::clone(&gate).acquire_owned().await?;
-        let (url, opts) = (url.to_string(), opts.clone());
-        tasks.spawn(async move {
-            let client = Client::connect(&url, Identity::generate(), opts).await;
-            drop(permit);
-            (k, client)
-        });
-        if Instant::now() > deadline {
-            bail!("only {k} of {n} logins started within {RUN_LIMIT:?}");
-        }
-    }
-    let mut clients: Vec<Option<Client>> = (0..n).map(|_| None).collect();
-    let mut done = 0;
-    while let Some(joined) = tasks.join_next().await {
-        let (k, client) = joined?;
-        clients[k] = Some(client.with_context(|| format!("login {k} of {n}"))?);
-        done += 1;
-        if done % 1000 == 0 || done == n {
-            eprintln!("logged in: {done}/{n}");
-        }
-    }
-    Ok(clients.into_iter().flatten().collect())
 }
 
 async fn idle(args: &Args, connections: usize) -> Result<()> {
@@ -285,8 +175,9 @@ async fn idle(args: &Args, connections: usize) -> Result<()> {
         rate: 20.0,
         burst: 50,
         replay: 256,
+        turn_port: None,
     };
-    let server = start_server(args, &raised).await?;
+    let server = start_server(&spec(args), &raised).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = server.pid();
     let before = read_vm_rss(pid)?;
@@ -323,21 +214,8 @@ async fn idle(args: &Args, connections: usize) -> Result<()> {
     Ok(())
 }
 
-/// What one receiver saw: envelopes opened, and (send time, latency) of each.
-struct Received {
-    latencies: Vec<(Duration, Duration)>,
-}
-
-async fn receive(mut rx: ClientReceiver, origin: Instant, count: Arc<AtomicU64>) -> Received {
-    let mut latencies = Vec::new();
-    while let Some(got) = rx.recv().await {
-        let Ok(inc) = got else { continue };
-        if let Some(sent) = stamp_of(&inc.plaintext) {
-            latencies.push((sent, origin.elapsed().saturating_sub(sent)));
-        }
-        count.fetch_add(1, Ordering::Relaxed);
-    }
-    Received { latencies }
+fn ms(d: Option<Duration>) -> f64 {
+    d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 async fn route(args: &Args, pairs: usize, seconds: u64) -> Result<()> {
@@ -353,41 +231,10 @@ async fn route(args: &Args, pairs: usize, seconds: u64) -> Result<()> {
         rate: 1e6,
         burst: 1_000_000,
         replay: ROUTE_REPLAY,
+        turn_port: None,
     };
-    let server = start_server(args, &raised).await?;
-    let opts = ClientOptions {
-        recv_queue: 8192,
-        replay_limits: ReplayLimits {
-            per_sender: ROUTE_REPLAY,
-            ..ReplayLimits::default()
-        },
-        ..ClientOptions::default()
-    };
-    let clients = connect_many(&server.url(), 2 * pairs, opts, start + RUN_LIMIT).await?;
-    let origin = Instant::now();
-    let delivered = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
-    let mut senders = Vec::new();
-    let mut receivers = Vec::new();
-    let mut it = clients.into_iter();
-    while let (Some(s), Some(r)) = (it.next(), it.next()) {
-        let to = r.id();
-        let (stx, mut srx) = s.split();
-        // The sender's own inbox: `recipient_busy` and other refusals, counted.
-        let refused = Arc::clone(&refused);
-        tokio::spawn(async move {
-            while let Some(got) = srx.recv().await {
-                if let Err(err) = got {
-                    if refused.fetch_add(1, Ordering::Relaxed) < 3 {
-                        eprintln!("a sender was told: {err}");
-                    }
-                }
-            }
-        });
-        let (_rtx, rrx) = r.split();
-        receivers.push(tokio::spawn(receive(rrx, origin, Arc::clone(&delivered))));
-        senders.push((stx, to, _rtx));
-    }
+    let server = start_server(&spec(args), &raised).await?;
+    let pairs_up = Pairs::connect(&server.url(), pairs, ROUTE_REPLAY, start + RUN_LIMIT).await?;
     let pid = server.pid();
     let ticks = proc_cpu::ticks_per_second();
     let phase = Duration::from_secs(seconds);
@@ -397,28 +244,14 @@ async fn route(args: &Args, pairs: usize, seconds: u64) -> Result<()> {
     let (cpu0, own0, n0, t0) = (
         proc_cpu::read(pid)?,
         proc_cpu::read(std::process::id())?,
-        delivered.load(Ordering::Relaxed),
+        pairs_up.delivered(),
         Instant::now(),
     );
-    let end = t0 + phase;
-    let mut tasks = tokio::task::JoinSet::new();
-    for (stx, to, _) in &senders {
-        let (stx, to) = (stx.clone(), *to);
-        tasks.spawn(async move {
-            while Instant::now() < end {
-                let body = stamped_plaintext(origin.elapsed(), BODY_BYTES);
-                stx.send(&to, EnvelopeKind::Candidate, &body).await?;
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
+    pairs_up.full_speed(phase).await?;
     let (cpu1, own1, n1, t1) = (
         proc_cpu::read(pid)?,
         proc_cpu::read(std::process::id())?,
-        delivered.load(Ordering::Relaxed),
+        pairs_up.delivered(),
         Instant::now(),
     );
     let wall = t1 - t0;
@@ -434,63 +267,268 @@ async fn route(args: &Args, pairs: usize, seconds: u64) -> Result<()> {
     let half = (rate / 2.0).max(1.0);
     let every = Duration::from_secs_f64(pairs as f64 / half);
     eprintln!("half rate ({half:.0}/s, one envelope per sender every {every:?}) for {seconds} s");
-    let t2 = Instant::now();
-    let end = t2 + phase;
-    let from = t2 - origin + Duration::from_millis(500);
-    let until = end - origin;
-    for (stx, to, _) in &senders {
-        let (stx, to) = (stx.clone(), *to);
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            while Instant::now() < end {
-                tick.tick().await;
-                let body = stamped_plaintext(origin.elapsed(), BODY_BYTES);
-                stx.send(&to, EnvelopeKind::Candidate, &body).await?;
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
+    let n2 = pairs_up.delivered();
+    let window = pairs_up.paced(every, phase).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let paced_sent = delivered.load(Ordering::Relaxed) - n1;
-    drop(senders); // Closes the connections; the receivers end.
-    let mut lat = Vec::new();
-    for r in receivers {
-        let got = tokio::time::timeout(Duration::from_secs(5), r)
-            .await
-            .context("a receiver did not end after its connection closed")??;
-        lat.extend(
-            got.latencies
-                .into_iter()
-                .filter(|(sent, _)| *sent >= from && *sent < until)
-                .map(|(_, l)| l),
-        );
-    }
-    lat.sort_unstable();
-    let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3);
+    let paced_sent = pairs_up.delivered() - n2;
+    let refused = pairs_up.refused();
+    let lat = pairs_up.finish(&[window]).await?.remove(0);
     println!("| pairs | envelopes/s (full speed) | server CPU | server CPU per envelope | envelopes per server core-second | client CPU | paced rate | p50 | p99 | refused |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let per_env = cpu_micros_per_envelope(server_cpu, full);
     println!(
-        "| {pairs} | {rate:.0} | {:.2} cores | {per_env:.1} µs | {:.0} | {:.2} cores | {:.0}/s | {:.2} ms | {:.2} ms | {} |",
+        "| {pairs} | {rate:.0} | {:.2} cores | {per_env:.1} µs | {:.0} | {:.2} cores | {:.0}/s | {:.2} ms | {:.2} ms | {refused} |",
         server_cpu / wall.as_secs_f64(),
         if per_env > 0.0 { 1e6 / per_env } else { 0.0 },
         own_cpu / wall.as_secs_f64(),
         paced_sent as f64 / phase.as_secs_f64(),
         ms(quantile(&lat, 0.5)),
         ms(quantile(&lat, 0.99)),
-        refused.load(Ordering::Relaxed),
     );
-    if args.in_process {
+    if server.in_process() {
         println!("(in-process: the server CPU includes this tool's clients)");
     }
     if lat.is_empty() {
         bail!("no envelope arrived in the paced phase");
     }
     server.stop().await;
+    Ok(())
+}
+
+async fn run_calls(args: &Args, k: usize, seconds: u64) -> Result<()> {
+    if !(1..=MAX_CALLS).contains(&k) {
+        bail!("--calls must be 1 to {MAX_CALLS}");
+    }
+    if !(2..=MAX_CALL_SECONDS).contains(&seconds) {
+        bail!("--seconds must be 2 to {MAX_CALL_SECONDS}");
+    }
+    let raised = Raised {
+        connections: 2 * k + 16,
+        rate: 20.0,
+        burst: 50,
+        replay: 256,
+        turn_port: Some(free_udp_port()?),
+    };
+    let server = start_server(&spec(args), &raised).await?;
+    let url = server.url();
+    let callees = calls::start_callees(&url, k);
+    // The callees log in before anyone dials them (a dial to an offline ID fails at once).
+    tokio::time::sleep(Duration::from_millis(1000 + 20 * k as u64)).await;
+    let ticks = proc_cpu::ticks_per_second();
+    let (pid, own) = (server.pid(), std::process::id());
+    eprintln!("{k} relay-only calls for {seconds} s");
+    let dials = tokio::spawn({
+        let url = url.clone();
+        async move { calls::run_calls(&url, callees, seconds).await }
+    });
+    // CPU over the calls' steady middle: from 2 s after dialing to 1 s before they end.
+    let settle = Duration::from_secs(2.min(seconds / 3));
+    tokio::time::sleep(settle).await;
+    let (s0, o0, t0) = (proc_cpu::read(pid)?, proc_cpu::read(own)?, Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds) - settle - Duration::from_millis(500)).await;
+    let (s1, o1, t1) = (proc_cpu::read(pid)?, proc_cpu::read(own)?, Instant::now());
+    let results = dials.await?;
+    let wall = (t1 - t0).as_secs_f64();
+    let server_cores = s1.since(s0).seconds(ticks) / wall;
+    let tool_cores = o1.since(o0).seconds(ticks) / wall;
+    println!("| call | a→b sent / received | b→a sent / received | loss (worse side) | jitter (worse side) | relayed |");
+    println!("|---|---|---|---|---|---|");
+    let mut ok = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(f) => {
+                println!(
+                    "| {i} | {} / {} | {} / {} | {:.2} % | {:.2} ms | {} |",
+                    f.a_to_b.0,
+                    f.a_to_b.1,
+                    f.b_to_a.0,
+                    f.b_to_a.1,
+                    f.loss * 100.0,
+                    f.jitter_ms,
+                    if f.relayed { "yes" } else { "NO" }
+                );
+                ok.push(f.clone());
+            }
+            Err(e) => println!("| {i} | failed: {e} | | | | |"),
+        }
+    }
+    let s = calls::summarize(&ok);
+    println!();
+    println!("| calls | ok | relayed | packets received / sent | loss mean / worst | jitter mean / worst | tool CPU | tool CPU per call | server (relay) CPU | server CPU per call |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {k} | {} | {} | {} / {} ({:.1} %) | {:.2} % / {:.2} % | {:.2} / {:.2} ms | {tool_cores:.2} cores | {:.1} % | {server_cores:.3} cores | {:.2} % |",
+        s.ok,
+        s.relayed,
+        s.packets,
+        s.sent,
+        s.delivered() * 100.0,
+        s.loss.0 * 100.0,
+        s.loss.1 * 100.0,
+        s.jitter_ms.0,
+        s.jitter_ms.1,
+        tool_cores * 100.0 / k as f64,
+        server_cores * 100.0 / k as f64,
+    );
+    if server.in_process() {
+        println!("(in-process: the server CPU includes this tool's calls)");
+    }
+    server.stop().await;
+    if s.ok == 0 {
+        bail!("no call connected");
+    }
+    Ok(())
+}
+
+/// Samples the server's RSS every 100 ms until `end`; returns the peak, KiB.
+async fn peak_rss(pid: u32, end: Instant) -> u64 {
+    let mut peak = 0;
+    while Instant::now() < end {
+        if let Ok(kib) = read_vm_rss(pid) {
+            peak = peak.max(kib);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    peak
+}
+
+async fn run_abuse(args: &Args, pairs: usize, seconds: u64, plan: AbusePlan) -> Result<()> {
+    if !(1..=64).contains(&pairs) {
+        bail!("--pairs must be 1 to 64 (under the default 64 WebSockets per address with the abusers)");
+    }
+    if !(1..=MAX_SECONDS).contains(&seconds) {
+        bail!("--seconds must be 1 to {MAX_SECONDS} (two phases of it run)");
+    }
+    if plan.slowloris > 2_000 || plan.turn_per_second > 100_000 || plan.flood_per_second > 100_000 {
+        bail!(
+            "at most 2000 slowloris connections, 100000 TURN requests/s and 100000 flood frames/s"
+        );
+    }
+    let start = Instant::now();
+    let turn_port = free_udp_port()?;
+    // Default limits but what the well-behaved clients need: their logins at once, and a
+    // replay window for 10 envelopes/s.
+    let raised = Raised {
+        connections: 10_000,
+        rate: 20.0,
+        burst: 50,
+        replay: ABUSE_REPLAY,
+        turn_port: Some(turn_port),
+    };
+    let mut server = start_server(&spec(args), &raised).await?;
+    let url = server.url();
+    let ws_addr: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .parse()?;
+    let turn_addr = std::net::SocketAddr::from(([127, 0, 0, 1], turn_port));
+    let pid = server.pid();
+    let pairs_up = Pairs::connect(&url, pairs, ABUSE_REPLAY, start + RUN_LIMIT).await?;
+    let rss_before = read_vm_rss(pid)?;
+    let phase = Duration::from_secs(seconds);
+
+    eprintln!("quiet: {pairs} pairs, one envelope each every {ABUSE_EVERY:?}, for {seconds} s");
+    let quiet_end = Instant::now() + phase;
+    let quiet_peak = tokio::spawn(peak_rss(pid, quiet_end));
+    let ticks = proc_cpu::ticks_per_second();
+    let (c0, t0) = (proc_cpu::read(pid)?, Instant::now());
+    let quiet = pairs_up.paced(ABUSE_EVERY, phase).await?;
+    let quiet_cores = proc_cpu::read(pid)?.since(c0).seconds(ticks) / t0.elapsed().as_secs_f64();
+    let quiet_peak = quiet_peak.await?;
+
+    eprintln!("abused: the same, with {plan:?}");
+    let counts = Arc::new(AbuseCounts::default());
+    let victim = pairs_up
+        .receiver_id(0)
+        .unwrap_or_else(|| Identity::generate().call_id());
+    // The abusers start a moment before the measured window and stop with it.
+    let end = Instant::now() + phase + Duration::from_millis(500);
+    let mut abusers = tokio::task::JoinSet::new();
+    abusers.spawn(abuse::turn_flood(turn_addr, plan, end, Arc::clone(&counts)));
+    abusers.spawn(abuse::slowloris(ws_addr, plan, end, Arc::clone(&counts)));
+    for _ in 0..plan.bad_frame_workers {
+        abusers.spawn(abuse::bad_frames(url.clone(), end, Arc::clone(&counts)));
+    }
+    for _ in 0..plan.wrong_key_workers {
+        abusers.spawn(abuse::wrong_key_logins(
+            url.clone(),
+            victim,
+            end,
+            Arc::clone(&counts),
+        ));
+    }
+    abusers.spawn(abuse::flood(
+        url.clone(),
+        victim,
+        plan.flood_per_second,
+        end,
+        Arc::clone(&counts),
+    ));
+    let abused_peak = tokio::spawn(peak_rss(pid, end + Duration::from_secs(1)));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (c0, t0) = (proc_cpu::read(pid)?, Instant::now());
+    let abused = pairs_up.paced(ABUSE_EVERY, phase).await?;
+    let abused_cores = proc_cpu::read(pid)?.since(c0).seconds(ticks) / t0.elapsed().as_secs_f64();
+    while abusers.join_next().await.is_some() {}
+    let abused_peak = abused_peak.await?;
+    let alive = server.alive();
+    // A fresh login after the abuse: the server still serves.
+    let fresh = tokio::time::timeout(
+        Duration::from_secs(10),
+        Client::connect(&url, Identity::generate(), ClientOptions::default()),
+    )
+    .await
+    .map(|r| r.is_ok())
+    .unwrap_or(false);
+    let refused = pairs_up.refused();
+    let lat = pairs_up.finish(&[quiet, abused]).await?;
+    let (q, a) = (&lat[0], &lat[1]);
+    println!("| phase | envelopes timed | p50 | p99 | server peak RSS | server CPU |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| quiet | {} | {:.2} ms | {:.2} ms | {:.1} MiB | {quiet_cores:.2} cores |",
+        q.len(),
+        ms(quantile(q, 0.5)),
+        ms(quantile(q, 0.99)),
+        quiet_peak as f64 / 1024.0
+    );
+    println!(
+        "| abused | {} | {:.2} ms | {:.2} ms | {:.1} MiB | {abused_cores:.2} cores |",
+        a.len(),
+        ms(quantile(a, 0.5)),
+        ms(quantile(a, 0.99)),
+        abused_peak as f64 / 1024.0
+    );
+    let ratio = |x: f64, y: f64| if x > 0.0 { y / x } else { f64::NAN };
+    println!();
+    println!(
+        "p50 ×{:.2}, p99 ×{:.2} under abuse; RSS before {:.1} MiB; server alive: {}; fresh login after: {}; refusals to well-behaved senders: {refused}",
+        ratio(ms(quantile(q, 0.5)), ms(quantile(a, 0.5))),
+        ratio(ms(quantile(q, 0.99)), ms(quantile(a, 0.99))),
+        rss_before as f64 / 1024.0,
+        if alive { "yes" } else { "NO" },
+        if fresh { "ok" } else { "FAILED" },
+    );
+    println!("abusers: {}", counts.summary());
+    if server.in_process() {
+        println!("(in-process: the RSS includes this tool's clients and abusers)");
+    }
+    server.stop().await;
+    if !alive || !fresh {
+        bail!("the server did not survive the abuse");
+    }
+    if counts
+        .wrong_key_accepted
+        .load(std::sync::atomic::Ordering::Relaxed)
+        > 0
+    {
+        bail!("a wrong-key login was accepted");
+    }
+    if q.is_empty() || a.is_empty() {
+        bail!("no envelope arrived in a measured phase");
+    }
     Ok(())
 }
 
@@ -506,6 +544,26 @@ fn main() -> Result<()> {
         match args.what {
             What::Idle { connections } => idle(&args, connections).await,
             What::Route { pairs, seconds } => route(&args, pairs, seconds).await,
+            What::Calls { calls, seconds } => run_calls(&args, calls, seconds).await,
+            What::Abuse {
+                pairs,
+                seconds,
+                turn_rate,
+                slowloris,
+                flood_rate,
+            } => {
+                let plan = AbusePlan {
+                    turn_per_second: turn_rate,
+                    slowloris,
+                    flood_per_second: flood_rate,
+                    ..AbusePlan::default()
+                };
+                run_abuse(&args, pairs, seconds, plan).await
+            }
+            What::Cost { envelopes, rounds } => {
+                print!("{}", cost::table(&cost::measure(envelopes, rounds)));
+                Ok(())
+            }
         }
     })
 }

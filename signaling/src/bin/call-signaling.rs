@@ -206,6 +206,11 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().replay_capacity)]
     replay_capacity: usize,
 
+    /// Verify every envelope's signature before routing it (receivers verify anyway; it costs
+    /// one Ed25519 verification per envelope, most of the server's CPU per envelope).
+    #[arg(long)]
+    verify_signatures: bool,
+
     /// Seconds a room envelope waits in memory for an offline recipient (at most 86400:
     /// receivers refuse older ones).
     #[arg(long, default_value_t = MailboxLimits::default().ttl_secs, value_parser = clap::value_parser!(u64).range(1..=86_400))]
@@ -247,6 +252,7 @@ impl Args {
             global_queue_bytes: self.global_queue_mib.saturating_mul(1024 * 1024),
             send_timeout: Duration::from_secs(self.send_timeout.max(1)),
             replay_capacity: self.replay_capacity.max(1),
+            verify_signatures: self.verify_signatures,
             tcp_send_buffer: self.tcp_send_buffer_kib.map(|k| k.saturating_mul(1024)),
             http_max_request_head: self.http_max_request_head_kib.saturating_mul(1024),
             ws_read_buffer: self.ws_read_buffer_kib.saturating_mul(1024),

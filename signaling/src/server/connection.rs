@@ -114,7 +114,8 @@ pub(crate) async fn serve(socket: WebSocket, shared: Arc<Shared>, peer: SocketAd
         shared.limits.rate,
         shared.limits.replay_capacity,
         start,
-    );
+    )
+    .verifying_signatures(shared.limits.verify_signatures);
     let mut conn = Conn {
         socket,
         shared: shared.clone(),

@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod peer_policy;
 pub mod routing;
 pub mod secret_file;
+mod send_frame;
 pub mod session;
 pub mod tls;
 pub mod turn;
@@ -115,6 +116,11 @@ pub struct Limits {
     pub tcp_send_buffer: Option<usize>,
     /// Envelopes remembered per connection to refuse resends (bounded memory per connection).
     pub replay_capacity: usize,
+    /// Whether the server verifies envelope signatures before routing (protocol §12.1 step 4).
+    /// Off by default: one Ed25519 verification costs more than the rest of routing together,
+    /// and receivers verify every envelope anyway (§4.5); `from` stays bound to the
+    /// authenticated ID either way (docs/decisions.md, "Signatures at the server").
+    pub verify_signatures: bool,
     /// The offline mailbox (room states and messages for IDs not connected; memory only).
     pub mailbox: mailbox::MailboxLimits,
 }
@@ -141,6 +147,7 @@ impl Default for Limits {
             ws_max_write_buffer: MAX_FRAME_BYTES + 4096,
             tcp_send_buffer: None,
             replay_capacity: 256,
+            verify_signatures: false,
             mailbox: mailbox::MailboxLimits::default(),
         }
     }

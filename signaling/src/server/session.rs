@@ -14,6 +14,7 @@ use crate::protocol::{ClientFrame, ErrorCode, ServerFrame, MAX_FRAME_BYTES};
 
 use super::auth::Challenge;
 use super::limits::{RateLimit, TokenBucket};
+use super::send_frame::{self, Recipients};
 
 /// What the shell does after a frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +57,10 @@ pub struct Session {
     bucket: TokenBucket,
     rate_limited: bool,
     replay: ReplayCache,
+    verify_signatures: bool,
+    /// The authenticated ID's canonical text (empty before login), for the fast path.
+    me_text: String,
+    recipients: Recipients,
 }
 
 impl Session {
@@ -72,7 +77,18 @@ impl Session {
             bucket: TokenBucket::new(rate, now),
             rate_limited: false,
             replay: ReplayCache::new(replay_capacity),
+            verify_signatures: true,
+            me_text: String::new(),
+            recipients: Recipients::default(),
         }
+    }
+
+    /// Whether this session checks envelope signatures (on by [`Session::new`]). Off, it still
+    /// binds `from` to the authenticated ID and checks shape, timestamps and resends; the
+    /// receiver verifies the signature in any case (protocol §4.5, §12.1).
+    pub fn verifying_signatures(mut self, on: bool) -> Self {
+        self.verify_signatures = on;
+        self
     }
 
     /// The authenticated ID, once there is one.
@@ -86,6 +102,7 @@ impl Session {
     /// Marks the connection authenticated (the shell calls this after registering it).
     pub fn set_authenticated(&mut self, id: CallId) {
         self.state = State::Authenticated(id);
+        self.me_text = id.to_string();
     }
 
     fn admit(&mut self, now: Instant) -> Option<Action> {
@@ -103,7 +120,9 @@ impl Session {
         }
     }
 
-    /// What a server that never decrypts can check: timestamp window, signature, resend.
+    /// What a server that never decrypts can check: timestamp window, signature (when it
+    /// verifies signatures), resend. Without the signature the resend check still holds:
+    /// `from` is the connection's own ID, so only that connection fills its replay quota.
     fn check_envelope(&mut self, env: &Envelope, unix_now: u64) -> Result<(), EnvelopeError> {
         if env.ts > unix_now.saturating_add(MAX_CLOCK_SKEW_SECS) {
             return Err(EnvelopeError::FromFuture {
@@ -115,7 +134,9 @@ impl Session {
                 age: unix_now - env.ts,
             });
         }
-        env.verify_signature()?;
+        if self.verify_signatures {
+            env.verify_signature()?;
+        }
         self.replay.check_and_insert(env, unix_now)
     }
 
@@ -144,6 +165,11 @@ impl Session {
                 ),
             ));
         }
+        if let State::Authenticated(me) = self.state {
+            if let Some(p) = send_frame::parse(text, &me, &self.me_text, &mut self.recipients) {
+                return self.route(me, p.envelope, Some(p.deliver), unix_now);
+            }
+        }
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(err) => return Action::Reply(ServerFrame::error(err.code(), err.to_string())),
@@ -165,47 +191,63 @@ impl Session {
             )),
             (State::Authenticated(me), ClientFrame::Turn) => Action::IssueTurn(*me),
             (State::Authenticated(me), ClientFrame::Send { envelope }) => {
-                let envelope = match envelope::parse_value(&envelope) {
-                    Ok(env) => env,
-                    Err(err) => {
-                        return Action::Refused(ServerFrame::error(
-                            ErrorCode::BadEnvelope,
-                            format!("{} ({})", err, err.code()),
-                        ))
-                    }
-                };
-                if envelope.from != *me {
-                    return Action::Refused(ServerFrame::error(
-                        ErrorCode::SpoofedFrom,
-                        "envelope `from` is not the ID this connection authenticated as",
-                    ));
-                }
-                if let Err(err) = self.check_envelope(&envelope, unix_now) {
-                    let code = match err {
-                        EnvelopeError::BadSignature => ErrorCode::BadSignature,
-                        EnvelopeError::Replayed => ErrorCode::Replayed,
-                        EnvelopeError::Stale { .. } | EnvelopeError::FromFuture { .. } => ErrorCode::Stale,
-                        _ => ErrorCode::RateLimited,
-                    };
-                    return Action::Refused(ServerFrame::error(code, err.to_string()));
-                }
-                let (from, to, kind) = (envelope.from, envelope.to, envelope.kind);
-                match deliver_frame(envelope, MAX_FRAME_BYTES) {
-                    Ok(frame) => Action::Route {
-                        from,
-                        to,
-                        kind,
-                        frame,
-                    },
-                    Err(size) => Action::Refused(ServerFrame::error(
-                        ErrorCode::TooLarge,
-                        format!(
-                            "the deliver frame for this envelope would be {size} bytes, over the \
-                             {MAX_FRAME_BYTES}-byte limit; it was not sent (send a smaller envelope)"
-                        ),
+                let me = *me;
+                match envelope::parse_value(&envelope) {
+                    Ok(env) => self.route(me, env, None, unix_now),
+                    Err(err) => Action::Refused(ServerFrame::error(
+                        ErrorCode::BadEnvelope,
+                        format!("{} ({})", err, err.code()),
                     )),
                 }
             }
+        }
+    }
+
+    /// The checks of a parsed envelope from the connection authenticated as `me`, then its
+    /// `deliver` frame (protocol §12.1, steps 2 to 6): `deliver` when the fast path already
+    /// wrote it, else encoded here.
+    fn route(
+        &mut self,
+        me: CallId,
+        envelope: Envelope,
+        deliver: Option<String>,
+        unix_now: u64,
+    ) -> Action {
+        if envelope.from != me {
+            return Action::Refused(ServerFrame::error(
+                ErrorCode::SpoofedFrom,
+                "envelope `from` is not the ID this connection authenticated as",
+            ));
+        }
+        if let Err(err) = self.check_envelope(&envelope, unix_now) {
+            let code = match err {
+                EnvelopeError::BadSignature => ErrorCode::BadSignature,
+                EnvelopeError::Replayed => ErrorCode::Replayed,
+                EnvelopeError::Stale { .. } | EnvelopeError::FromFuture { .. } => ErrorCode::Stale,
+                _ => ErrorCode::RateLimited,
+            };
+            return Action::Refused(ServerFrame::error(code, err.to_string()));
+        }
+        let (from, to, kind) = (envelope.from, envelope.to, envelope.kind);
+        let frame = match deliver {
+            Some(frame) if frame.len() > MAX_FRAME_BYTES => Err(frame.len()),
+            Some(frame) => Ok(frame),
+            None => deliver_frame(envelope, MAX_FRAME_BYTES),
+        };
+        match frame {
+            Ok(frame) => Action::Route {
+                from,
+                to,
+                kind,
+                frame,
+            },
+            Err(size) => Action::Refused(ServerFrame::error(
+                ErrorCode::TooLarge,
+                format!(
+                    "the deliver frame for this envelope would be {size} bytes, over the \
+                     {MAX_FRAME_BYTES}-byte limit; it was not sent (send a smaller envelope)"
+                ),
+            )),
         }
     }
 }
@@ -369,6 +411,70 @@ mod tests {
         assert_eq!(
             code(&s.handle_text(&send(&future), t0, NOW)),
             Some(ErrorCode::Stale)
+        );
+    }
+
+    #[test]
+    fn without_signature_checks_from_time_and_resends_are_still_checked() {
+        let t0 = Instant::now();
+        let a = Identity::from_seed([1; 32]);
+        let b = Identity::from_seed([2; 32]);
+        let mut s = authed(&a, t0).verifying_signatures(false);
+        let send = |env: &Envelope| {
+            ClientFrame::Send {
+                envelope: serde_json::to_value(env).unwrap(),
+            }
+            .to_json()
+        };
+        // A forged signature is routed as is: the recipient verifies it (protocol §4.5).
+        let mut forged = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"y", NOW).unwrap();
+        forged.body[0] ^= 1;
+        match s.handle_text(&send(&forged), t0, NOW) {
+            Action::Route { frame, .. } => assert_eq!(
+                frame,
+                ServerFrame::Deliver {
+                    envelope: forged.clone()
+                }
+                .to_json()
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            code(&s.handle_text(&send(&forged), t0, NOW)),
+            Some(ErrorCode::Replayed)
+        );
+        let spoofed = Envelope::seal(&b, &a.call_id(), EnvelopeKind::Offer, b"x", NOW).unwrap();
+        assert_eq!(
+            code(&s.handle_text(&send(&spoofed), t0, NOW)),
+            Some(ErrorCode::SpoofedFrom)
+        );
+        let old = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"z", NOW - 61).unwrap();
+        assert_eq!(
+            code(&s.handle_text(&send(&old), t0, NOW)),
+            Some(ErrorCode::Stale)
+        );
+    }
+
+    #[test]
+    fn an_invalid_recipient_key_is_a_bad_envelope_on_the_fast_path_too() {
+        let t0 = Instant::now();
+        let a = Identity::from_seed([1; 32]);
+        let b = Identity::from_seed([2; 32]);
+        let mut s = authed(&a, t0);
+        let env = Envelope::seal(&a, &b.call_id(), EnvelopeKind::Offer, b"x", NOW).unwrap();
+        let text = ClientFrame::Send {
+            envelope: serde_json::to_value(&env).unwrap(),
+        }
+        .to_json();
+        // The last character of an ID carries checksum bits: changing it breaks the ID.
+        let to = b.call_id().to_string();
+        let mut broken = to.clone();
+        let last = broken.pop().unwrap();
+        broken.push(if last == 'a' { 'b' } else { 'a' });
+        let text = text.replace(&to, &broken);
+        assert_eq!(
+            code(&s.handle_text(&text, t0, NOW)),
+            Some(ErrorCode::BadEnvelope)
         );
     }
 
