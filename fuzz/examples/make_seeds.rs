@@ -55,6 +55,7 @@ fn main() {
     file_seeds(&seeds);
     turn_seeds(&seeds);
     cluster_seeds(&seeds);
+    fast_path_seeds(&seeds);
     println!("seeds written to {}", seeds.root.display());
 }
 
@@ -524,4 +525,17 @@ fn cluster_seeds(s: &Seeds) {
         ),
     );
     s.put("cluster_message", "kick", format!("k {} 42", alice_id()));
+}
+
+/// `send` frames from Alice (the fast path's connection) to Bob, of every kind, as clients
+/// write them.
+fn fast_path_seeds(s: &Seeds) {
+    for (i, kind) in EnvelopeKind::ALL.into_iter().enumerate() {
+        let env = sealed_for_bob(kind, &vec![b'x'; i * 40], i as u8).to_json();
+        s.put(
+            "send_fast_path",
+            &format!("send_{}", kind.as_str()),
+            format!(r#"{{"type":"send","envelope":{env}}}"#),
+        );
+    }
 }

@@ -16,6 +16,7 @@
 
 mod chat_frames;
 mod cluster;
+mod fast_path;
 mod files;
 pub mod fixtures;
 mod h264;
@@ -27,6 +28,7 @@ mod turn;
 
 pub use chat_frames::chat_frame;
 pub use cluster::cluster_message;
+pub use fast_path::send_fast_path;
 pub use files::{wav, y4m};
 pub use h264::{h264_depacketize, h264_packetize};
 pub use jitter::{audio_jitter, video_buffer};
@@ -47,7 +49,7 @@ pub struct Target {
 }
 
 /// Every target, in the order of the README's table.
-pub const TARGETS: [Target; 19] = [
+pub const TARGETS: [Target; 20] = [
     Target {
         name: "envelope",
         run: envelope,
@@ -123,6 +125,10 @@ pub const TARGETS: [Target; 19] = [
     Target {
         name: "cluster_message",
         run: cluster_message,
+    },
+    Target {
+        name: "send_fast_path",
+        run: send_fast_path,
     },
 ];
 

@@ -27,7 +27,7 @@ pub mod outbox;
 pub mod peer_policy;
 pub mod routing;
 pub mod secret_file;
-mod send_frame;
+pub mod send_frame; // public for the differential fuzz target (fuzz/src/signaling_frames.rs)
 pub mod session;
 pub mod tls;
 pub mod turn;

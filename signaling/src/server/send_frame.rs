@@ -53,7 +53,7 @@ struct WireRef<'a> {
 
 /// The recipients a connection named lately: canonical text → validated ID.
 #[derive(Debug, Default)]
-pub(crate) struct Recipients {
+pub struct Recipients {
     known: Vec<(String, CallId)>,
     next: usize,
 }
@@ -82,9 +82,11 @@ impl Recipients {
 
 /// A `send` frame taken by the fast path: the envelope (for the checks) and its `deliver`
 /// frame, byte for byte what [`crate::protocol::ServerFrame::to_json`] would print.
-pub(crate) struct Parsed {
-    pub(crate) envelope: Envelope,
-    pub(crate) deliver: String,
+pub struct Parsed {
+    /// The envelope, for the checks of protocol §12.1.
+    pub envelope: Envelope,
+    /// Its `deliver` frame.
+    pub deliver: String,
 }
 
 fn decode_fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
@@ -93,7 +95,7 @@ fn decode_fixed<const N: usize>(text: &str) -> Option<[u8; N]> {
 
 /// Parses `text` as a `send` frame from the connection authenticated as `me`, whose canonical
 /// text is `me_text`; `None` sends the frame to the general parser.
-pub(crate) fn parse(
+pub fn parse(
     text: &str,
     me: &CallId,
     me_text: &str,
