@@ -34,6 +34,12 @@ pub const MAX_DEVIATION_US: i64 = 20_000;
 /// (1 %; real crystal drift is below 0.01 %).
 pub const MAX_RATE_ERROR: f64 = 0.01;
 
+/// Shortest span of kept reports (sender time) over which the slope is fitted; below it the
+/// nominal rate is used. A timestamp is a whole tick, so two reports 10 ms apart at 48 kHz
+/// give the rate only to ±0.2 % (one tick in 480), which put a time 3 s later off by 1.2 ms;
+/// over 1 s the rounding is one tick in 48,000. Senders report about once a second anyway.
+pub const MIN_FIT_SPAN_US: i64 = 1_000_000;
+
 /// Rejected reports in a row after which the map starts over from the newest one.
 pub const MAX_CONSECUTIVE_REJECTS: u32 = 3;
 
@@ -178,7 +184,8 @@ impl RtpClockMap {
             return;
         };
         let n = self.reports.len() as f64;
-        if n < 2.0 {
+        let span_us = self.reports.front().map_or(0, |&(_, oldest)| y0 - oldest);
+        if n < 2.0 || span_us < MIN_FIT_SPAN_US {
             self.slope = nominal;
             self.line_at_newest = y0 as f64;
             return;
