@@ -1296,6 +1296,50 @@ async fn one_address_cannot_take_every_websocket_slot() {
     server.shutdown().await;
 }
 
+/// Logs in from `opts` as `victim`'s ID with another key's signature; the server refuses it.
+async fn wrong_key_login(url: &str, victim: CallId, opts: SocketOptions) {
+    let (mut raw, c) = Raw::connect_with(url, opts).await.expect("connects");
+    let sig = match answer_challenge(&Identity::generate(), &c.server, &c.nonce, c.ts) {
+        ClientFrame::Auth { sig, .. } => sig,
+        _ => unreachable!(),
+    };
+    raw.send_text(ClientFrame::Auth { id: victim, sig }.to_json())
+        .await;
+    raw.expect_error(ErrorCode::AuthFailed).await;
+    raw.expect_closed().await;
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_logins_is_refused_before_the_signature_check() {
+    init_tracing();
+    let mut cfg = test_config();
+    cfg.limits.login_failures_per_minute = 3;
+    let server = start(cfg).await;
+    let url = server.url();
+    let victim = Identity::generate().call_id();
+    for _ in 0..3 {
+        wrong_key_login(&url, victim, from_ip(4)).await;
+    }
+    // The fourth try does not get a challenge: refused at the upgrade.
+    match Raw::connect_with(&url, from_ip(4)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 429)
+        }
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a fourth login attempt from 127.0.0.4 got a challenge"),
+    }
+    // Not even a correct login from that address for now…
+    assert!(Raw::connect_with(&url, from_ip(4)).await.is_err());
+    // …while other addresses log in as usual.
+    let _other = Raw::authed_with(&url, &Identity::generate(), from_ip(5)).await;
+    let m = server.metrics().encode();
+    assert!(
+        m.contains("call_signaling_connections_refused_total{reason=\"login_failures\"} 2"),
+        "{m}"
+    );
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn one_address_cannot_hold_every_handshake_slot() {
     init_tracing();

@@ -451,9 +451,11 @@ async fn run_abuse(args: &Args, pairs: usize, seconds: u64, plan: AbusePlan) -> 
     for _ in 0..plan.bad_frame_workers {
         abusers.spawn(abuse::bad_frames(url.clone(), end, Arc::clone(&counts)));
     }
-    for _ in 0..plan.wrong_key_workers {
+    for worker in 0..plan.wrong_key_workers {
         abusers.spawn(abuse::wrong_key_logins(
             url.clone(),
+            ws_addr,
+            worker,
             victim,
             end,
             Arc::clone(&counts),

@@ -71,6 +71,9 @@ pub struct AbuseCounts {
     pub wrong_key_refused: AtomicU64,
     /// Wrong-key logins the server accepted (must stay 0).
     pub wrong_key_accepted: AtomicU64,
+    /// Wrong-key login attempts refused at the upgrade (HTTP 429: the address used up its
+    /// failed logins) before any challenge.
+    pub wrong_key_throttled: AtomicU64,
     /// Flood frames sent.
     pub flood_sent: AtomicU64,
     /// Abuser steps that failed to connect (server busy or refusing).
@@ -88,7 +91,8 @@ impl AbuseCounts {
         format!(
             "TURN requests {} (answered {}); slowloris opened {} (closed by the server {}); \
              bad frames {} (error frames {}, closed for oversize {}); wrong-key logins {} \
-             (refused {}, accepted {}); flood frames {}; failed connects {}",
+             (refused {}, accepted {}; then refused at the upgrade {}); flood frames {}; \
+             failed connects {}",
             g(&self.turn_sent),
             g(&self.turn_answers),
             g(&self.slowloris_opened),
@@ -99,6 +103,7 @@ impl AbuseCounts {
             g(&self.wrong_key_logins),
             g(&self.wrong_key_refused),
             g(&self.wrong_key_accepted),
+            g(&self.wrong_key_throttled),
             g(&self.flood_sent),
             g(&self.connect_failures),
         )
@@ -217,6 +222,43 @@ pub async fn slowloris(
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The server answered the upgrade with HTTP 429.
+struct Throttled;
+
+/// Like [`challenged`], from the local address `source`.
+async fn challenged_from(
+    url: &str,
+    server: SocketAddr,
+    source: Ipv4Addr,
+) -> Result<Option<(Ws, String, [u8; 32], u64)>, Throttled> {
+    let Ok(sock) = TcpSocket::new_v4() else {
+        return Ok(None);
+    };
+    if sock.bind(SocketAddr::from((source, 0))).is_err() {
+        return Ok(None);
+    }
+    let Ok(stream) = sock.connect(server).await else {
+        return Ok(None);
+    };
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let mut ws = match tokio_tungstenite::client_async(url, stream).await {
+        Ok((ws, _)) => ws,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) if resp.status() == 429 => {
+            return Err(Throttled)
+        }
+        Err(_) => return Ok(None),
+    };
+    let Some(Ok(Message::Text(text))) = ws.next().await else {
+        return Ok(None);
+    };
+    Ok(match ServerFrame::parse(text.as_str()).ok() {
+        Some(ServerFrame::Challenge { server, nonce, ts }) => {
+            signaling::protocol::decode_nonce(&nonce).map(|nonce| (ws, server, nonce, ts))
+        }
+        _ => None,
+    })
+}
+
 /// Connects and reads the challenge: (socket, server name, nonce, ts).
 async fn challenged(url: &str) -> Option<(Ws, String, [u8; 32], u64)> {
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
@@ -303,14 +345,33 @@ pub async fn bad_frames(url: String, end: Instant, counts: Arc<AbuseCounts>) {
     }
 }
 
-/// Answers challenges claiming `victim`'s ID with a signature by another key. Loops until `end`.
-pub async fn wrong_key_logins(url: String, victim: CallId, end: Instant, counts: Arc<AbuseCounts>) {
+/// Answers challenges claiming `victim`'s ID with a signature by another key, from loopback
+/// address 127.0.2.`worker + 1` (an attacker is another host than the well-behaved clients:
+/// the server limits failed logins per address). Loops until `end`.
+pub async fn wrong_key_logins(
+    url: String,
+    server_addr: SocketAddr,
+    worker: usize,
+    victim: CallId,
+    end: Instant,
+    counts: Arc<AbuseCounts>,
+) {
     let impostor = Identity::generate();
+    let source = Ipv4Addr::new(127, 0, 2, 1 + (worker % 250) as u8);
     while Instant::now() < end {
-        let Some((mut ws, server, nonce, ts)) = challenged(&url).await else {
-            AbuseCounts::add(&counts.connect_failures, 1);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            continue;
+        let (mut ws, server, nonce, ts) = match challenged_from(&url, server_addr, source).await {
+            Ok(Some(challenge)) => challenge,
+            Ok(None) => {
+                AbuseCounts::add(&counts.connect_failures, 1);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            Err(Throttled) => {
+                AbuseCounts::add(&counts.wrong_key_throttled, 1);
+                // What a persistent attacker does: try again soon.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         let auth = match answer_challenge(&impostor, &server, &nonce, ts) {
             ClientFrame::Auth { sig, .. } => ClientFrame::Auth { id: victim, sig },

@@ -169,6 +169,11 @@ struct Args {
     #[arg(long, default_value_t = Limits::default().max_handshakes_per_ip)]
     max_handshakes_per_ip: usize,
 
+    /// Failed logins allowed per minute from one IPv4 address or IPv6 /64 (refused with HTTP
+    /// 429 beyond, until the address earns one back); 0 for no limit.
+    #[arg(long, default_value_t = Limits::default().login_failures_per_minute)]
+    login_failures_per_minute: u32,
+
     /// KiB one sender may have queued for one recipient.
     #[arg(long, default_value_t = Limits::default().sender_queue_bytes / 1024)]
     sender_queue_kib: usize,
@@ -247,6 +252,7 @@ impl Args {
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
             max_handshakes_per_ip: self.max_handshakes_per_ip,
+            login_failures_per_minute: self.login_failures_per_minute,
             sender_queue_bytes: self.sender_queue_kib.saturating_mul(1024),
             recipient_queue_bytes: self.recipient_queue_kib.saturating_mul(1024),
             global_queue_bytes: self.global_queue_mib.saturating_mul(1024 * 1024),

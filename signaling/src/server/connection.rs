@@ -252,6 +252,7 @@ async fn run_action(
             if let ServerFrame::Error { code, message } = &frame {
                 if *code == ErrorCode::AuthFailed {
                     conn.shared.metrics.logins.failed.inc();
+                    conn.shared.login_failed(conn.peer.ip());
                 }
                 conn.close_with(*code, message).await;
             }

@@ -144,6 +144,8 @@ pub struct RefusedConnections {
     pub per_address: Counter,
     /// The browser `Origin` is not allowed.
     pub origin: Counter,
+    /// The address used up its failed logins (`Limits::login_failures_per_minute`).
+    pub login_failures: Counter,
 }
 
 /// What the embedded TURN server counts as it relays.
@@ -311,6 +313,7 @@ impl Metrics {
                 limit: one(&refused, "reason", "limit"),
                 per_address: one(&refused, "reason", "per_address"),
                 origin: one(&refused, "reason", "origin"),
+                login_failures: one(&refused, "reason", "login_failures"),
             },
             write_timeouts,
             turn,

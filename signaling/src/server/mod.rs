@@ -16,6 +16,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config_file;
 mod connection;
+pub mod failed_logins;
 mod http;
 pub mod ip_limits;
 pub mod limits;
@@ -27,7 +28,7 @@ pub mod outbox;
 pub mod peer_policy;
 pub mod routing;
 pub mod secret_file;
-pub mod send_frame; // public for the differential fuzz target (fuzz/src/signaling_frames.rs)
+pub mod send_frame; // public for the differential fuzz target (fuzz/src/fast_path.rs)
 pub mod session;
 pub mod tls;
 pub mod turn;
@@ -121,6 +122,10 @@ pub struct Limits {
     /// and receivers verify every envelope anyway (§4.5); `from` stays bound to the
     /// authenticated ID either way (docs/decisions.md, "Signatures at the server").
     pub verify_signatures: bool,
+    /// Failed logins allowed per minute from one IPv4 address or IPv6 /64; past them the
+    /// address is refused at the upgrade (HTTP 429) until it has earned one back
+    /// ([`failed_logins`]). 0: no limit.
+    pub login_failures_per_minute: u32,
     /// The offline mailbox (room states and messages for IDs not connected; memory only).
     pub mailbox: mailbox::MailboxLimits,
 }
@@ -148,6 +153,7 @@ impl Default for Limits {
             tcp_send_buffer: None,
             replay_capacity: 256,
             verify_signatures: false,
+            login_failures_per_minute: 10,
             mailbox: mailbox::MailboxLimits::default(),
         }
     }
@@ -273,6 +279,7 @@ pub(crate) struct Shared {
     cluster: Option<Arc<cluster::Cluster>>,
     queue_budget: Arc<outbox::ByteBudget>,
     per_ip: Arc<ip_limits::PerSourceLimits>,
+    failed_logins: std::sync::Mutex<failed_logins::FailedLogins>,
     policy: Arc<CredentialPolicy>,
     turn_urls: Vec<String>,
     shutdown: CancellationToken,
@@ -335,6 +342,19 @@ impl Shared {
         }
     }
 
+    fn failed_logins(&self) -> std::sync::MutexGuard<'_, failed_logins::FailedLogins> {
+        // Each update is one step; a poisoned lock is still consistent.
+        self.failed_logins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts a refused login from `ip` against its address's budget.
+    fn login_failed(&self, ip: std::net::IpAddr) {
+        self.failed_logins()
+            .failed(ip_limits::Source::of(ip), std::time::Instant::now());
+    }
+
     /// Credentials for `id`, or `None` when there is no TURN service to use them with.
     fn turn_credentials(&self, id: &CallId) -> Option<TurnCredentials> {
         if self.turn_urls.is_empty() {
@@ -368,6 +388,19 @@ async fn ws_handler(
         tracing::info!(%peer, ?origin, "refusing WebSocket: origin not allowed (not this server's page, --public-url or --allow-origin)");
         shared.metrics.refused.origin.inc();
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let source = ip_limits::Source::of(peer.ip());
+    if !shared
+        .failed_logins()
+        .allows(source, std::time::Instant::now())
+    {
+        tracing::info!(%peer, "refusing WebSocket: too many failed logins from this address");
+        shared.metrics.refused.login_failures.inc();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed logins from your address; try again in a minute",
+        )
+            .into_response();
     }
     let open = shared.open_websockets.fetch_add(1, Ordering::AcqRel);
     let slot = WsSlot(shared.clone());
@@ -516,6 +549,10 @@ impl Server {
                 cfg.limits.max_handshakes_per_ip,
                 cfg.limits.max_connections_per_ip,
             ),
+            failed_logins: std::sync::Mutex::new(failed_logins::FailedLogins::new(
+                cfg.limits.login_failures_per_minute,
+                failed_logins::MAX_SOURCES,
+            )),
             policy,
             turn_urls,
             shutdown: shutdown.clone(),
