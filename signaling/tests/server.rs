@@ -104,17 +104,8 @@ async fn routing_between_two_clients() {
 async fn auth_with_someone_elses_id_is_refused_and_closed() {
     init_tracing();
     let server = start(test_config()).await;
-    let me = Identity::generate();
     let victim = Identity::generate().call_id();
-    let (mut raw, c) = Raw::connect(&server.url()).await;
-    let sig = match answer_challenge(&me, &c.server, &c.nonce, c.ts) {
-        ClientFrame::Auth { sig, .. } => sig,
-        _ => unreachable!(),
-    };
-    raw.send_text(ClientFrame::Auth { id: victim, sig }.to_json())
-        .await;
-    raw.expect_error(ErrorCode::AuthFailed).await;
-    raw.expect_closed().await;
+    wrong_key_login(&server.url(), victim, SocketOptions::default()).await;
     server.shutdown().await;
 }
 

@@ -54,6 +54,18 @@ pub enum RouteError {
     ClusterUnavailable,
 }
 
+impl From<Refused> for RouteError {
+    /// Why the recipient's outbox refused a frame, as a routing error.
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::SenderShare => RouteError::SenderShareFull,
+            Refused::RecipientFull => RouteError::RecipientFull,
+            Refused::ServerFull => RouteError::ServerFull,
+            Refused::Closed => RouteError::NotOnline,
+        }
+    }
+}
+
 /// Where a routed envelope went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Routed {
@@ -183,12 +195,7 @@ impl Registry {
             .outbox
             .push(from, frame)
             .map(|()| Routed::Delivered)
-            .map_err(|refused| match refused {
-                Refused::SenderShare => RouteError::SenderShareFull,
-                Refused::RecipientFull => RouteError::RecipientFull,
-                Refused::ServerFull => RouteError::ServerFull,
-                Refused::Closed => RouteError::NotOnline,
-            })
+            .map_err(RouteError::from)
     }
 
     /// Queues `frame` for `to` if `to` is connected here; otherwise hands the frame back (the
@@ -206,12 +213,7 @@ impl Registry {
             .outbox
             .push(from, frame)
             .map(|()| Routed::Delivered)
-            .map_err(|refused| match refused {
-                Refused::SenderShare => RouteError::SenderShareFull,
-                Refused::RecipientFull => RouteError::RecipientFull,
-                Refused::ServerFull => RouteError::ServerFull,
-                Refused::Closed => RouteError::NotOnline,
-            }))
+            .map_err(RouteError::from))
     }
 
     /// Queues `frame`, routed by another instance (or kept in the cluster's mailbox), for `to`
