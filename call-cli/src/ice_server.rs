@@ -291,16 +291,7 @@ fn split_host_port(text: &str, scheme: IceScheme) -> Result<(String, u16), IceSe
 
 /// A DNS name or IPv4 literal: labels of letters, digits and `-`, not starting or ending with `-`.
 fn is_host_name(host: &str) -> bool {
-    host.len() <= MAX_HOST_LEN
-        && host.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+    host.len() <= MAX_HOST_LEN && signaling::host_name::is_dns_name(host)
 }
 
 fn parse_query(query: &str) -> Result<IceTransport, IceServerError> {

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod envelope;
+pub mod host_name;
 pub mod identity;
 pub mod known_peers;
 pub mod offer;

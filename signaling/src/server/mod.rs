@@ -650,16 +650,7 @@ fn url_authority(server_name: &str, bound: SocketAddr) -> String {
     if let Ok(ip) = server_name.parse::<IpAddr>() {
         return SocketAddr::new(ip, port).to_string();
     }
-    let dns_name = server_name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    if dns_name {
+    if crate::host_name::is_dns_name(server_name) {
         return format!("{server_name}:{port}");
     }
     let mut addr = bound;

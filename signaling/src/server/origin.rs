@@ -10,6 +10,7 @@
 //! now resolving to `127.0.0.1`) sends a `Host` header equal to its `Origin`, so "Origin equals
 //! Host" would let it in.
 
+use crate::host_name::is_dns_name;
 use std::net::{IpAddr, SocketAddr};
 
 /// Why an allow-list entry is unusable.
@@ -101,19 +102,6 @@ pub fn own_origins(
     origins.sort();
     origins.dedup();
     origins
-}
-
-/// Letters, digits and `-` in dot-separated labels of 1 to 63 bytes.
-fn is_dns_name(name: &str) -> bool {
-    name.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    })
 }
 
 /// The origins allowed to open a WebSocket, normalised (lowercase, no trailing `/`, no default
