@@ -30,15 +30,10 @@ describe("the page behind a tampering relay", { skip: missing ?? false, timeout:
     server?.stop();
   });
 
-  /** The page (its key known to the relay) dials a `call listen` through a relay doing `mode`. */
-  async function tamperedDial(makeMode) {
-    const me = tamper.Identity.generate();
-    const keyFile = join(newCallIdentity().dir, "page.key");
-    writeFileSync(keyFile, tamper.exportKeyFile(me));
-    const callee = newCallIdentity();
-    const sender = tamper.importKeyFile(readFileSync(join(callee.dir, "identity.key")));
-    const mode = makeMode({ recipient: me, sender, mallory: tamper.Identity.generate() });
-    let rewritten = 0;
+  /** A page with the key in `keyFile` whose `/ws` goes through a relay rewriting what the
+   * server delivers by `mode`; `rewritten()` counts the frames it changed. */
+  async function pageBehindRelay(keyFile, mode) {
+    let count = 0;
     const p = await openPage(browser, server, {
       keyFile,
       prepare: (page) =>
@@ -47,18 +42,30 @@ describe("the page behind a tampering relay", { skip: missing ?? false, timeout:
           ws.onMessage((m) => upstream.send(m));
           upstream.onMessage((m) => {
             const forged = tamper.rewrite(String(m), mode);
-            if (forged) rewritten++;
+            if (forged) count++;
             ws.send(forged ?? m);
           });
         }),
     });
+    return { p, rewritten: () => count };
+  }
+
+  /** The page (its key known to the relay) dials a `call listen` through a relay doing `mode`. */
+  async function tamperedDial(makeMode) {
+    const me = tamper.Identity.generate();
+    const keyFile = join(newCallIdentity().dir, "page.key");
+    writeFileSync(keyFile, tamper.exportKeyFile(me));
+    const callee = newCallIdentity();
+    const sender = tamper.importKeyFile(readFileSync(join(callee.dir, "identity.key")));
+    const mode = makeMode({ recipient: me, sender, mallory: tamper.Identity.generate() });
+    const { p, rewritten } = await pageBehindRelay(keyFile, mode);
     assert.equal(p.id, me.id.text, "the page uses the imported identity");
     const listener = runCall(callee.dir, ["listen", "--auto-accept", "--audio-in", "sine:440", "--audio-out", "null", "--connect-timeout", "5"], server.url);
     await p.page.evaluate(() => (window.__callTest.connectTimeoutMs = 5_000));
     await dialFromPage(p.page, callee.id);
     await waitHook(p.page, 'h.state === "ended"', "the tampered call to be refused", 30_000);
     const hook = await p.page.evaluate(() => window.__callTest);
-    assert.ok(rewritten >= 1, "the relay rewrote the answer");
+    assert.ok(rewritten() >= 1, "the relay rewrote the answer");
     assert.equal(hook.endedWithError, true);
     assert.equal(hook.timings.connectedAt, null, "never connected");
     assert.ok(!hook.stats || (hook.stats.audioReceived === 0 && hook.stats.framesDecoded === 0), "no media flowed");
@@ -78,27 +85,14 @@ describe("the page behind a tampering relay", { skip: missing ?? false, timeout:
     const caller = newCallIdentity();
     const sender = tamper.importKeyFile(readFileSync(join(caller.dir, "identity.key")));
     const mode = { mode: "swap_fingerprint", recipient: me, sender };
-    let rewritten = 0;
-    const p = await openPage(browser, server, {
-      keyFile,
-      prepare: (page) =>
-        page.routeWebSocket(/\/ws$/, (ws) => {
-          const upstream = ws.connectToServer();
-          ws.onMessage((m) => upstream.send(m));
-          upstream.onMessage((m) => {
-            const forged = tamper.rewrite(String(m), mode);
-            if (forged) rewritten++;
-            ws.send(forged ?? m);
-          });
-        }),
-    });
+    const { p, rewritten } = await pageBehindRelay(keyFile, mode);
     const dialer = runCall(caller.dir, ["dial", p.id, "--audio-in", "sine:440", "--audio-out", "null", "--connect-timeout", "5"], server.url);
     // The relay holds the caller's key, so every signature checks out: the page rings.
     await waitHook(p.page, 'h.state === "ringing"', "the tampered offer to ring");
     await p.page.click("#accept-audio");
     await waitHook(p.page, 'h.state === "ended"', "the tampered call to be refused", 30_000);
     const hook = await p.page.evaluate(() => window.__callTest);
-    assert.ok(rewritten >= 1, "the relay rewrote the offer");
+    assert.ok(rewritten() >= 1, "the relay rewrote the offer");
     assert.match(hook.endMessage, /Verification failed \(dtls_failed\)/);
     assert.equal(hook.timings.connectedAt, null, "never connected");
     assert.notEqual(await dialer.wait(), 0, "call's attempt failed too");
