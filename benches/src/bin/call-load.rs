@@ -489,20 +489,18 @@ async fn run_abuse(args: &Args, pairs: usize, seconds: u64, plan: AbusePlan) -> 
     let (q, a) = (&lat[0], &lat[1]);
     println!("| phase | envelopes timed | p50 | p99 | server peak RSS | server CPU |");
     println!("|---|---|---|---|---|---|");
-    println!(
-        "| quiet | {} | {:.2} ms | {:.2} ms | {:.1} MiB | {quiet_cores:.2} cores |",
-        q.len(),
-        ms(quantile(q, 0.5)),
-        ms(quantile(q, 0.99)),
-        quiet_peak as f64 / 1024.0
-    );
-    println!(
-        "| abused | {} | {:.2} ms | {:.2} ms | {:.1} MiB | {abused_cores:.2} cores |",
-        a.len(),
-        ms(quantile(a, 0.5)),
-        ms(quantile(a, 0.99)),
-        abused_peak as f64 / 1024.0
-    );
+    for (phase, lat, peak, cores) in [
+        ("quiet", q, quiet_peak, quiet_cores),
+        ("abused", a, abused_peak, abused_cores),
+    ] {
+        println!(
+            "| {phase} | {} | {:.2} ms | {:.2} ms | {:.1} MiB | {cores:.2} cores |",
+            lat.len(),
+            ms(quantile(lat, 0.5)),
+            ms(quantile(lat, 0.99)),
+            peak as f64 / 1024.0
+        );
+    }
     let ratio = |x: f64, y: f64| if x > 0.0 { y / x } else { f64::NAN };
     println!();
     println!(
